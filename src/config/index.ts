@@ -1,0 +1,1 @@
+export { loadConfig, testConfig, ConfigError, type Config, type LoadConfigOptions, type LogLevel, type NodeEnv } from './config';

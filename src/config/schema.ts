@@ -1,0 +1,90 @@
+import { z } from 'zod';
+
+/**
+ * Every environment variable the service reads, with its accepted form and default.
+ * `.env.example` and the README's configuration table mirror this list.
+ */
+
+const int = (min: number, max: number, form: string) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, { message: `expected ${form}` })
+    .transform(Number)
+    .pipe(z.number().int().min(min, { message: `expected ${form}` }).max(max, { message: `expected ${form}` }));
+
+const ratio = z
+  .string()
+  .trim()
+  .regex(/^(0(\.\d+)?|1(\.0+)?)$/, { message: 'expected a number from 0 to 1' })
+  .transform(Number);
+
+const url = (form: string) =>
+  z
+    .string()
+    .trim()
+    .refine(
+      (value) => {
+        try {
+          const parsed = new URL(value);
+          return parsed.protocol === 'http:' || parsed.protocol === 'https:';
+        } catch {
+          return false;
+        }
+      },
+      { message: `expected ${form}` },
+    );
+
+export const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test'], {
+    message: 'expected one of development, production, test',
+  }).default('development'),
+  HOST: z.string().trim().min(1, { message: 'expected a host name or IP address' }).default('0.0.0.0'),
+  PORT: int(0, 65535, 'an integer port from 0 to 65535').default(4000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+    message: 'expected one of fatal, error, warn, info, debug, trace, silent',
+  }).default('info'),
+
+  DEEPSEEK_API_KEY: z.string().trim().optional(),
+  DEEPSEEK_API_KEYS: z.string().trim().optional(),
+  DEEPSEEK_API_KEY_FILE: z.string().trim().optional(),
+  DEEPSEEK_BASE_URL: url('an http(s) URL such as https://api.deepseek.com').default('https://api.deepseek.com'),
+  DEEPSEEK_MODEL: z
+    .string()
+    .trim()
+    .regex(/^[A-Za-z0-9._-]{1,64}$/, { message: 'expected a model id such as deepseek-flash' })
+    .default('deepseek-flash'),
+  DEEPSEEK_TIMEOUT_MS: int(100, 3_600_000, 'milliseconds from 100 to 3600000').default(180_000),
+  DEEPSEEK_MAX_RETRIES: int(0, 10, 'an integer from 0 to 10').default(2),
+  DEEPSEEK_RETRY_BASE_MS: int(1, 60_000, 'milliseconds from 1 to 60000').default(200),
+  DEEPSEEK_RETRY_MAX_MS: int(1, 300_000, 'milliseconds from 1 to 300000').default(10_000),
+  DEEPSEEK_RETRY_BUDGET: ratio.default(0.2),
+  DEEPSEEK_BREAKER_THRESHOLD: int(1, 1000, 'an integer from 1 to 1000').default(5),
+  DEEPSEEK_BREAKER_COOLDOWN_MS: int(10, 3_600_000, 'milliseconds from 10 to 3600000').default(15_000),
+  DEEPSEEK_MAX_CONCURRENCY: int(1, 2500, 'an integer from 1 to 2500').default(64),
+  DEEPSEEK_MAX_QUEUE: int(0, 100_000, 'an integer from 0 to 100000').default(1000),
+  DEEPSEEK_STREAM_MAX_MS: int(1000, 3_600_000, 'milliseconds from 1000 to 3600000').default(600_000),
+
+  CACHE_MAX_ENTRIES: int(1, 10_000_000, 'an integer from 1 to 10000000').default(10_000),
+  CACHE_TTL_SECONDS: int(1, 31_536_000, 'seconds from 1 to 31536000').default(86_400),
+  CACHE_STORE_TIMEOUT_MS: int(1, 60_000, 'milliseconds from 1 to 60000').default(250),
+  CACHE_NAMESPACE: z
+    .string()
+    .trim()
+    .regex(/^[A-Za-z0-9_-]{1,32}$/, { message: 'expected 1 to 32 letters, digits, _ or -' })
+    .default('dsgw'),
+  REDIS_URL: z
+    .string()
+    .trim()
+    .refine((value) => /^rediss?:\/\/.+/.test(value), { message: 'expected a redis:// or rediss:// URL' })
+    .optional(),
+
+  BATCH_WINDOW_MS: int(0, 1000, 'milliseconds from 0 to 1000').default(0),
+  BATCH_MAX_SIZE: int(1, 10_000, 'an integer from 1 to 10000').default(100),
+
+  SIMULATOR_PORT: int(0, 65535, 'an integer port from 0 to 65535').default(4010),
+  SIMULATOR_LATENCY_MS: int(0, 600_000, 'milliseconds from 0 to 600000').default(30),
+  SIMULATOR_TOKEN_DELAY_MS: int(0, 60_000, 'milliseconds from 0 to 60000').default(5),
+});
+
+export type RawEnv = z.infer<typeof envSchema>;

@@ -1,0 +1,10 @@
+export { ErrorCode } from './codes';
+export {
+  GatewayError,
+  BadUserInputError,
+  UpstreamError,
+  OverloadedError,
+  UnreachableCaseError,
+  type SafeExtensions,
+  type UpstreamErrorDetails,
+} from './errors';
