@@ -1,4 +1,4 @@
-export { ErrorCode } from './codes';
+export { ErrorCode, isErrorCode } from './codes';
 export {
   GatewayError,
   BadUserInputError,

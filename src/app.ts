@@ -1,0 +1,95 @@
+import { randomBytes } from 'node:crypto';
+import { CompletionService } from './batching/completion-service';
+import { createCompletionCache } from './cache/completion-cache';
+import type { Config } from './config';
+import { createDeepSeekClient } from './deepseek';
+import type { GatewayServices } from './graphql/context';
+import { createHttpServer, GRAPHQL_PATH } from './graphql/server';
+import { startSimulator, type Simulator } from './simulator';
+import type { Logger } from './telemetry/logger';
+
+/** A running gateway: the composition root's product. */
+export interface Gateway {
+  /** Base URL the server listens on, e.g. http://127.0.0.1:4000 */
+  url: string;
+  /** `${url}/graphql` */
+  graphqlUrl: string;
+  services: GatewayServices;
+  /** The in-process DeepSeek simulator, when no API key is configured. */
+  simulator?: Simulator;
+  /** Drains in-flight requests, then releases the pool, the cache and the simulator. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Builds every layer from the config, bottom-up, and starts listening. Nothing below this
+ * function knows how the others are wired.
+ */
+export async function startGateway(config: Config, logger: Logger): Promise<Gateway> {
+  let simulator: Simulator | undefined;
+  let deepseekConfig = config.deepseek;
+  if (config.deepseek.mode === 'simulator') {
+    // A throwaway key: the simulator checks auth like DeepSeek does, so the real code path
+    // (Bearer header, 401 handling) runs in development too.
+    const key = `sk-sim-${randomBytes(16).toString('hex')}`;
+    simulator = await startSimulator({
+      host: '127.0.0.1',
+      port: 0,
+      apiKeys: [key],
+      latencyMs: config.simulator.latencyMs,
+      tokenDelayMs: config.simulator.tokenDelayMs,
+    });
+    deepseekConfig = { ...config.deepseek, baseUrl: simulator.url, apiKeys: [key] };
+    logger.warn(
+      { simulatorUrl: simulator.url },
+      'NO DEEPSEEK API KEY: answers come from the built-in DeepSeek SIMULATOR, not DeepSeek. Set DEEPSEEK_API_KEY for real completions.',
+    );
+  }
+
+  const deepseek = createDeepSeekClient({ config: deepseekConfig, logger: logger.child({ component: 'deepseek' }) });
+  const cache = createCompletionCache({ config: config.cache, logger: logger.child({ component: 'cache' }) });
+  const completions = new CompletionService({
+    cache,
+    upstream: deepseek,
+    logger: logger.child({ component: 'coalescer' }),
+    batching: config.batching,
+  });
+  const services: GatewayServices = { config, deepseek, completions, cache };
+
+  let draining = false;
+  const http = await createHttpServer({
+    services,
+    logger,
+    readiness: () => {
+      if (draining) return { ready: false, reason: 'shutting down' };
+      if (deepseek.status().circuit === 'OPEN') return { ready: false, reason: 'upstream circuit open' };
+      return { ready: true };
+    },
+  });
+  await http.app.listen({ host: config.server.host, port: config.server.port });
+  const address = http.app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.server.port;
+  const host = config.server.host === '0.0.0.0' || config.server.host === '::' ? '127.0.0.1' : config.server.host;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  logger.info(
+    { url: `${url}${GRAPHQL_PATH}`, mode: config.deepseek.mode, cache: cache.stats().kind, model: config.deepseek.model },
+    'gateway listening',
+  );
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    graphqlUrl: `${url}${GRAPHQL_PATH}`,
+    services,
+    simulator,
+    close: () => {
+      closing ??= (async () => {
+        draining = true;
+        await http.stop();
+        await Promise.allSettled([deepseek.close(), cache.close()]);
+        await simulator?.close();
+      })();
+      return closing;
+    },
+  };
+}

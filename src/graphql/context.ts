@@ -1,0 +1,23 @@
+import type { Config } from '../config';
+import type { CompletionService, RequestLoaders } from '../batching/completion-service';
+import type { CompletionCache } from '../cache/completion-cache';
+import type { DeepSeekApi } from '../deepseek/types';
+import type { TransportStatus } from '../transport';
+import type { Logger } from '../telemetry/logger';
+
+/** Process-wide services, built once at start-up and shared by every operation. */
+export interface GatewayServices {
+  config: Config;
+  deepseek: DeepSeekApi & { status(): TransportStatus };
+  completions: CompletionService;
+  cache: CompletionCache;
+}
+
+/** Per-operation context: the shared services plus loaders that live for this operation only. */
+export interface GraphQLContext {
+  services: GatewayServices;
+  loaders: RequestLoaders;
+  logger: Logger;
+  /** Aborted when the client goes away, so shared upstream calls can be released. */
+  signal: AbortSignal;
+}

@@ -1,0 +1,6 @@
+import type { Resolvers } from '../generated/types';
+import { Completion } from './completion';
+import { Mutation } from './mutation';
+import { Query } from './query';
+
+export const resolvers: Resolvers = { Query, Mutation, Completion };

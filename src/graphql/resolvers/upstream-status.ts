@@ -1,0 +1,43 @@
+import type { GatewayServices } from '../context';
+import type { UpstreamStatus } from '../generated/types';
+
+/** Snapshot of this replica's upstream health, cache and coalescing figures. */
+export function upstreamStatus(services: GatewayServices): UpstreamStatus {
+  const transport = services.deepseek.status();
+  const cache = services.cache.stats();
+  const coalescing = services.completions.stats();
+  return {
+    mode: services.config.deepseek.mode === 'real' ? 'REAL' : 'SIMULATOR',
+    defaultModel: services.config.deepseek.model,
+    circuit: transport.circuit,
+    inFlight: transport.inFlight,
+    queued: transport.queued,
+    maxConcurrency: transport.maxConcurrency,
+    maxQueue: transport.maxQueue,
+    calls: transport.calls,
+    failures: transport.failures,
+    retries: transport.retries,
+    rejectedOverloaded: transport.rejectedOverloaded,
+    shortCircuited: transport.shortCircuited,
+    keys: transport.keys.map((key) => ({
+      fingerprint: key.fingerprint,
+      active: key.state === 'active',
+      reason: key.reason ? key.reason.toUpperCase() : null,
+    })),
+    cache: {
+      store: cache.kind,
+      available: cache.available,
+      hits: cache.hits,
+      misses: cache.misses,
+      writes: cache.writes,
+      errors: cache.errors,
+      entries: cache.entries,
+    },
+    coalescing: {
+      upstreamCalls: coalescing.upstreamCalls,
+      joinedInFlight: coalescing.joinedInFlight,
+      batches: coalescing.batches,
+      meanBatchSize: coalescing.meanBatchSize,
+    },
+  };
+}

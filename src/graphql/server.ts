@@ -1,0 +1,128 @@
+import { ApolloServer } from '@apollo/server';
+import {
+  ApolloServerPluginLandingPageLocalDefault,
+  ApolloServerPluginLandingPageProductionDefault,
+} from '@apollo/server/plugin/landingPage/default';
+import { fastifyApolloDrainPlugin, fastifyApolloHandler } from '@as-integrations/fastify';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { ErrorCode } from '../errors';
+import type { Logger } from '../telemetry/logger';
+import type { GatewayServices, GraphQLContext } from './context';
+import { createFormatError } from './format-error';
+import { registerHealthRoutes, type Readiness } from './health';
+import { buildSchema } from './schema';
+
+export const GRAPHQL_PATH = '/graphql';
+
+/** Largest request body accepted: a 1M-token context is about 3.5 MB of text. */
+const BODY_LIMIT_BYTES = 8 * 1024 * 1024;
+
+export interface HttpServer {
+  app: FastifyInstance;
+  apollo: ApolloServer<GraphQLContext>;
+  /** Stops accepting requests, lets in-flight ones finish, then stops Apollo. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Apollo Server 5 on Fastify 5 (one `http.Server`, so graphql-ws can share it later).
+ * Fastify was chosen by measurement: see docs/architecture.md.
+ */
+export async function createHttpServer(options: {
+  services: GatewayServices;
+  logger: Logger;
+  readiness: () => Readiness;
+}): Promise<HttpServer> {
+  const { services, logger } = options;
+  const production = services.config.nodeEnv === 'production';
+  const app = Fastify({ bodyLimit: BODY_LIMIT_BYTES, logger: false, forceCloseConnections: 'idle', return503OnClosing: true });
+
+  const apollo = new ApolloServer<GraphQLContext>({
+    schema: buildSchema(),
+    logger: apolloLogger(logger),
+    formatError: createFormatError(logger),
+    includeStacktraceInErrorResponses: false,
+    introspection: !production,
+    csrfPrevention: true,
+    plugins: [
+      fastifyApolloDrainPlugin(app),
+      production
+        ? ApolloServerPluginLandingPageProductionDefault({ footer: false })
+        : ApolloServerPluginLandingPageLocalDefault({ embed: true, footer: false }),
+    ],
+  });
+  await apollo.start();
+
+  app.setErrorHandler(graphqlErrorHandler(logger));
+  app.route({
+    url: GRAPHQL_PATH,
+    method: ['GET', 'POST', 'OPTIONS'],
+    handler: fastifyApolloHandler(apollo, {
+      context: async (request, reply) => {
+        // Aborted when the client goes away before its answer is written, so an upstream
+        // call nobody waits for any more can be released.
+        const controller = new AbortController();
+        reply.raw.once('close', () => {
+          if (!reply.raw.writableFinished) controller.abort(new Error('client disconnected'));
+        });
+        return {
+          services,
+          loaders: services.completions.createLoaders({ signal: controller.signal }),
+          logger: logger.child({ reqId: request.id }),
+          signal: controller.signal,
+        };
+      },
+    }),
+  });
+  app.get('/', async (_request, reply) => reply.redirect(GRAPHQL_PATH, 302));
+  registerHealthRoutes(app, options.readiness);
+
+  return {
+    app,
+    apollo,
+    // apollo.stop() runs the drain plugin, which closes Fastify and waits for requests.
+    stop: () => apollo.stop(),
+  };
+}
+
+/**
+ * Fastify answers body errors (malformed JSON, too large, bad content type) before Apollo
+ * sees the request; answer them as GraphQL errors in JSON, never HTML or a stack trace.
+ */
+function graphqlErrorHandler(logger: Logger) {
+  return (error: FastifyError, _request: unknown, reply: import('fastify').FastifyReply) => {
+    const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
+    if (status === 500) logger.error({ err: error }, 'unhandled HTTP error');
+    const message = status === 500 ? 'Internal server error' : clientMessage(error);
+    return reply
+      .code(status)
+      .type('application/json; charset=utf-8')
+      .send({
+        errors: [{ message, extensions: { code: status === 500 ? ErrorCode.INTERNAL_SERVER_ERROR : ErrorCode.BAD_REQUEST } }],
+      });
+  };
+}
+
+function clientMessage(error: FastifyError): string {
+  switch (error.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return 'The request body is not valid JSON.';
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return `The request body is larger than ${BODY_LIMIT_BYTES} bytes.`;
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return 'Unsupported content type: send application/json.';
+    default:
+      return error.message;
+  }
+}
+
+function apolloLogger(logger: Logger) {
+  const child = logger.child({ component: 'apollo' });
+  return {
+    debug: (message: unknown) => child.debug(String(message)),
+    info: (message: unknown) => child.info(String(message)),
+    warn: (message: unknown) => child.warn(String(message)),
+    error: (message: unknown) => child.error(String(message)),
+  };
+}

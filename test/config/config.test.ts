@@ -1,0 +1,68 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, loadConfig } from '../../src/config';
+
+const load = (env: Record<string, string>) => loadConfig(env, { dotenvPath: false });
+
+function problemsOf(env: Record<string, string>): string {
+  try {
+    load(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as ConfigError).message;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('builds defaults: simulator mode without a key, port 4000, deepseek-flash, memory cache', () => {
+    const config = load({});
+    expect(config.deepseek.mode).toBe('simulator');
+    expect(config.server.port).toBe(4000);
+    expect(config.deepseek.model).toBe('deepseek-flash');
+    expect(config.cache.redisUrl).toBeUndefined();
+    expect(config.deepseek.maxRetries).toBe(2);
+  });
+
+  it('takes keys from DEEPSEEK_API_KEY, DEEPSEEK_API_KEYS and DEEPSEEK_API_KEY_FILE, deduplicated', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const file = join(dir, 'keys');
+    writeFileSync(file, 'sk-file-key-0001\nsk-one-key-00001\n');
+    const config = load({
+      DEEPSEEK_API_KEY: 'sk-one-key-00001',
+      DEEPSEEK_API_KEYS: 'sk-two-key-00002, sk-three-key-0003',
+      DEEPSEEK_API_KEY_FILE: file,
+    });
+    expect(config.deepseek.mode).toBe('real');
+    expect(config.deepseek.apiKeys).toEqual(['sk-one-key-00001', 'sk-two-key-00002', 'sk-three-key-0003', 'sk-file-key-0001']);
+  });
+
+  it('reports every invalid variable at once, naming it and its accepted form', () => {
+    const message = problemsOf({ PORT: '99999', LOG_LEVEL: 'loud', DEEPSEEK_BASE_URL: 'ftp://x', BATCH_WINDOW_MS: 'soon' });
+    expect(message).toMatch(/PORT: expected an integer port from 0 to 65535/);
+    expect(message).toMatch(/LOG_LEVEL: expected one of fatal, error/);
+    expect(message).toMatch(/DEEPSEEK_BASE_URL: expected an http\(s\) URL/);
+    expect(message).toMatch(/BATCH_WINDOW_MS: expected milliseconds/);
+  });
+
+  it('refuses production without a key', () => {
+    expect(problemsOf({ NODE_ENV: 'production' })).toMatch(/DEEPSEEK_API_KEY: required when NODE_ENV=production/);
+  });
+
+  it('names an unreadable key file and a malformed key without echoing the key', () => {
+    const message = problemsOf({ DEEPSEEK_API_KEY_FILE: '/nonexistent/keys', DEEPSEEK_API_KEYS: 'short' });
+    expect(message).toMatch(/DEEPSEEK_API_KEY_FILE: expected a readable file/);
+    expect(message).toMatch(/DEEPSEEK_API_KEY: expected printable keys/);
+    expect(message).not.toContain('short');
+  });
+
+  it('reads a .env file without overriding the environment', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const path = join(dir, '.env');
+    writeFileSync(path, 'PORT=5005\nDEEPSEEK_MODEL=deepseek-v4-pro\n');
+    const config = loadConfig({ PORT: '6006' }, { dotenvPath: path });
+    expect(config.server.port).toBe(6006);
+    expect(config.deepseek.model).toBe('deepseek-v4-pro');
+  });
+});

@@ -1,0 +1,89 @@
+import { ApolloGateway, LocalGraphQLDataSource, RemoteGraphQLDataSource } from '@apollo/gateway';
+import { composeServices } from '@apollo/composition';
+import { ApolloServer } from '@apollo/server';
+import { startStandaloneServer } from '@apollo/server/standalone';
+import { buildSubgraphSchema } from '@apollo/subgraph';
+import { parse } from 'graphql';
+import type { Gateway } from '../../src/app';
+import { loadTypeDefs } from '../../src/graphql/schema';
+import { chatCalls, gql, startTestGateway } from '../helpers/gateway';
+
+/** A second subgraph that only references completions by id, as a product subgraph would. */
+const articlesTypeDefs = parse(`
+  extend schema @link(url: "https://specs.apollo.dev/federation/v2.7", import: ["@key"])
+  type Query { articles: [Article!]! }
+  type Article { title: String! summary: Completion }
+  type Completion @key(fields: "id", resolvable: false) { id: ID! }
+`);
+
+describe('as a Federation 2 subgraph', () => {
+  let gateway: Gateway;
+  let router: ApolloServer;
+  let routerUrl: string;
+  let knownId: string;
+  let routerGateway: ApolloGateway;
+
+  beforeAll(async () => {
+    gateway = await startTestGateway();
+    const stored = await gql<{ completion: { id: string } }>(
+      gateway,
+      '{ completion(input: {prompt: "Summarise federation", thinking: false}) { id } }',
+    );
+    knownId = stored.data!.completion.id;
+
+    const articlesSchema = buildSubgraphSchema({
+      typeDefs: articlesTypeDefs,
+      resolvers: {
+        Query: {
+          articles: () => [
+            { title: 'Known', summary: { __typename: 'Completion', id: knownId } },
+            { title: 'Unknown', summary: { __typename: 'Completion', id: 'cmpl_v1_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' } },
+          ],
+        },
+      },
+    });
+
+    const composed = composeServices([
+      { name: 'deepseek', typeDefs: parse(loadTypeDefs()), url: gateway.graphqlUrl },
+      { name: 'articles', typeDefs: articlesTypeDefs, url: 'local://articles' },
+    ]);
+    expect(composed.errors ?? []).toEqual([]);
+
+    routerGateway = new ApolloGateway({
+      supergraphSdl: composed.supergraphSdl!,
+      buildService: ({ name, url }) =>
+        name === 'articles' ? new LocalGraphQLDataSource(articlesSchema) : new RemoteGraphQLDataSource({ url }),
+    });
+    router = new ApolloServer({ gateway: routerGateway });
+    ({ url: routerUrl } = await startStandaloneServer(router, { listen: { port: 0, host: '127.0.0.1' } }));
+  });
+
+  afterAll(async () => {
+    await router?.stop();
+    await gateway?.close();
+  });
+
+  it('composes with another subgraph and resolves Completion entities through the router from the cache', async () => {
+    const before = chatCalls(gateway);
+    const res = await fetch(routerUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ articles { title summary { id content cached model } } }' }),
+    });
+    const body = (await res.json()) as { data: { articles: Array<{ title: string; summary: Record<string, unknown> | null }> }; errors?: unknown };
+    expect(body.errors).toBeUndefined();
+    expect(body.data.articles[0]!.summary).toMatchObject({ id: knownId, cached: true, model: 'deepseek-flash' });
+    expect(String(body.data.articles[0]!.summary!.content)).toMatch(/Simulated/);
+    expect(body.data.articles[1]!.summary).toBeNull();
+    expect(chatCalls(gateway)).toBe(before);
+  });
+
+  it('routes root fields of this subgraph through the router', async () => {
+    const res = await fetch(routerUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ upstream { mode circuit } }' }),
+    });
+    expect(await res.json()).toEqual({ data: { upstream: { mode: 'SIMULATOR', circuit: 'CLOSED' } } });
+  });
+});

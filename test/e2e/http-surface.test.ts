@@ -1,0 +1,79 @@
+import type { Gateway } from '../../src/app';
+import { gql, startTestGateway } from '../helpers/gateway';
+
+describe('the HTTP surface', () => {
+  let gateway: Gateway;
+
+  beforeAll(async () => {
+    gateway = await startTestGateway();
+  });
+  afterAll(async () => {
+    await gateway.close();
+  });
+
+  it('serves the Apollo Sandbox landing page on GET /graphql for browsers', async () => {
+    const res = await fetch(gateway.graphqlUrl, { headers: { accept: 'text/html' } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/text\/html/);
+    const html = await res.text();
+    expect(html).toMatch(/sandbox/i);
+  });
+
+  it('sends GET / to the landing page', async () => {
+    const res = await fetch(`${gateway.url}/`, { redirect: 'manual' });
+    expect(res.status).toBe(302);
+    expect(res.headers.get('location')).toBe('/graphql');
+  });
+
+  it('answers /healthz and /readyz', async () => {
+    const health = await fetch(`${gateway.url}/healthz`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toEqual({ status: 'ok' });
+    const ready = await fetch(`${gateway.url}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ status: 'ready' });
+  });
+
+  it('answers a malformed JSON body with a 400 and a JSON GraphQL error', async () => {
+    const res = await fetch(gateway.graphqlUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"query": "{ upstream { mode } }"',
+    });
+    expect(res.status).toBe(400);
+    expect(res.headers.get('content-type')).toMatch(/application\/json/);
+    const body = (await res.json()) as { errors: Array<{ message: string; extensions: { code: string } }> };
+    expect(body.errors[0]!.extensions.code).toBe('BAD_REQUEST');
+    expect(body.errors[0]!.message).toMatch(/not valid JSON/);
+  });
+
+  it('keeps CSRF prevention on: a simple GET without a preflight header is refused', async () => {
+    const query = encodeURIComponent('{ upstream { mode } }');
+    const blocked = await fetch(`${gateway.graphqlUrl}?query=${query}`);
+    expect(blocked.status).toBe(400);
+    const allowed = await fetch(`${gateway.graphqlUrl}?query=${query}`, { headers: { 'apollo-require-preflight': 'true' } });
+    expect(allowed.status).toBe(200);
+    expect(await allowed.json()).toEqual({ data: { upstream: { mode: 'SIMULATOR' } } });
+  });
+
+  it('masks unexpected errors and never includes a stack trace', async () => {
+    const res = await gql(gateway, '{ completion(input: {prompt: "x", model: "' + 'm'.repeat(100) + '"}) { id } }');
+    const text = JSON.stringify(res);
+    expect(text).not.toMatch(/stacktrace|at .*\.ts:\d+/);
+    expect(res.errors![0]!.extensions!.code).toBe('BAD_USER_INPUT');
+  });
+});
+
+describe('readiness while draining', () => {
+  it('answers 503 on /readyz once shutdown has begun and finishes in-flight requests', async () => {
+    const gateway = await startTestGateway({ SIMULATOR_LATENCY_MS: '400' });
+    const inFlight = gql(gateway, '{ completion(input: {prompt: "slow one"}) { content } }');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const closing = gateway.close();
+    const answered = await inFlight;
+    expect(answered.status).toBe(200);
+    expect((answered.data as { completion: { content: string } }).completion.content.length).toBeGreaterThan(0);
+    await closing;
+    await expect(fetch(`${gateway.url}/healthz`)).rejects.toThrow();
+  });
+});

@@ -1,0 +1,82 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+
+const ROOT = join(__dirname, '..', '..');
+const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
+
+function startService(env: Record<string, string>): ChildProcessWithoutNullStreams {
+  return spawn(TSX, ['src/main.ts'], {
+    cwd: ROOT,
+    // A clean environment: only what the test gives, plus PATH for tsx.
+    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'development', HOST: '127.0.0.1', PORT: '0', ...env },
+  });
+}
+
+async function waitForUrl(child: ChildProcessWithoutNullStreams): Promise<{ url: string; lines: string[] }> {
+  const lines: string[] = [];
+  let buffer = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`service did not start:\n${lines.join('\n')}`)), 15_000);
+    child.stdout.on('data', (chunk: Buffer) => {
+      buffer += chunk.toString();
+      let newline;
+      while ((newline = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, newline);
+        buffer = buffer.slice(newline + 1);
+        lines.push(line);
+        try {
+          const entry = JSON.parse(line) as { msg?: string; url?: string };
+          if (entry.msg === 'gateway listening' && entry.url) {
+            clearTimeout(timer);
+            resolve({ url: entry.url, lines });
+          }
+        } catch {
+          // not a JSON log line
+        }
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`service exited with ${code}:\n${lines.join('\n')}`)));
+  });
+}
+
+describe('the service process', () => {
+  it('starts on the simulator without a key, says so loudly, and drains on SIGTERM with exit 0', async () => {
+    const child = startService({ SIMULATOR_LATENCY_MS: '600', LOG_LEVEL: 'info' });
+    try {
+      const { url, lines } = await waitForUrl(child);
+      const warning = lines.map((l) => JSON.parse(l) as { level: string; msg: string }).find((l) => l.level === 'warn');
+      expect(warning?.msg).toMatch(/SIMULATOR/);
+
+      const pending = fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query: '{ completion(input: {prompt: "drain me"}) { content } }' }),
+      });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      child.kill('SIGTERM');
+      const response = await pending;
+      expect(response.status).toBe(200);
+      const body = (await response.json()) as { data: { completion: { content: string } } };
+      expect(body.data.completion.content).toMatch(/Simulated/);
+      const [code] = (await once(child, 'exit')) as [number | null];
+      expect(code).toBe(0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+
+  it.each([
+    [{ PORT: 'eighty' }, /PORT: expected an integer port from 0 to 65535/],
+    [{ DEEPSEEK_TIMEOUT_MS: '-5' }, /DEEPSEEK_TIMEOUT_MS: expected milliseconds/],
+    [{ NODE_ENV: 'production' }, /DEEPSEEK_API_KEY: required when NODE_ENV=production/],
+    [{ REDIS_URL: 'localhost:6379' }, /REDIS_URL: expected a redis:\/\/ or rediss:\/\/ URL/],
+  ])('refuses to start with %p and names the variable', async (env, message) => {
+    const child = startService(env);
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect(code).toBe(1);
+    expect(stderr).toMatch(message);
+  });
+});

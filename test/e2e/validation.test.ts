@@ -1,0 +1,62 @@
+import type { Gateway } from '../../src/app';
+import { gql, startTestGateway } from '../helpers/gateway';
+
+describe('input validation happens before any upstream call', () => {
+  let gateway: Gateway;
+
+  beforeAll(async () => {
+    gateway = await startTestGateway();
+  });
+  afterAll(async () => {
+    await gateway.close();
+  });
+
+  const COMPLETION = `query ($input: CompletionInput!) { completion(input: $input) { id } }`;
+  const FIM = `query ($input: FimInput!) { fimCompletion(input: $input) { id } }`;
+
+  const cases: Array<[string, string, Record<string, unknown>, string]> = [
+    ['neither prompt nor messages', COMPLETION, {}, 'input.prompt'],
+    ['both prompt and messages', COMPLETION, { prompt: 'a', messages: [{ role: 'USER', content: 'b' }] }, 'input.messages'],
+    ['an empty prompt', COMPLETION, { prompt: '   ' }, 'input.prompt'],
+    ['an empty messages list', COMPLETION, { messages: [] }, 'input.messages'],
+    ['an empty message', COMPLETION, { messages: [{ role: 'USER', content: 'ok' }, { role: 'USER', content: '' }] }, 'input.messages[1].content'],
+    ['system with messages', COMPLETION, { system: 's', messages: [{ role: 'USER', content: 'b' }] }, 'input.system'],
+    ['temperature above 2', COMPLETION, { prompt: 'x', temperature: 2.5 }, 'input.temperature'],
+    ['negative temperature', COMPLETION, { prompt: 'x', temperature: -0.1 }, 'input.temperature'],
+    ['topP of 0', COMPLETION, { prompt: 'x', topP: 0 }, 'input.topP'],
+    ['topP above 1', COMPLETION, { prompt: 'x', topP: 1.01 }, 'input.topP'],
+    ['maxTokens of 0', COMPLETION, { prompt: 'x', maxTokens: 0 }, 'input.maxTokens'],
+    ['maxTokens above 393216', COMPLETION, { prompt: 'x', maxTokens: 393217 }, 'input.maxTokens'],
+    ['17 stop sequences', COMPLETION, { prompt: 'x', stop: Array.from({ length: 17 }, (_, i) => `s${i}`) }, 'input.stop'],
+    ['an empty stop sequence', COMPLETION, { prompt: 'x', stop: ['ok', ''] }, 'input.stop[1]'],
+    ['an unknown model', COMPLETION, { prompt: 'x', model: 'gpt-5' }, 'input.model'],
+    ['the retired deepseek-chat', COMPLETION, { prompt: 'x', model: 'deepseek-chat' }, 'input.model'],
+    ['JSON_OBJECT without the word json', COMPLETION, { prompt: 'x', responseFormat: 'JSON_OBJECT' }, 'input.responseFormat'],
+    ['reasoningEffort with thinking off', COMPLETION, { prompt: 'x', thinking: false, reasoningEffort: 'MAX' }, 'input.reasoningEffort'],
+    ['an empty FIM prompt', FIM, { prompt: '' }, 'input.prompt'],
+    ['a FIM temperature above 2', FIM, { prompt: 'x', temperature: 3 }, 'input.temperature'],
+  ];
+
+  it.each(cases)('rejects %s as BAD_USER_INPUT naming the field', async (_name, query, input, field) => {
+    const before = gateway.simulator!.counters.total;
+    const res = await gql(gateway, query, { input });
+    expect(res.status).toBe(200);
+    expect(res.data).toBeNull();
+    expect(res.errors).toHaveLength(1);
+    expect(res.errors![0]!.extensions).toEqual({ code: 'BAD_USER_INPUT', field });
+    expect(res.errors![0]!.message.length).toBeGreaterThan(10);
+    expect(gateway.simulator!.counters.total).toBe(before);
+  });
+
+  it('rejects a variable of the wrong type with BAD_USER_INPUT from GraphQL itself', async () => {
+    const res = await gql(gateway, COMPLETION, { input: { prompt: 'x', maxTokens: 'many' } });
+    expect(res.status).toBe(400);
+    expect(res.errors![0]!.extensions!.code).toBe('BAD_USER_INPUT');
+  });
+
+  it('rejects an invalid query with GRAPHQL_VALIDATION_FAILED', async () => {
+    const res = await gql(gateway, '{ completion { nope } }');
+    expect(res.status).toBe(400);
+    expect(res.errors![0]!.extensions!.code).toBe('GRAPHQL_VALIDATION_FAILED');
+  });
+});
