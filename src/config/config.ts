@@ -39,6 +39,10 @@ export interface Config {
     namespace: string;
   };
   batching: { windowMs: number; maxSize: number };
+  graphql: {
+    /** Largest `completions(inputs:)` list accepted in one field. */
+    maxCompletionsInputs: number;
+  };
   /** The built-in simulator: in-process when `deepseek.mode` is `simulator`, or standalone on `port`. */
   simulator: { port: number; latencyMs: number; tokenDelayMs: number };
 }
@@ -148,6 +152,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       namespace: raw.CACHE_NAMESPACE,
     },
     batching: { windowMs: raw.BATCH_WINDOW_MS, maxSize: raw.BATCH_MAX_SIZE },
+    graphql: { maxCompletionsInputs: raw.MAX_COMPLETIONS_INPUTS },
     simulator: { port: raw.SIMULATOR_PORT, latencyMs: raw.SIMULATOR_LATENCY_MS, tokenDelayMs: raw.SIMULATOR_TOKEN_DELAY_MS },
   };
 }

@@ -79,6 +79,8 @@ export const envSchema = z.object({
     .refine((value) => /^rediss?:\/\/.+/.test(value), { message: 'expected a redis:// or rediss:// URL' })
     .optional(),
 
+  MAX_COMPLETIONS_INPUTS: int(1, 10_000, 'an integer from 1 to 10000').default(100),
+
   BATCH_WINDOW_MS: int(0, 1000, 'milliseconds from 0 to 1000').default(0),
   BATCH_MAX_SIZE: int(1, 10_000, 'an integer from 1 to 10000').default(100),
 

@@ -1,4 +1,4 @@
-import { GatewayError } from '../../errors';
+import { BadUserInputError } from '../../errors';
 import type { QueryResolvers } from '../generated/types';
 import { normaliseCompletionInput, normaliseFimInput } from '../input/completion-input';
 import { upstreamStatus } from './upstream-status';
@@ -7,17 +7,15 @@ export const Query: QueryResolvers = {
   completion: (_parent, { input }, { loaders, services }) =>
     loaders.completion.load(normaliseCompletionInput(input, services.config.deepseek.model)),
 
-  completions: async (_parent, { inputs }, { loaders, services }) => {
-    // Each item is validated on its own: a bad item becomes null with its own error (the
-    // list is nullable per item), the others still run, and duplicates share one load.
-    const settled = await Promise.allSettled(
-      inputs.map((input, index) =>
-        Promise.resolve()
-          .then(() => normaliseCompletionInput(input, services.config.deepseek.model, `inputs[${index}]`))
-          .then((key) => loaders.completion.load(key)),
-      ),
+  // One promise per item: graphql-js reports a rejected item as that item's error and the
+  // item as null (the list is nullable per item), while the other items still resolve.
+  // Duplicates share one load through the per-request loader.
+  completions: (_parent, { inputs }, { loaders, services }) => {
+    const max = services.config.graphql.maxCompletionsInputs;
+    if (inputs.length > max) throw new BadUserInputError(`completions takes at most ${max} inputs per field.`, 'inputs');
+    return inputs.map(async (input, index) =>
+      loaders.completion.load(normaliseCompletionInput(input, services.config.deepseek.model, `inputs[${index}]`)),
     );
-    return settled.map((outcome) => (outcome.status === 'fulfilled' ? outcome.value : asError(outcome.reason)));
   },
 
   fimCompletion: (_parent, { input }, { loaders, services }) =>
@@ -40,8 +38,3 @@ export const Query: QueryResolvers = {
 
   upstream: (_parent, _args, { services }) => upstreamStatus(services),
 };
-
-/** graphql-js reports an Error in a list slot as that item's error and the item as null. */
-function asError(reason: unknown): Error {
-  return reason instanceof Error ? reason : new GatewayError('INTERNAL_SERVER_ERROR', 'Unexpected failure.');
-}

@@ -1,0 +1,348 @@
+import { SpanStatusCode, trace } from '@opentelemetry/api';
+import type { Config } from '../config';
+import type { CompletionCache } from '../cache/completion-cache';
+import { completionId } from '../cache/key';
+import type { CompletionRequest, CompletionResult, DeepSeekApi } from '../deepseek/types';
+import type { Logger } from '../telemetry/logger';
+import { BatchWindow } from './batch-window';
+import { abortError, abortReason, toError } from './errors';
+import type { CachePolicy, CoalescingStats, CompletionView } from './types';
+
+const tracer = trace.getTracer('deepseek-gateway');
+
+/** One load waiting for its answer: a slot of some per-request loader's batch. */
+interface Waiter {
+  readonly id: string;
+  readonly request: CompletionRequest;
+  readonly policy: CachePolicy;
+  readonly signal: AbortSignal | undefined;
+  /** Set once the slot has its answer, error or abort; later outcomes are ignored. */
+  settled: boolean;
+  flight: Flight | undefined;
+  resolve(view: CompletionView): void;
+  reject(error: Error): void;
+}
+
+/** One upstream call, shared by every waiter for the same completion id in this process. */
+interface Flight {
+  readonly id: string;
+  readonly controller: AbortController;
+  readonly call: Promise<CompletionResult>;
+  /** Settles after the call and after the owning batch's cache write (see `runBatch`). */
+  readonly done: Promise<CompletionResult>;
+  readonly finish: (outcome: PromiseSettledResult<CompletionResult>) => void;
+  /** Waiters that may still read the answer; the call is aborted when this drops to 0. */
+  waiters: number;
+  /** Whether any waiter's policy keeps the answer (USE or REFRESH; BYPASS does not). */
+  store: boolean;
+  settled: boolean;
+}
+
+/**
+ * The waiting loads of ONE operation. A single abort listener serves them all (Node warns
+ * beyond 10 listeners on one signal, and a list field can hold hundreds of loads); it is
+ * attached while at least one load waits and removed when none does, so even a
+ * long-lived signal gathers no listeners.
+ */
+export class RequestScope {
+  private readonly waiting = new Set<Waiter>();
+  private readonly onAbort = (): void => {
+    for (const waiter of [...this.waiting]) this.abandon(waiter);
+  };
+
+  constructor(
+    readonly signal: AbortSignal | undefined,
+    private readonly enqueue: (request: CompletionRequest, policy: CachePolicy, scope: RequestScope) => Promise<CompletionView>,
+    private readonly abandon: (waiter: Waiter) => void,
+  ) {}
+
+  load(request: CompletionRequest, policy: CachePolicy): Promise<CompletionView> {
+    return this.enqueue(request, policy, this);
+  }
+
+  /** @internal */
+  hold(waiter: Waiter): void {
+    if (!this.signal) return;
+    if (this.waiting.size === 0) this.signal.addEventListener('abort', this.onAbort, { once: true });
+    this.waiting.add(waiter);
+  }
+
+  /** @internal */
+  release(waiter: Waiter): void {
+    if (this.waiting.delete(waiter) && this.waiting.size === 0) {
+      this.signal?.removeEventListener('abort', this.onAbort);
+    }
+  }
+}
+
+/** DeepSeek documents this finish reason as a transient capacity failure: never keep it. */
+function isStorable(result: CompletionResult): boolean {
+  return result.finishReason !== 'insufficient_system_resource';
+}
+
+/**
+ * The process-wide coalescer, SHARED by every request (one instance per process, owned by
+ * `CompletionService`). It keeps no memo of answers, only:
+ * - a batch window (`BatchWindow`) that gathers loads from concurrent requests, so their
+ *   cache lookups cost one `getMany` and their writes one `setMany` per batch;
+ * - `inFlight`, the upstream calls running now, keyed by completion id (singleflight): an
+ *   identical load anywhere in the process joins the running call instead of making
+ *   another. An entry is deleted when its call settles (or when every waiter has gone), so
+ *   nothing here outlives the call and a later load sees the cache's current answer.
+ */
+export class Coalescer {
+  private readonly inFlight = new Map<string, Flight>();
+  private readonly window: BatchWindow<Waiter>;
+  private readonly cache: CompletionCache;
+  private readonly upstream: Pick<DeepSeekApi, 'complete'>;
+  private readonly logger: Logger;
+  private upstreamCalls = 0;
+  private joinedInFlight = 0;
+  private batches = 0;
+  private batchedLoads = 0;
+  private cacheHits = 0;
+  private cacheMisses = 0;
+
+  constructor(options: {
+    cache: CompletionCache;
+    upstream: Pick<DeepSeekApi, 'complete'>;
+    logger: Logger;
+    batching: Config['batching'];
+  }) {
+    this.cache = options.cache;
+    this.upstream = options.upstream;
+    this.logger = options.logger;
+    this.window = new BatchWindow<Waiter>({
+      windowMs: options.batching.windowMs,
+      maxSize: options.batching.maxSize,
+      run: (batch) => void this.runBatch(batch),
+    });
+  }
+
+  /**
+   * The entry point for one operation's loads. `signal` is the operation's abort signal:
+   * when it aborts, its waiting loads reject with the abort reason at once, and a shared
+   * upstream call is aborted only when no waiter of any operation is left on it.
+   */
+  scope(signal?: AbortSignal): RequestScope {
+    return new RequestScope(signal, (request, policy, scope) => this.enqueue(request, policy, scope), (waiter) =>
+      this.abandon(waiter),
+    );
+  }
+
+  private enqueue(request: CompletionRequest, policy: CachePolicy, scope: RequestScope): Promise<CompletionView> {
+    const id = completionId(request);
+    return new Promise<CompletionView>((resolve, reject) => {
+      if (scope.signal?.aborted) {
+        reject(abortReason(scope.signal));
+        return;
+      }
+      const done = (): boolean => {
+        if (waiter.settled) return false;
+        waiter.settled = true;
+        scope.release(waiter);
+        return true;
+      };
+      const waiter: Waiter = {
+        id,
+        request,
+        policy,
+        signal: scope.signal,
+        settled: false,
+        flight: undefined,
+        resolve: (view) => done() && resolve(view),
+        reject: (error) => done() && reject(error),
+      };
+      scope.hold(waiter);
+      this.window.add(waiter);
+    });
+  }
+
+  /** Cache-only lookup (entity resolution): one `getMany`, never an upstream call. */
+  async lookup(ids: readonly string[]): Promise<Map<string, CompletionResult>> {
+    if (ids.length === 0) return new Map();
+    const found = await this.read(ids);
+    this.cacheHits += found.size;
+    this.cacheMisses += ids.length - found.size;
+    return found;
+  }
+
+  stats(): CoalescingStats {
+    return {
+      upstreamCalls: this.upstreamCalls,
+      joinedInFlight: this.joinedInFlight,
+      batches: this.batches,
+      meanBatchSize: this.batches === 0 ? 0 : this.batchedLoads / this.batches,
+      inFlight: this.inFlight.size,
+      cacheHits: this.cacheHits,
+      cacheMisses: this.cacheMisses,
+    };
+  }
+
+  /**
+   * One batch: join running calls; one cache read for the USE loads left; start one
+   * upstream call per remaining distinct id (concurrently: DeepSeek has no batch endpoint);
+   * one cache write for this batch's storable answers; then fan the answers out. The
+   * answers are written before anyone is answered and before the in-flight entries go,
+   * so a load arriving meanwhile either joins the call or finds the stored answer.
+   */
+  private async runBatch(batch: Waiter[]): Promise<void> {
+    this.batches += 1;
+    this.batchedLoads += batch.length;
+    const span = tracer.startSpan('coalescer batch', { attributes: { 'coalescer.batch_size': batch.length } });
+    const started: Flight[] = [];
+    let hits = 0;
+    let joined = 0;
+    try {
+      const toRead: Waiter[] = [];
+      const toCall: Waiter[] = [];
+      for (const waiter of batch) {
+        if (waiter.settled) continue;
+        const running = this.inFlight.get(waiter.id);
+        if (running) {
+          // Every policy may join: a running call's answer is fresh, so even REFRESH and
+          // BYPASS get what they asked for. Only USE ever reads the cache.
+          this.join(running, waiter);
+          joined += 1;
+        } else if (waiter.policy === 'USE') {
+          toRead.push(waiter);
+        } else {
+          toCall.push(waiter);
+        }
+      }
+
+      if (toRead.length > 0) {
+        const found = await this.read([...new Set(toRead.map((waiter) => waiter.id))]);
+        for (const waiter of toRead) {
+          if (waiter.settled) continue;
+          const hit = found.get(waiter.id);
+          if (hit) {
+            hits += 1;
+            waiter.resolve({ ...hit, id: waiter.id, cached: true });
+          } else {
+            this.cacheMisses += 1;
+            toCall.push(waiter);
+          }
+        }
+        this.cacheHits += hits;
+      }
+
+      for (const waiter of toCall) {
+        if (waiter.settled) continue; // gone while the cache was read
+        // Checked again after the read: another batch may have started this call meanwhile.
+        const running = this.inFlight.get(waiter.id);
+        if (running) {
+          this.join(running, waiter);
+          joined += 1;
+        } else {
+          const flight = this.start(waiter);
+          started.push(flight);
+          this.join(flight, waiter);
+        }
+      }
+      this.joinedInFlight += joined;
+      span.setAttributes({
+        'coalescer.cache_hits': hits,
+        'coalescer.joined_in_flight': joined,
+        'coalescer.upstream_calls': started.length,
+      });
+      if (started.length === 0) return;
+
+      const outcomes = await Promise.allSettled(started.map((flight) => flight.call));
+      const entries: Array<{ id: string; value: CompletionResult }> = [];
+      started.forEach((flight, index) => {
+        const outcome = outcomes[index];
+        if (flight.store && outcome.status === 'fulfilled' && isStorable(outcome.value)) {
+          entries.push({ id: flight.id, value: outcome.value });
+        }
+      });
+      if (entries.length > 0) await this.write(entries);
+      started.forEach((flight, index) => this.settle(flight, outcomes[index]));
+      span.setAttribute('coalescer.stored', entries.length);
+    } catch (error) {
+      // Not expected (the cache never throws and upstream failures are per call), but a
+      // bug here must fail this batch's loads rather than leave them hanging.
+      const failure = toError(error);
+      this.logger.error({ err: failure }, 'coalescer batch failed');
+      span.recordException(failure);
+      span.setStatus({ code: SpanStatusCode.ERROR });
+      for (const flight of started) this.settle(flight, { status: 'rejected', reason: failure });
+      for (const waiter of batch) waiter.reject(failure);
+    } finally {
+      span.end();
+    }
+  }
+
+  private start(waiter: Waiter): Flight {
+    const controller = new AbortController();
+    let finish: Flight['finish'] = () => undefined;
+    const done = new Promise<CompletionResult>((resolve, reject) => {
+      finish = (outcome) => (outcome.status === 'fulfilled' ? resolve(outcome.value) : reject(toError(outcome.reason)));
+    });
+    // Every waiter may have gone before the call settles: nobody else handles it then.
+    done.catch(() => undefined);
+    const upstream = this.upstream;
+    // async wrapper: a synchronous throw from the client becomes this call's rejection.
+    const call = (async () => upstream.complete(waiter.request, { signal: controller.signal }))();
+    const flight: Flight = { id: waiter.id, controller, call, done, finish, waiters: 0, store: false, settled: false };
+    this.inFlight.set(waiter.id, flight);
+    this.upstreamCalls += 1;
+    return flight;
+  }
+
+  private join(flight: Flight, waiter: Waiter): void {
+    flight.waiters += 1;
+    if (waiter.policy !== 'BYPASS') flight.store = true;
+    waiter.flight = flight;
+    // cached: false even for a joiner: an upstream call was made for this answer.
+    flight.done.then(
+      (result) => waiter.resolve({ ...result, id: waiter.id, cached: false }),
+      (error: unknown) => waiter.reject(toError(error)),
+    );
+  }
+
+  private settle(flight: Flight, outcome: PromiseSettledResult<CompletionResult>): void {
+    if (flight.settled) return;
+    flight.settled = true;
+    // The entry may already belong to a newer call (this one was abandoned): leave that.
+    if (this.inFlight.get(flight.id) === flight) this.inFlight.delete(flight.id);
+    flight.finish(outcome);
+  }
+
+  /** A waiter's request went away: answer its slot now; stop the call if it was the last. */
+  private abandon(waiter: Waiter): void {
+    if (waiter.settled) return;
+    waiter.reject(abortReason(waiter.signal));
+    const flight = waiter.flight;
+    if (!flight || flight.settled) return;
+    flight.waiters -= 1;
+    if (flight.waiters > 0) return;
+    // Nobody is left to read the answer. Forget the call first, so an identical load that
+    // arrives now starts afresh instead of joining a call that is being torn down.
+    if (this.inFlight.get(flight.id) === flight) this.inFlight.delete(flight.id);
+    flight.controller.abort(abortError('Every caller waiting for this completion has gone'));
+  }
+
+  /** The cache promises never to throw; this guards against one that does (fail open). */
+  private async read(ids: readonly string[]): Promise<Map<string, CompletionResult>> {
+    const found = new Map<string, CompletionResult>();
+    try {
+      const values = await this.cache.getMany(ids);
+      ids.forEach((id, index) => {
+        const value = values[index];
+        if (value) found.set(id, value);
+      });
+    } catch (error) {
+      this.logger.warn({ err: error }, 'cache read failed; treating as misses');
+    }
+    return found;
+  }
+
+  private async write(entries: Array<{ id: string; value: CompletionResult }>): Promise<void> {
+    try {
+      await this.cache.setMany(entries);
+    } catch (error) {
+      this.logger.warn({ err: error }, 'cache write failed; answers are served but not kept');
+    }
+  }
+}

@@ -1,0 +1,119 @@
+import DataLoader from 'dataloader';
+import type { Config } from '../config';
+import type { CompletionCache } from '../cache/completion-cache';
+import { completionId, isCompletionId } from '../cache/key';
+import type { DeepSeekApi } from '../deepseek/types';
+import type { Logger } from '../telemetry/logger';
+import { Coalescer } from './coalescer';
+import { toError } from './errors';
+import { CACHE_POLICIES, type CoalescingStats, type CompletionLoadKey, type CompletionView } from './types';
+
+export type { CachePolicy, CoalescingStats, CompletionLoadKey, CompletionView } from './types';
+
+/** The loaders of ONE GraphQL operation (see `CompletionService.createLoaders`). */
+export interface RequestLoaders {
+  /**
+   * Per-request DataLoader: dedupes identical (id, policy) keys inside one operation
+   * (aliases, `completions` lists, entity representations). Results in key order, an
+   * Error in the slot of a failed key; failures are never memoised.
+   */
+  completion: DataLoader<CompletionLoadKey, CompletionView, string>;
+  /** Cache-only lookup by id (federation entity resolution): unknown or malformed id → null, never an upstream call. */
+  byId: DataLoader<string, CompletionView | null>;
+  /** Removes an entry; true if one existed. Also clears this operation's memo for it. */
+  evict(id: string): Promise<boolean>;
+}
+
+function memoKey(key: CompletionLoadKey): string {
+  return `${key.policy}:${completionId(key.request)}`;
+}
+
+/**
+ * The read-through path from resolvers to DeepSeek. ONE instance per process, shared by
+ * every request: it owns the shared coalescer (in-flight singleflight + batch window).
+ * Each operation gets its own loaders from `createLoaders`.
+ */
+export class CompletionService {
+  private readonly coalescer: Coalescer;
+  private readonly cache: CompletionCache;
+
+  constructor(options: {
+    cache: CompletionCache;
+    upstream: Pick<DeepSeekApi, 'complete'>;
+    logger: Logger;
+    batching: Config['batching'];
+  }) {
+    this.cache = options.cache;
+    this.coalescer = new Coalescer(options);
+  }
+
+  /**
+   * Builds the PER-REQUEST loaders: call once per GraphQL operation, in the context
+   * factory, with the operation's abort signal.
+   *
+   * Their memo lives exactly as long as the operation. It must not outlive it: a later
+   * operation would otherwise keep seeing an answer that has since been refreshed or
+   * evicted. Everything shared across operations is in the coalescer, which memoises
+   * nothing but the calls running now.
+   */
+  createLoaders(options: { signal?: AbortSignal } = {}): RequestLoaders {
+    const { signal } = options;
+    const coalescer = this.coalescer;
+    const scope = coalescer.scope(signal);
+    const cache = this.cache;
+    // An explicit memo map, so `evict` can drop an id under every policy at once.
+    const memo = new Map<string, Promise<CompletionView>>();
+
+    const completion: DataLoader<CompletionLoadKey, CompletionView, string> = new DataLoader(
+      async (keys: readonly CompletionLoadKey[]) => {
+        // The whole batch goes to the shared coalescer, which batches it again with the
+        // loads of concurrent operations.
+        const results = await Promise.all(
+          keys.map((key) => scope.load(key.request, key.policy).catch(toError)),
+        );
+        // DataLoader memoises rejected slots too; a failure must be retried next time.
+        results.forEach((result, index) => {
+          if (result instanceof Error) completion.clear(keys[index]);
+        });
+        return results;
+      },
+      { cacheKeyFn: memoKey, cacheMap: memo, name: 'completion' },
+    );
+
+    const byId = new DataLoader<string, CompletionView | null>(
+      async (ids: readonly string[]) => {
+        // A malformed id cannot be in the store: answer null without a round trip.
+        const wellFormed = [...new Set(ids.filter(isCompletionId))];
+        const found = await coalescer.lookup(wellFormed);
+        return ids.map((id) => {
+          const result = found.get(id);
+          return result ? { ...result, id, cached: true } : null;
+        });
+      },
+      { name: 'completionById' },
+    );
+
+    const forget = (id: string): void => {
+      for (const policy of CACHE_POLICIES) memo.delete(`${policy}:${id}`);
+      byId.clear(id);
+    };
+
+    return {
+      completion,
+      byId,
+      async evict(id: string): Promise<boolean> {
+        forget(id);
+        if (!isCompletionId(id)) return false;
+        const removed = await cache.delete(id);
+        // A load of this id started while the delete was on its way may have memoised
+        // the old answer: forget again.
+        forget(id);
+        return removed;
+      },
+    };
+  }
+
+  stats(): CoalescingStats {
+    return this.coalescer.stats();
+  }
+}

@@ -1,0 +1,8 @@
+export {
+  CompletionService,
+  type CachePolicy,
+  type CoalescingStats,
+  type CompletionLoadKey,
+  type CompletionView,
+  type RequestLoaders,
+} from './completion-service';

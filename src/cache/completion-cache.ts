@@ -1,0 +1,199 @@
+import { SpanStatusCode, trace, type Span } from '@opentelemetry/api';
+import type { Config } from '../config';
+import type { CompletionResult } from '../deepseek/types';
+import type { Logger } from '../telemetry/logger';
+import { TIMED_OUT, withDeadline } from './deadline';
+import { createMemoryStore } from './memory-store';
+import { createRedisStore } from './redis-store';
+import type { CacheStore, CacheStoreKind } from './store';
+
+export type { CacheStoreKind } from './store';
+
+export interface CacheStats {
+  kind: CacheStoreKind;
+  /** Ids found (per id asked for, not per round trip). */
+  hits: number;
+  misses: number;
+  /** Entries written successfully. */
+  writes: number;
+  /** Store calls that failed (timeouts are counted apart). */
+  errors: number;
+  /** Store calls abandoned after `storeTimeoutMs`. */
+  timeouts: number;
+  /** Known for memory; null for Redis (counting would cost a round trip). */
+  entries: number | null;
+  /** False after a failure or timeout, until a store call succeeds again. */
+  available: boolean;
+}
+
+/**
+ * The completion cache: one process-wide instance in front of keyv. Every method fails
+ * open: a broken or slow store turns into misses and skipped writes, never into an error
+ * for the client, because the cache only ever saves upstream calls.
+ */
+export interface CompletionCache {
+  /** One store round trip for all ids; results in id order. Never throws. */
+  getMany(ids: readonly string[]): Promise<Array<CompletionResult | undefined>>;
+  /** One store round trip; every key gets the configured TTL. Never throws. */
+  setMany(entries: ReadonlyArray<{ id: string; value: CompletionResult }>): Promise<void>;
+  /** True when an entry was removed; false when there was none or the store failed (logged). */
+  delete(id: string): Promise<boolean>;
+  stats(): CacheStats;
+  close(): Promise<void>;
+}
+
+/** What is stored under a completion id. `v` lets a later format read old entries as misses. */
+interface Envelope {
+  v: 1;
+  result: CompletionResult;
+}
+
+function isEnvelope(value: unknown): value is Envelope {
+  if (typeof value !== 'object' || value === null) return false;
+  const envelope = value as Partial<Envelope>;
+  return envelope.v === 1 && typeof envelope.result === 'object' && envelope.result !== null;
+}
+
+type Operation = 'getMany' | 'setMany' | 'delete';
+type Outcome<T> = { ok: true; value: T } | { ok: false };
+
+const tracer = trace.getTracer('deepseek-gateway');
+
+class KeyvCompletionCache implements CompletionCache {
+  private hits = 0;
+  private misses = 0;
+  private writes = 0;
+  private errors = 0;
+  private timeouts = 0;
+  private available = true;
+
+  constructor(
+    private readonly store: CacheStore,
+    private readonly ttlMs: number,
+    private readonly storeTimeoutMs: number,
+    private readonly logger: Logger,
+  ) {}
+
+  async getMany(ids: readonly string[]): Promise<Array<CompletionResult | undefined>> {
+    if (ids.length === 0) return [];
+    const span = this.startSpan('getMany', ids.length);
+    const answer = await this.roundTrip('getMany', span, async () => {
+      await this.store.ready;
+      return this.store.keyv.getMany<unknown>([...ids]);
+    });
+    const results = ids.map((_, index) => {
+      const value = answer.ok ? answer.value[index] : undefined;
+      return isEnvelope(value) ? value.result : undefined;
+    });
+    if (answer.ok) {
+      const hits = results.filter((result) => result !== undefined).length;
+      this.hits += hits;
+      this.misses += ids.length - hits;
+      span.setAttribute('cache.hits', hits);
+    }
+    span.end();
+    return results;
+  }
+
+  async setMany(entries: ReadonlyArray<{ id: string; value: CompletionResult }>): Promise<void> {
+    if (entries.length === 0) return;
+    const span = this.startSpan('setMany', entries.length);
+    const envelopes = entries.map(({ id, value }) => ({ key: id, value: { v: 1, result: value } satisfies Envelope, ttl: this.ttlMs }));
+    const answer = await this.roundTrip('setMany', span, async (): Promise<unknown> => {
+      await this.store.ready;
+      return this.store.keyv.setMany(envelopes);
+    });
+    if (answer.ok) {
+      // keyv answers a boolean per entry when it writes them one by one (memory) but passes
+      // on the adapter's `undefined` for a batch write (Redis), which throws on failure.
+      const written = answer.value;
+      this.writes += Array.isArray(written) ? written.filter(Boolean).length : entries.length;
+    }
+    span.end();
+  }
+
+  async delete(id: string): Promise<boolean> {
+    const span = this.startSpan('delete', 1);
+    const answer = await this.roundTrip('delete', span, async () => {
+      await this.store.ready;
+      return this.store.keyv.delete(id);
+    });
+    span.end();
+    return answer.ok && answer.value;
+  }
+
+  stats(): CacheStats {
+    return {
+      kind: this.store.kind,
+      hits: this.hits,
+      misses: this.misses,
+      writes: this.writes,
+      errors: this.errors,
+      timeouts: this.timeouts,
+      entries: this.store.entries(),
+      available: this.available,
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.store.close();
+  }
+
+  private startSpan(operation: Operation, keys: number): Span {
+    return tracer.startSpan(`cache ${operation}`, {
+      attributes: { 'cache.store': this.store.kind, 'cache.operation': operation, 'cache.keys': keys },
+    });
+  }
+
+  /**
+   * Runs one store call under the store deadline. A failure or timeout is counted, logged
+   * and recorded on the span, and answered with `{ ok: false }`: callers never see store
+   * errors. A call that answers after its deadline changes nothing (not even the figures).
+   */
+  private async roundTrip<T>(operation: Operation, span: Span, work: () => Promise<T>): Promise<Outcome<T>> {
+    try {
+      const outcome = await withDeadline(work(), this.storeTimeoutMs);
+      if (outcome === TIMED_OUT) {
+        this.timeouts += 1;
+        this.markFailed(operation, new Error(`cache ${operation} timed out after ${this.storeTimeoutMs} ms`));
+        span.setStatus({ code: SpanStatusCode.ERROR, message: 'timeout' });
+        return { ok: false };
+      }
+      this.markAvailable();
+      return { ok: true, value: outcome };
+    } catch (error) {
+      this.errors += 1;
+      this.markFailed(operation, error);
+      span.recordException(error instanceof Error ? error : String(error));
+      span.setStatus({ code: SpanStatusCode.ERROR });
+      return { ok: false };
+    }
+  }
+
+  private markFailed(operation: Operation, error: unknown): void {
+    // One warning per outage; the rest at debug so a dead Redis cannot flood the logs.
+    if (this.available) {
+      this.logger.warn({ err: error, operation, store: this.store.kind }, 'cache store failed; serving misses until it answers again');
+    } else {
+      this.logger.debug({ err: error, operation, store: this.store.kind }, 'cache store still failing');
+    }
+    this.available = false;
+  }
+
+  private markAvailable(): void {
+    if (!this.available) this.logger.info({ store: this.store.kind }, 'cache store answering again');
+    this.available = true;
+  }
+}
+
+/**
+ * Builds the process-wide completion cache: Redis when `redisUrl` is set (shared by
+ * replicas), otherwise a bounded in-memory LRU. Both expire entries after `ttlSeconds`.
+ */
+export function createCompletionCache(options: { config: Config['cache']; logger: Logger }): CompletionCache {
+  const { config, logger } = options;
+  const store = config.redisUrl
+    ? createRedisStore({ url: config.redisUrl, namespace: config.namespace, logger })
+    : createMemoryStore({ maxEntries: config.maxEntries, ttlSeconds: config.ttlSeconds });
+  return new KeyvCompletionCache(store, config.ttlSeconds * 1000, config.storeTimeoutMs, logger);
+}

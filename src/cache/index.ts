@@ -1,0 +1,7 @@
+export { completionId, isCompletionId } from './key';
+export {
+  createCompletionCache,
+  type CacheStats,
+  type CacheStoreKind,
+  type CompletionCache,
+} from './completion-cache';

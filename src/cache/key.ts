@@ -1,0 +1,46 @@
+import { createHash } from 'node:crypto';
+import type { CompletionRequest } from '../deepseek/types';
+
+/**
+ * Completion ids are content addresses: the same normalised request gives the same id on
+ * every replica and after every restart, so the id doubles as the cache key and as the
+ * federation key of `Completion`. Bump the version when the canonical form or the meaning
+ * of a request field changes: old entries then simply stop being found.
+ */
+const ID_PREFIX = 'cmpl_v1_';
+/** sha256 is 32 bytes: 43 base64url characters without padding. */
+const ID_PATTERN = /^cmpl_v1_[A-Za-z0-9_-]{43}$/;
+
+/**
+ * Deterministic JSON: object keys sorted, properties whose value is `undefined` dropped
+ * (so `{ a: 1, b: undefined }` and `{ a: 1 }` are the same request), arrays kept in order.
+ */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') {
+    // JSON.stringify gives undefined for undefined/functions/symbols: spell them as null,
+    // as JSON.stringify does inside arrays.
+    return JSON.stringify(value) ?? 'null';
+  }
+  if (Array.isArray(value)) {
+    return `[${value.map((item: unknown) => canonicalJson(item)).join(',')}]`;
+  }
+  const record = value as Record<string, unknown>;
+  const keys = Object.keys(record)
+    .filter((key) => record[key] !== undefined)
+    .sort();
+  return `{${keys.map((key) => `${JSON.stringify(key)}:${canonicalJson(record[key])}`).join(',')}}`;
+}
+
+/**
+ * Versioned content address of a normalised request: also `Completion.id`; stable across
+ * replicas and restarts. The cache policy is not part of a request, so it is not part of
+ * the id either: USE, BYPASS and REFRESH of one input address the same entry.
+ */
+export function completionId(request: CompletionRequest): string {
+  return ID_PREFIX + createHash('sha256').update(canonicalJson(request)).digest('base64url');
+}
+
+/** Shape check, so an unknown or garbage id never reaches the store. */
+export function isCompletionId(id: string): boolean {
+  return typeof id === 'string' && ID_PATTERN.test(id);
+}

@@ -1,0 +1,80 @@
+import { canonicalJson, completionId, isCompletionId } from '../../src/cache/key';
+import type { ChatRequest, CompletionRequest, FimRequest } from '../../src/deepseek/types';
+
+const chat: ChatRequest = {
+  kind: 'chat',
+  model: 'deepseek-flash',
+  messages: [
+    { role: 'system', content: 'Be brief.' },
+    { role: 'user', content: 'Hello' },
+  ],
+  temperature: 0.7,
+};
+
+describe('completionId', () => {
+  it('is a versioned, url-safe content address', () => {
+    const id = completionId(chat);
+    expect(id).toMatch(/^cmpl_v1_[A-Za-z0-9_-]{43}$/);
+    expect(isCompletionId(id)).toBe(true);
+  });
+
+  it('is stable for equal requests whatever the key order', () => {
+    const reordered = {
+      temperature: 0.7,
+      messages: [
+        { content: 'Be brief.', role: 'system' },
+        { content: 'Hello', role: 'user' },
+      ],
+      model: 'deepseek-flash',
+      kind: 'chat',
+    } as ChatRequest;
+    expect(completionId(reordered)).toBe(completionId(chat));
+    expect(completionId(structuredClone(chat))).toBe(completionId(chat));
+  });
+
+  it('treats an undefined field as absent', () => {
+    expect(completionId({ ...chat, thinking: undefined, stop: undefined })).toBe(completionId(chat));
+    expect(canonicalJson({ a: 1, b: undefined })).toBe(canonicalJson({ a: 1 }));
+  });
+
+  it.each<[string, Partial<ChatRequest>]>([
+    ['model', { model: 'deepseek-pro' }],
+    ['a message', { messages: [{ role: 'user', content: 'Hello!' }] }],
+    ['message order', { messages: [chat.messages[1], chat.messages[0]] }],
+    ['a role', { messages: [{ role: 'user', content: 'Be brief.' }, chat.messages[1]] }],
+    ['temperature', { temperature: 0.8 }],
+    ['topP', { topP: 0.9 }],
+    ['thinking on', { thinking: true }],
+    ['thinking off', { thinking: false }],
+    ['reasoningEffort', { reasoningEffort: 'high' }],
+    ['maxTokens', { maxTokens: 64 }],
+    ['stop', { stop: ['\n'] }],
+    ['responseFormat', { responseFormat: 'json_object' }],
+  ])('changes with %s', (_name, change) => {
+    expect(completionId({ ...chat, ...change })).not.toBe(completionId(chat));
+  });
+
+  it('tells stop sequences apart by order and content', () => {
+    expect(completionId({ ...chat, stop: ['a', 'b'] })).not.toBe(completionId({ ...chat, stop: ['b', 'a'] }));
+  });
+
+  it('keeps chat and FIM requests apart', () => {
+    const fim: FimRequest = { kind: 'fim', model: 'deepseek-flash', prompt: 'Hello', temperature: 0.7 };
+    const lookalike = { ...fim, kind: 'chat' } as unknown as CompletionRequest;
+    expect(completionId(fim)).not.toBe(completionId(lookalike));
+    expect(completionId(fim)).not.toBe(completionId({ ...fim, suffix: '}' }));
+  });
+});
+
+describe('isCompletionId', () => {
+  it.each(['', 'cmpl_v1_', 'cmpl_v2_' + 'a'.repeat(43), 'cmpl_v1_' + 'a'.repeat(42), 'cmpl_v1_' + 'a'.repeat(44), 'cmpl_v1_' + '+'.repeat(43), `cmpl_v1_${'a'.repeat(43)}\n`, 'dsgw:cmpl_v1_' + 'a'.repeat(43)])(
+    'rejects %j',
+    (id) => {
+      expect(isCompletionId(id)).toBe(false);
+    },
+  );
+
+  it('rejects non-strings without throwing', () => {
+    expect(isCompletionId(42 as unknown as string)).toBe(false);
+  });
+});

@@ -1,0 +1,90 @@
+import { createCompletionCache, type CompletionCache } from '../../src/cache/completion-cache';
+import { silentLogger } from '../../src/telemetry/logger';
+import { cacheConfig, completionResult } from './fixtures';
+
+describe('memory completion cache', () => {
+  let cache: CompletionCache;
+
+  afterEach(async () => {
+    await cache.close();
+  });
+
+  it('round-trips many entries in one call, in id order, with misses as undefined', async () => {
+    cache = createCompletionCache({ config: cacheConfig(), logger: silentLogger() });
+    await cache.setMany([
+      { id: 'a', value: completionResult('A') },
+      { id: 'b', value: completionResult('B', 'length') },
+    ]);
+
+    const found = await cache.getMany(['b', 'missing', 'a']);
+
+    expect(found).toEqual([completionResult('B', 'length'), undefined, completionResult('A')]);
+    expect(await cache.getMany([])).toEqual([]);
+  });
+
+  it('returns copies: changing an answer after storing or reading it does not change the entry', async () => {
+    cache = createCompletionCache({ config: cacheConfig(), logger: silentLogger() });
+    const value = completionResult('original');
+    await cache.setMany([{ id: 'a', value }]);
+    value.content = 'changed after write';
+    const [first] = await cache.getMany(['a']);
+    first!.content = 'changed after read';
+
+    expect((await cache.getMany(['a']))[0]?.content).toBe('original');
+  });
+
+  it('does not return entries older than the TTL', async () => {
+    cache = createCompletionCache({ config: cacheConfig({ ttlSeconds: 1 }), logger: silentLogger() });
+    await cache.setMany([{ id: 'a', value: completionResult('A') }]);
+    expect(await cache.getMany(['a'])).toEqual([completionResult('A')]);
+
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+
+    expect(await cache.getMany(['a'])).toEqual([undefined]);
+  });
+
+  it('evicts the least recently used entry beyond maxEntries', async () => {
+    cache = createCompletionCache({ config: cacheConfig({ maxEntries: 2 }), logger: silentLogger() });
+    await cache.setMany([
+      { id: 'a', value: completionResult('A') },
+      { id: 'b', value: completionResult('B') },
+    ]);
+    await cache.getMany(['a']); // a is now more recently used than b
+
+    await cache.setMany([{ id: 'c', value: completionResult('C') }]);
+
+    expect(await cache.getMany(['a', 'b', 'c'])).toEqual([completionResult('A'), undefined, completionResult('C')]);
+    expect(cache.stats().entries).toBe(2);
+  });
+
+  it('deletes an entry and says whether there was one', async () => {
+    cache = createCompletionCache({ config: cacheConfig(), logger: silentLogger() });
+    await cache.setMany([{ id: 'a', value: completionResult('A') }]);
+
+    expect(await cache.delete('a')).toBe(true);
+    expect(await cache.delete('a')).toBe(false);
+    expect(await cache.getMany(['a'])).toEqual([undefined]);
+  });
+
+  it('counts hits, misses, writes and entries', async () => {
+    cache = createCompletionCache({ config: cacheConfig(), logger: silentLogger() });
+    expect(cache.stats()).toEqual({
+      kind: 'memory',
+      hits: 0,
+      misses: 0,
+      writes: 0,
+      errors: 0,
+      timeouts: 0,
+      entries: 0,
+      available: true,
+    });
+
+    await cache.setMany([
+      { id: 'a', value: completionResult('A') },
+      { id: 'b', value: completionResult('B') },
+    ]);
+    await cache.getMany(['a', 'b', 'c']);
+
+    expect(cache.stats()).toMatchObject({ kind: 'memory', hits: 2, misses: 1, writes: 2, errors: 0, entries: 2, available: true });
+  });
+});
