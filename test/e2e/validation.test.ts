@@ -48,6 +48,14 @@ describe('input validation happens before any upstream call', () => {
     expect(gateway.simulator!.counters.total).toBe(before);
   });
 
+  it('rejects a completions list longer than MAX_COMPLETIONS_INPUTS', async () => {
+    const before = gateway.simulator!.counters.total;
+    const inputs = Array.from({ length: 101 }, (_, i) => ({ prompt: `item ${i}` }));
+    const res = await gql(gateway, 'query ($inputs: [CompletionInput!]!) { completions(inputs: $inputs) { id } }', { inputs });
+    expect(res.errors![0]!.extensions).toEqual({ code: 'BAD_USER_INPUT', field: 'inputs' });
+    expect(gateway.simulator!.counters.total).toBe(before);
+  });
+
   it('rejects a variable of the wrong type with BAD_USER_INPUT from GraphQL itself', async () => {
     const res = await gql(gateway, COMPLETION, { input: { prompt: 'x', maxTokens: 'many' } });
     expect(res.status).toBe(400);

@@ -1,0 +1,83 @@
+import { ErrorCode, UpstreamError } from '../errors';
+import { errorInBody, streamTruncated } from './classify-error';
+import { toCreatedAt, toFinishReason, toUsage } from './response';
+import type { CompletionResult, StreamEvent, Usage } from './types';
+
+function badEvent(reason: string, traceId?: string): UpstreamError {
+  return new UpstreamError(ErrorCode.UPSTREAM_UNAVAILABLE, `DeepSeek sent an unreadable stream event (${reason})`, {
+    status: 200,
+    traceId,
+    retryable: false,
+  });
+}
+
+const ZERO_USAGE: Usage = { promptTokens: 0, completionTokens: 0, totalTokens: 0, cacheHitTokens: 0, cacheMissTokens: 0 };
+
+/**
+ * Folds `chat.completion.chunk` events into deltas and, at the end, one
+ * `CompletionResult`. Usage may ride on the finish chunk or on a trailing `choices: []`
+ * chunk (both are seen); the last one wins.
+ */
+export class ChatStreamAssembler {
+  readonly #content: string[] = [];
+  readonly #reasoning: string[] = [];
+  #sawReasoning = false;
+  #finishReason?: string;
+  #usage?: Usage;
+  #id = '';
+  #model: string;
+  #created?: number;
+
+  constructor(
+    model: string,
+    private readonly traceId?: string,
+  ) {
+    this.#model = model;
+  }
+
+  /** Takes one SSE data payload (not `[DONE]`); returns a delta when it carries text. */
+  add(data: string): StreamEvent | undefined {
+    let chunk: unknown;
+    try {
+      chunk = JSON.parse(data);
+    } catch {
+      throw badEvent('not JSON', this.traceId);
+    }
+    if (typeof chunk !== 'object' || chunk === null) throw badEvent('not an object', this.traceId);
+    const json = chunk as Record<string, unknown>;
+    // Mid-stream nothing is retried, whatever the error says.
+    if ('error' in json && json.error) throw errorInBody(json.error, this.traceId).with({ retryable: false });
+    if (typeof json.id === 'string') this.#id = json.id;
+    if (typeof json.model === 'string') this.#model = json.model;
+    if (typeof json.created === 'number') this.#created = json.created;
+    const usage = toUsage(json.usage);
+    if (usage) this.#usage = usage;
+
+    if (!Array.isArray(json.choices)) throw badEvent('missing choices', this.traceId);
+    const choice = json.choices[0] as Record<string, unknown> | undefined;
+    if (!choice) return undefined;
+    if (typeof choice.finish_reason === 'string') this.#finishReason = choice.finish_reason;
+    const delta = (choice.delta ?? {}) as Record<string, unknown>;
+    const content = typeof delta.content === 'string' ? delta.content : '';
+    const reasoningContent = typeof delta.reasoning_content === 'string' ? delta.reasoning_content : '';
+    if (typeof delta.reasoning_content === 'string') this.#sawReasoning = true;
+    if (content) this.#content.push(content);
+    if (reasoningContent) this.#reasoning.push(reasoningContent);
+    return content || reasoningContent ? { type: 'delta', content, reasoningContent } : undefined;
+  }
+
+  /** The assembled result; a stream that never named its finish reason was cut short. */
+  finish(): CompletionResult {
+    if (this.#finishReason === undefined) throw streamTruncated(this.traceId);
+    return {
+      model: this.#model,
+      content: this.#content.join(''),
+      reasoningContent: this.#sawReasoning ? this.#reasoning.join('') : null,
+      finishReason: toFinishReason(this.#finishReason),
+      usage: this.#usage ?? ZERO_USAGE,
+      createdAt: toCreatedAt(this.#created),
+      upstreamId: this.#id,
+      ...(this.traceId ? { traceId: this.traceId } : {}),
+    };
+  }
+}

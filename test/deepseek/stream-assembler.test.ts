@@ -1,0 +1,63 @@
+import { ChatStreamAssembler } from '../../src/deepseek/stream-assembler';
+import { ErrorCode, UpstreamError } from '../../src/errors';
+
+const chunk = (choices: unknown[], usage: unknown = null): string =>
+  JSON.stringify({ id: 'id-1', object: 'chat.completion.chunk', created: 1793084842, model: 'deepseek-flash', choices, usage });
+
+const usage = { prompt_tokens: 7, completion_tokens: 2, total_tokens: 9, prompt_cache_hit_tokens: 3, prompt_cache_miss_tokens: 4 };
+
+describe('chat stream assembler', () => {
+  it('assembles deltas, the finish reason and a trailing usage chunk', () => {
+    const assembler = new ChatStreamAssembler('deepseek-flash', 'trace');
+    expect(assembler.add(chunk([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }]))).toBeUndefined();
+    expect(assembler.add(chunk([{ index: 0, delta: { content: 'Hel' }, finish_reason: null }]))).toEqual({
+      type: 'delta',
+      content: 'Hel',
+      reasoningContent: '',
+    });
+    assembler.add(chunk([{ index: 0, delta: { content: 'lo' }, finish_reason: null }]));
+    assembler.add(chunk([{ index: 0, delta: { content: '' }, finish_reason: 'stop' }]));
+    assembler.add(chunk([], usage));
+
+    expect(assembler.finish()).toEqual({
+      model: 'deepseek-flash',
+      content: 'Hello',
+      reasoningContent: null,
+      finishReason: 'stop',
+      usage: { promptTokens: 7, completionTokens: 2, totalTokens: 9, cacheHitTokens: 3, cacheMissTokens: 4 },
+      createdAt: new Date(1793084842 * 1000).toISOString(),
+      upstreamId: 'id-1',
+      traceId: 'trace',
+    });
+  });
+
+  it('passes insufficient_system_resource through as the finish reason', () => {
+    const assembler = new ChatStreamAssembler('deepseek-flash');
+    assembler.add(chunk([{ index: 0, delta: { content: 'partial' }, finish_reason: 'insufficient_system_resource' }], usage));
+    expect(assembler.finish().finishReason).toBe('insufficient_system_resource');
+  });
+
+  it('calls a stream without a finish reason truncated', () => {
+    const assembler = new ChatStreamAssembler('deepseek-flash');
+    assembler.add(chunk([{ index: 0, delta: { content: 'half' }, finish_reason: null }]));
+    expect(() => assembler.finish()).toThrow(/truncated/);
+  });
+
+  it('rejects a data line that is not JSON', () => {
+    const assembler = new ChatStreamAssembler('deepseek-flash');
+    let error: unknown;
+    try {
+      assembler.add('{not json');
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(UpstreamError);
+    expect((error as UpstreamError).code).toBe(ErrorCode.UPSTREAM_UNAVAILABLE);
+    expect((error as UpstreamError).message).not.toContain('not json{');
+  });
+
+  it('rejects an error object sent mid-stream', () => {
+    const assembler = new ChatStreamAssembler('deepseek-flash');
+    expect(() => assembler.add(JSON.stringify({ error: { message: 'boom' } }))).toThrow(UpstreamError);
+  });
+});

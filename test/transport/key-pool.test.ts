@@ -1,0 +1,105 @@
+import { ErrorCode, UpstreamError } from '../../src/errors';
+import { createDeepSeekClient } from '../../src/deepseek';
+import { KeyPool, keyFingerprint } from '../../src/transport/key-pool';
+import { silentLogger } from '../../src/telemetry/logger';
+import { BAD_KEY, GOOD_KEY, SPARE_KEY, chatRequest, exposedText, failureOf, startHarness, testSettings, type Harness } from '../deepseek/harness';
+
+function authOf(h: Harness): string[] {
+  return h.sim.requests.map((r) => String(r.headers.authorization));
+}
+
+describe('API-key pool', () => {
+  let h: Harness;
+  afterEach(async () => {
+    await h?.close();
+  });
+
+  it('disables a key answered with 401 and retries the call with the next key', async () => {
+    h = await startHarness({ sim: { apiKeys: [GOOD_KEY] }, config: { apiKeys: [BAD_KEY, GOOD_KEY], maxRetries: 0 } });
+
+    const first = await h.client.chat(chatRequest());
+    const second = await h.client.chat(chatRequest());
+
+    expect(first.content).toBeTruthy();
+    expect(second.content).toBeTruthy();
+    expect(authOf(h)).toEqual([`Bearer ${BAD_KEY}`, `Bearer ${GOOD_KEY}`, `Bearer ${GOOD_KEY}`]);
+    const status = h.client.status();
+    expect(status.keys).toEqual([
+      { fingerprint: keyFingerprint(BAD_KEY), state: 'disabled', reason: 'unauthorized' },
+      { fingerprint: keyFingerprint(GOOD_KEY), state: 'active' },
+    ]);
+    expect(status.retries).toBe(0);
+    const json = JSON.stringify(status);
+    for (const key of [BAD_KEY, GOOD_KEY]) {
+      expect(json).not.toContain(key);
+      expect(json).not.toContain(key.slice(-4));
+    }
+    const logs = h.logs.join('\n');
+    expect(logs).toContain(keyFingerprint(BAD_KEY));
+    expect(logs).not.toContain(BAD_KEY);
+    expect(logs).not.toContain(GOOD_KEY);
+  });
+
+  it('spreads calls round-robin over the active keys', async () => {
+    h = await startHarness({ sim: { apiKeys: [GOOD_KEY, SPARE_KEY] }, config: { apiKeys: [GOOD_KEY, SPARE_KEY] } });
+    for (let i = 0; i < 4; i++) await h.client.chat(chatRequest());
+    expect(authOf(h)).toEqual([GOOD_KEY, SPARE_KEY, GOOD_KEY, SPARE_KEY].map((k) => `Bearer ${k}`));
+  });
+
+  it('tries the next key after a 402 and marks the first insufficient_balance', async () => {
+    h = await startHarness({
+      sim: { apiKeys: [GOOD_KEY, SPARE_KEY], exhaustedKeys: [SPARE_KEY] },
+      config: { apiKeys: [SPARE_KEY, GOOD_KEY] },
+    });
+
+    const result = await h.client.chat(chatRequest());
+
+    expect(result.content).toBeTruthy();
+    expect(h.client.status().keys[0]).toEqual({
+      fingerprint: keyFingerprint(SPARE_KEY),
+      state: 'disabled',
+      reason: 'insufficient_balance',
+    });
+  });
+
+  it('fails with UPSTREAM_AUTH_FAILED when every key is refused, then without a request', async () => {
+    h = await startHarness({ sim: { apiKeys: [GOOD_KEY] }, config: { apiKeys: [BAD_KEY, SPARE_KEY] } });
+
+    const { error } = await failureOf(() => h.client.chat(chatRequest()));
+
+    expect((error as UpstreamError).code).toBe(ErrorCode.UPSTREAM_AUTH_FAILED);
+    expect((error as UpstreamError).details).toMatchObject({ status: 401, attempts: 2, retryable: false });
+    expect(h.sim.counters.total).toBe(2);
+    for (const key of [BAD_KEY, SPARE_KEY]) {
+      expect(exposedText(error)).not.toContain(key);
+      expect(exposedText(error)).not.toContain(key.slice(-4));
+    }
+
+    const again = await failureOf(() => h.client.chat(chatRequest()));
+    expect((again.error as UpstreamError).code).toBe(ErrorCode.UPSTREAM_AUTH_FAILED);
+    expect(h.sim.counters.total).toBe(2);
+  });
+
+  it('fails with UPSTREAM_INSUFFICIENT_BALANCE when the last key left answered 402', async () => {
+    h = await startHarness({ sim: { exhaustedKeys: [GOOD_KEY] } });
+
+    const { error } = await failureOf(() => h.client.chat(chatRequest()));
+
+    expect((error as UpstreamError).code).toBe(ErrorCode.UPSTREAM_INSUFFICIENT_BALANCE);
+    expect((error as UpstreamError).details.status).toBe(402);
+    const again = await failureOf(() => h.client.chat(chatRequest()));
+    expect((again.error as UpstreamError).code).toBe(ErrorCode.UPSTREAM_INSUFFICIENT_BALANCE);
+  });
+
+  it('fingerprints as key_ + 8 hex characters of sha256, never showing the key', () => {
+    const fingerprint = keyFingerprint(GOOD_KEY);
+    expect(fingerprint).toMatch(/^key_[0-9a-f]{8}$/);
+    const pool = new KeyPool([GOOD_KEY]);
+    expect(JSON.stringify(pool.pick())).toBe(JSON.stringify({ fingerprint, state: 'active' }));
+    expect(pool.scrub(`echo ${GOOD_KEY} back`)).toBe('echo [redacted] back');
+  });
+
+  it('refuses to start without a key', () => {
+    expect(() => createDeepSeekClient({ config: testSettings({ apiKeys: [] }), logger: silentLogger() })).toThrow(/API key/);
+  });
+});
