@@ -1,4 +1,4 @@
-import type { GraphQLFormattedError } from 'graphql';
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { unwrapResolverError } from '@apollo/server/errors';
 import { ErrorCode, GatewayError, isErrorCode } from '../errors';
 import type { Logger } from '../telemetry/logger';
@@ -41,9 +41,9 @@ export function createFormatError(logger: Logger) {
   };
 }
 
-/** A plain Error thrown by our own code (not a GraphQLError Apollo created about the request). */
+/** Anything but a GraphQLError that Apollo or graphql-js created about the request itself. */
 function isUnexpected(error: unknown): boolean {
-  return error instanceof Error && error.name !== 'GraphQLError';
+  return !(error instanceof GraphQLError);
 }
 
 function definedOnly(extensions: Record<string, unknown>): Record<string, unknown> {

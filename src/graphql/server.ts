@@ -44,6 +44,9 @@ export async function createHttpServer(options: {
     includeStacktraceInErrorResponses: false,
     introspection: !production,
     csrfPrevention: true,
+    // main.ts owns signals: Apollo's own handlers would re-raise SIGTERM after stopping
+    // and the process would exit 143 instead of 0.
+    stopOnTerminationSignals: false,
     plugins: [
       fastifyApolloDrainPlugin(app),
       production

@@ -3,10 +3,10 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 
 const ROOT = join(__dirname, '..', '..');
-const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
 
 function startService(env: Record<string, string>): ChildProcessWithoutNullStreams {
-  return spawn(TSX, ['src/main.ts'], {
+  // The same command as `npm start`, without npm in between, so signals reach node itself.
+  return spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
     // A clean environment: only what the test gives, plus PATH for tsx.
     env: { PATH: process.env.PATH ?? '', NODE_ENV: 'development', HOST: '127.0.0.1', PORT: '0', ...env },

@@ -31,8 +31,6 @@ describe('every upstream failure becomes a typed GraphQL error', () => {
   it.each([
     [400, 'UPSTREAM_REJECTED'],
     [422, 'UPSTREAM_REJECTED'],
-    [401, 'UPSTREAM_AUTH_FAILED'],
-    [402, 'UPSTREAM_INSUFFICIENT_BALANCE'],
     [429, 'UPSTREAM_RATE_LIMITED'],
     [500, 'UPSTREAM_UNAVAILABLE'],
     [503, 'UPSTREAM_UNAVAILABLE'],
@@ -77,6 +75,28 @@ describe('every upstream failure becomes a typed GraphQL error', () => {
     const res = await ask();
     expect(res.errors).toBeUndefined();
     expect((res.data as { completion: { content: string } }).completion.content.length).toBeGreaterThan(0);
+  });
+});
+
+describe('an upstream 401 or 402 takes the key out of rotation', () => {
+  it.each([
+    [401, 'UPSTREAM_AUTH_FAILED', 'UNAUTHORIZED'],
+    [402, 'UPSTREAM_INSUFFICIENT_BALANCE', 'INSUFFICIENT_BALANCE'],
+  ])('maps HTTP %i to %s and reports the key as %s', async (status, code, reason) => {
+    const simulator = await startSimulator({ apiKeys: [KEY] });
+    const gateway = await startTestGateway({ DEEPSEEK_API_KEY: KEY, DEEPSEEK_BASE_URL: simulator.url });
+    try {
+      simulator.faults.inject({ kind: 'status', status });
+      const res = await gql(gateway, COMPLETION, { input: { prompt: `key case ${status}` } });
+      expect(res.errors![0]!.extensions).toMatchObject({ code, upstreamStatus: status });
+      expect(res.errors![0]!.extensions!.upstreamTraceId).toMatch(/^[0-9a-f]{32}$/);
+      const state = await gql(gateway, '{ upstream { keys { active reason } } }');
+      expect(state.data).toEqual({ upstream: { keys: [{ active: false, reason }] } });
+      expect(JSON.stringify([res, state])).not.toContain(KEY);
+    } finally {
+      await gateway.close();
+      await simulator.close();
+    }
   });
 });
 
