@@ -66,6 +66,13 @@ export type CircuitState =
   | 'HALF_OPEN'
   | 'OPEN';
 
+export type CircuitTransition = {
+  __typename?: 'CircuitTransition';
+  /** ISO-8601 time of the change. */
+  at: Scalars['String']['output'];
+  to: CircuitState;
+};
+
 export type CoalescingStatus = {
   __typename?: 'CoalescingStatus';
   batches: Scalars['Int']['output'];
@@ -250,6 +257,8 @@ export type UpstreamStatus = {
   /** Upstream calls made since start (attempts not counted). */
   calls: Scalars['Int']['output'];
   circuit: CircuitState;
+  /** The last circuit state changes, oldest first (at most 50). */
+  circuitTransitions: Array<CircuitTransition>;
   coalescing: CoalescingStatus;
   defaultModel: Scalars['String']['output'];
   failures: Scalars['Int']['output'];
@@ -384,6 +393,7 @@ export type ResolversTypes = ResolversObject<{
   CacheStatus: ResolverTypeWrapper<CacheStatus>;
   Int: ResolverTypeWrapper<Scalars['Int']['output']>;
   CircuitState: CircuitState;
+  CircuitTransition: ResolverTypeWrapper<CircuitTransition>;
   CoalescingStatus: ResolverTypeWrapper<CoalescingStatus>;
   Float: ResolverTypeWrapper<Scalars['Float']['output']>;
   Completion: ResolverTypeWrapper<CompletionModel>;
@@ -412,6 +422,7 @@ export type ResolversParentTypes = ResolversObject<{
   BalanceInfo: BalanceInfo;
   CacheStatus: CacheStatus;
   Int: Scalars['Int']['output'];
+  CircuitTransition: CircuitTransition;
   CoalescingStatus: CoalescingStatus;
   Float: Scalars['Float']['output'];
   Completion: CompletionModel;
@@ -452,6 +463,11 @@ export type CacheStatusResolvers<ContextType = GraphQLContext, ParentType extend
   misses?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   store?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   writes?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+}>;
+
+export type CircuitTransitionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['CircuitTransition'] = ResolversParentTypes['CircuitTransition']> = ResolversObject<{
+  at?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  to?: Resolver<ResolversTypes['CircuitState'], ParentType, ContextType>;
 }>;
 
 export type CoalescingStatusResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['CoalescingStatus'] = ResolversParentTypes['CoalescingStatus']> = ResolversObject<{
@@ -503,6 +519,7 @@ export type UpstreamStatusResolvers<ContextType = GraphQLContext, ParentType ext
   cache?: Resolver<ResolversTypes['CacheStatus'], ParentType, ContextType>;
   calls?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   circuit?: Resolver<ResolversTypes['CircuitState'], ParentType, ContextType>;
+  circuitTransitions?: Resolver<Array<ResolversTypes['CircuitTransition']>, ParentType, ContextType>;
   coalescing?: Resolver<ResolversTypes['CoalescingStatus'], ParentType, ContextType>;
   defaultModel?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   failures?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
@@ -531,6 +548,7 @@ export type Resolvers<ContextType = GraphQLContext> = ResolversObject<{
   Balance?: BalanceResolvers<ContextType>;
   BalanceInfo?: BalanceInfoResolvers<ContextType>;
   CacheStatus?: CacheStatusResolvers<ContextType>;
+  CircuitTransition?: CircuitTransitionResolvers<ContextType>;
   CoalescingStatus?: CoalescingStatusResolvers<ContextType>;
   Completion?: CompletionResolvers<ContextType>;
   Model?: ModelResolvers<ContextType>;

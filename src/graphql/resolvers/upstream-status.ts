@@ -19,6 +19,7 @@ export function upstreamStatus(services: GatewayServices): UpstreamStatus {
     retries: transport.retries,
     rejectedOverloaded: transport.rejectedOverloaded,
     shortCircuited: transport.shortCircuited,
+    circuitTransitions: transport.breakerTransitions.map(({ to, at }) => ({ to, at })),
     keys: transport.keys.map((key) => ({
       fingerprint: key.fingerprint,
       active: key.state === 'active',
