@@ -1,0 +1,199 @@
+import { randomUUID } from 'node:crypto';
+import type { Gateway } from '../../src/app';
+import { RedisServer } from '../cache/redis-server';
+import { chatCalls, gql, startTestGateway } from '../helpers/gateway';
+
+const COMPLETION = `query ($input: CompletionInput!) { completion(input: $input) { id content cached createdAt } }`;
+
+interface Answer {
+  completion: { id: string; content: string; cached: boolean; createdAt: string };
+}
+
+const ask = (gateway: Gateway, input: Record<string, unknown>) => gql<Answer>(gateway, COMPLETION, { input });
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('coalescing over HTTP', () => {
+  let gateway: Gateway;
+
+  beforeAll(async () => {
+    // A slow upstream, so every concurrent request arrives while the first call is in flight.
+    gateway = await startTestGateway({ SIMULATOR_LATENCY_MS: '300' });
+  });
+  afterAll(async () => {
+    await gateway.close();
+  });
+
+  it('200 concurrent identical queries from separate HTTP requests make exactly 1 upstream call', async () => {
+    const before = chatCalls(gateway);
+    const responses = await Promise.all(
+      Array.from({ length: 200 }, () => ask(gateway, { prompt: 'the same question, 200 times', thinking: false })),
+    );
+    expect(chatCalls(gateway)).toBe(before + 1);
+    const ids = new Set(responses.map((r) => r.data!.completion.id));
+    const contents = new Set(responses.map((r) => r.data!.completion.content));
+    expect(ids.size).toBe(1);
+    expect(contents.size).toBe(1);
+    expect(responses.every((r) => r.errors === undefined)).toBe(true);
+    // Every joiner made no call of its own, but an upstream call was made for it: not `cached`.
+    expect(responses.filter((r) => r.data!.completion.cached)).toHaveLength(0);
+    const status = await gql<{ upstream: { coalescing: { joinedInFlight: number } } }>(
+      gateway,
+      '{ upstream { coalescing { joinedInFlight } } }',
+    );
+    expect(status.data!.upstream.coalescing.joinedInFlight).toBeGreaterThanOrEqual(199);
+  });
+
+  it('aliases of the same question in one operation make one call', async () => {
+    const before = chatCalls(gateway);
+    const res = await gql<Record<string, { id: string }>>(
+      gateway,
+      `{ a: completion(input: {prompt: "alias twin", thinking: false}) { id }
+         b: completion(input: {prompt: "alias twin", thinking: false}) { id }
+         c: completion(input: {messages: [{role: USER, content: "alias twin"}], thinking: false}) { id } }`,
+    );
+    expect(res.errors).toBeUndefined();
+    expect(new Set([res.data!.a!.id, res.data!.b!.id, res.data!.c!.id]).size).toBe(1);
+    expect(chatCalls(gateway)).toBe(before + 1);
+  });
+
+  it('a completions list with duplicates makes one call per distinct prompt', async () => {
+    const before = chatCalls(gateway);
+    const inputs = ['p', 'q', 'p', 'r', 'q', 'p'].map((prompt) => ({ prompt: `list ${prompt}`, thinking: false }));
+    const res = await gql<{ completions: Array<{ id: string }> }>(
+      gateway,
+      'query ($inputs: [CompletionInput!]!) { completions(inputs: $inputs) { id } }',
+      { inputs },
+    );
+    expect(res.data!.completions).toHaveLength(6);
+    expect(chatCalls(gateway)).toBe(before + 3);
+  });
+});
+
+describe('cache policies over HTTP', () => {
+  let gateway: Gateway;
+
+  beforeAll(async () => {
+    gateway = await startTestGateway();
+  });
+  afterAll(async () => {
+    await gateway.close();
+  });
+
+  it('USE reads what an earlier query stored', async () => {
+    const first = await ask(gateway, { prompt: 'policy USE' });
+    const before = chatCalls(gateway);
+    const second = await ask(gateway, { prompt: 'policy USE', cache: 'USE' });
+    expect(second.data!.completion).toEqual({ ...first.data!.completion, cached: true });
+    expect(chatCalls(gateway)).toBe(before);
+  });
+
+  it('BYPASS neither reads nor writes', async () => {
+    await ask(gateway, { prompt: 'policy BYPASS' });
+    const before = chatCalls(gateway);
+    const bypassed = await ask(gateway, { prompt: 'policy BYPASS', cache: 'BYPASS' });
+    expect(bypassed.data!.completion.cached).toBe(false);
+    expect(chatCalls(gateway)).toBe(before + 1);
+
+    const fresh = await ask(gateway, { prompt: 'policy BYPASS never stored', cache: 'BYPASS' });
+    expect(fresh.data!.completion.cached).toBe(false);
+    const after = await ask(gateway, { prompt: 'policy BYPASS never stored' });
+    expect(after.data!.completion.cached).toBe(false);
+    expect(chatCalls(gateway)).toBe(before + 3);
+  });
+
+  it('REFRESH skips the read and stores the new answer', async () => {
+    const first = await ask(gateway, { prompt: 'policy REFRESH' });
+    await sleep(1100); // createdAt has second resolution upstream
+    const refreshed = await ask(gateway, { prompt: 'policy REFRESH', cache: 'REFRESH' });
+    expect(refreshed.data!.completion.cached).toBe(false);
+    expect(refreshed.data!.completion.createdAt > first.data!.completion.createdAt).toBe(true);
+    const read = await ask(gateway, { prompt: 'policy REFRESH' });
+    expect(read.data!.completion).toMatchObject({ cached: true, createdAt: refreshed.data!.completion.createdAt });
+  });
+});
+
+describe('cache bounds', () => {
+  it('expires entries after CACHE_TTL_SECONDS', async () => {
+    const gateway = await startTestGateway({ CACHE_TTL_SECONDS: '1' });
+    try {
+      await ask(gateway, { prompt: 'short-lived' });
+      expect((await ask(gateway, { prompt: 'short-lived' })).data!.completion.cached).toBe(true);
+      await sleep(1200);
+      const before = chatCalls(gateway);
+      expect((await ask(gateway, { prompt: 'short-lived' })).data!.completion.cached).toBe(false);
+      expect(chatCalls(gateway)).toBe(before + 1);
+    } finally {
+      await gateway.close();
+    }
+  });
+
+  it('evicts the least recently used entry beyond CACHE_MAX_ENTRIES', async () => {
+    const gateway = await startTestGateway({ CACHE_MAX_ENTRIES: '2' });
+    try {
+      await ask(gateway, { prompt: 'one' });
+      await ask(gateway, { prompt: 'two' });
+      await ask(gateway, { prompt: 'three' });
+      const status = await gql<{ upstream: { cache: { entries: number } } }>(gateway, '{ upstream { cache { entries } } }');
+      expect(status.data!.upstream.cache.entries).toBe(2);
+      expect((await ask(gateway, { prompt: 'three' })).data!.completion.cached).toBe(true);
+      expect((await ask(gateway, { prompt: 'one' })).data!.completion.cached).toBe(false);
+    } finally {
+      await gateway.close();
+    }
+  });
+});
+
+describe('a shared Redis cache', () => {
+  it('lets a second replica answer from the cache with no upstream call', async () => {
+    const env = { REDIS_URL: 'redis://127.0.0.1:6379', CACHE_NAMESPACE: `t${randomUUID().slice(0, 8)}` };
+    const first = await startTestGateway(env);
+    const second = await startTestGateway(env);
+    try {
+      const written = await ask(first, { prompt: 'shared between replicas' });
+      expect(written.data!.completion.cached).toBe(false);
+      const read = await ask(second, { prompt: 'shared between replicas' });
+      expect(read.data!.completion).toEqual({ ...written.data!.completion, cached: true });
+      expect(chatCalls(second)).toBe(0);
+      const status = await gql<{ upstream: { cache: { store: string } } }>(second, '{ upstream { cache { store } } }');
+      expect(status.data!.upstream.cache.store).toBe('redis');
+      // Leave the machine's Redis as we found it.
+      const evicted = await gql(second, 'mutation ($id: ID!) { evictCompletion(id: $id) }', { id: read.data!.completion.id });
+      expect(evicted.data).toEqual({ evictCompletion: true });
+    } finally {
+      await Promise.all([first.close(), second.close()]);
+    }
+  });
+
+  it('keeps answering while Redis is down and uses it again once it is back', async () => {
+    const redis = await RedisServer.start();
+    const gateway = await startTestGateway({ REDIS_URL: redis.url, CACHE_STORE_TIMEOUT_MS: '200' });
+    try {
+      await ask(gateway, { prompt: 'before the outage' });
+      expect((await ask(gateway, { prompt: 'before the outage' })).data!.completion.cached).toBe(true);
+
+      await redis.stop();
+      const during = await ask(gateway, { prompt: 'during the outage' });
+      expect(during.errors).toBeUndefined();
+      expect(during.data!.completion.cached).toBe(false);
+      const status = await gql<{ upstream: { cache: { available: boolean; errors: number } } }>(
+        gateway,
+        '{ upstream { cache { available errors } } }',
+      );
+      expect(status.data!.upstream.cache.errors).toBeGreaterThan(0);
+
+      await redis.start();
+      const deadline = Date.now() + 10_000;
+      let cachedAgain = false;
+      while (!cachedAgain && Date.now() < deadline) {
+        await ask(gateway, { prompt: 'after the outage' });
+        cachedAgain = (await ask(gateway, { prompt: 'after the outage' })).data!.completion.cached;
+        if (!cachedAgain) await sleep(200);
+      }
+      expect(cachedAgain).toBe(true);
+      expect(await redis.cli('DBSIZE')).not.toBe('0');
+    } finally {
+      await gateway.close();
+      await redis.stop();
+    }
+  });
+});
