@@ -4,6 +4,7 @@ import type { CompletionModel, UsageModel } from '../mappers';
 import type { GraphQLContext } from '../context';
 export type Maybe<T> = T | null;
 export type InputMaybe<T> = Maybe<T>;
+export type Omit<T, K extends keyof T> = Pick<T, Exclude<keyof T, K>>;
 export type RequireFields<T, K extends keyof T> = Omit<T, K> & { [P in K]-?: NonNullable<T[P]> };
 /** All built-in and custom scalars, mapped to their actual values */
 export type Scalars = {
@@ -98,6 +99,26 @@ export type Completion = {
   /** The model's reasoning in thinking mode; null otherwise. */
   reasoningContent: Maybe<Scalars['String']['output']>;
   usage: Usage;
+};
+
+/** One piece of a streamed completion. Deltas join to the completion's content (and reasoning); the last chunk carries `finishReason` and `usage`. */
+export type CompletionChunk = {
+  __typename?: 'CompletionChunk';
+  /** True when replayed from the cache (no upstream call was made for this stream). */
+  cached: Scalars['Boolean']['output'];
+  /** Answer text this chunk adds; may be empty (reasoning chunks, the last chunk). */
+  delta: Scalars['String']['output'];
+  /** Set on the last chunk only. */
+  finishReason: Maybe<FinishReason>;
+  /** The completion's id: the `Completion.id` a query for the same input returns. */
+  id: Scalars['ID']['output'];
+  /** Position of this chunk in the stream, from 0. */
+  index: Scalars['Int']['output'];
+  model: Scalars['String']['output'];
+  /** Reasoning text this chunk adds in thinking mode; null when it adds none. */
+  reasoningDelta: Maybe<Scalars['String']['output']>;
+  /** Set on the last chunk only. */
+  usage: Maybe<Usage>;
 };
 
 /** One chat completion request. Give exactly one of `prompt` or `messages`. */
@@ -244,6 +265,24 @@ export type Role =
   | 'ASSISTANT'
   | 'SYSTEM'
   | 'USER';
+
+export type Subscription = {
+  __typename?: 'Subscription';
+  /**
+   * Token-by-token stream of one completion (graphql-ws, protocol graphql-transport-ws, on
+   * /graphql). Identical concurrent streams share one upstream call, and a late subscriber
+   * first receives what was already streamed. The cache policy applies as for queries: with
+   * USE a stored answer is replayed (chunks with `cached: true`), and a finished stream is
+   * stored under the same id the `completion` query uses. A failure ends the stream with a
+   * typed error.
+   */
+  completionStream: CompletionChunk;
+};
+
+
+export type SubscriptionCompletionStreamArgs = {
+  input: CompletionInput;
+};
 
 export type UpstreamMode =
   /** Calls go to DeepSeek. */
@@ -398,6 +437,7 @@ export type ResolversTypes = ResolversObject<{
   Float: ResolverTypeWrapper<Scalars['Float']['output']>;
   Completion: ResolverTypeWrapper<CompletionModel>;
   ID: ResolverTypeWrapper<Scalars['ID']['output']>;
+  CompletionChunk: ResolverTypeWrapper<Omit<CompletionChunk, 'usage'> & { usage?: Maybe<ResolversTypes['Usage']> }>;
   CompletionInput: CompletionInput;
   FimInput: FimInput;
   FinishReason: FinishReason;
@@ -408,6 +448,7 @@ export type ResolversTypes = ResolversObject<{
   ReasoningEffort: ReasoningEffort;
   ResponseFormat: ResponseFormat;
   Role: Role;
+  Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
   UpstreamMode: UpstreamMode;
   UpstreamStatus: ResolverTypeWrapper<UpstreamStatus>;
   Usage: ResolverTypeWrapper<UsageModel>;
@@ -427,12 +468,14 @@ export type ResolversParentTypes = ResolversObject<{
   Float: Scalars['Float']['output'];
   Completion: CompletionModel;
   ID: Scalars['ID']['output'];
+  CompletionChunk: Omit<CompletionChunk, 'usage'> & { usage?: Maybe<ResolversParentTypes['Usage']> };
   CompletionInput: CompletionInput;
   FimInput: FimInput;
   MessageInput: MessageInput;
   Model: Model;
   Mutation: Record<PropertyKey, never>;
   Query: Record<PropertyKey, never>;
+  Subscription: Record<PropertyKey, never>;
   UpstreamStatus: UpstreamStatus;
   Usage: UsageModel;
 }>;
@@ -489,6 +532,17 @@ export type CompletionResolvers<ContextType = GraphQLContext, ParentType extends
   usage?: Resolver<ResolversTypes['Usage'], ParentType, ContextType>;
 }>;
 
+export type CompletionChunkResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['CompletionChunk'] = ResolversParentTypes['CompletionChunk']> = ResolversObject<{
+  cached?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  delta?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  finishReason?: Resolver<Maybe<ResolversTypes['FinishReason']>, ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  index?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  model?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  reasoningDelta?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  usage?: Resolver<Maybe<ResolversTypes['Usage']>, ParentType, ContextType>;
+}>;
+
 export type ModelResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Model'] = ResolversParentTypes['Model']> = ResolversObject<{
   contextWindow?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   defaultReasoningEffort?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
@@ -513,6 +567,10 @@ export type QueryResolvers<ContextType = GraphQLContext, ParentType extends Reso
   fimCompletion?: Resolver<ResolversTypes['Completion'], ParentType, ContextType, RequireFields<QueryFimCompletionArgs, 'input'>>;
   models?: Resolver<Array<ResolversTypes['Model']>, ParentType, ContextType>;
   upstream?: Resolver<ResolversTypes['UpstreamStatus'], ParentType, ContextType>;
+}>;
+
+export type SubscriptionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Subscription'] = ResolversParentTypes['Subscription']> = ResolversObject<{
+  completionStream?: SubscriptionResolver<ResolversTypes['CompletionChunk'], "completionStream", ParentType, ContextType, RequireFields<SubscriptionCompletionStreamArgs, 'input'>>;
 }>;
 
 export type UpstreamStatusResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['UpstreamStatus'] = ResolversParentTypes['UpstreamStatus']> = ResolversObject<{
@@ -551,9 +609,11 @@ export type Resolvers<ContextType = GraphQLContext> = ResolversObject<{
   CircuitTransition?: CircuitTransitionResolvers<ContextType>;
   CoalescingStatus?: CoalescingStatusResolvers<ContextType>;
   Completion?: CompletionResolvers<ContextType>;
+  CompletionChunk?: CompletionChunkResolvers<ContextType>;
   Model?: ModelResolvers<ContextType>;
   Mutation?: MutationResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
+  Subscription?: SubscriptionResolvers<ContextType>;
   UpstreamStatus?: UpstreamStatusResolvers<ContextType>;
   Usage?: UsageResolvers<ContextType>;
 }>;

@@ -1,0 +1,243 @@
+/**
+ * Time to the first streamed chunk: through the gateway (graphql-ws `completionStream`)
+ * against the simulator's own first token (a direct SSE `POST /chat/completions` with
+ * undici), interleaved, sequential, on loopback only. Prints p50/p99/mean of both and the
+ * difference, which is what the gateway adds before a frontend sees the first token:
+ * WebSocket + GraphQL execution, normalisation and key hashing, the cache lookup (policy
+ * USE would add one; this uses BYPASS, like row b of bench.ts), the stream hub, the
+ * transport's policies and the extra loopback hop.
+ *
+ *   npx tsx bench/stream-latency.ts                # 200 samples each way, about 30 s
+ *   npx tsx bench/stream-latency.ts --samples=50   # quicker
+ *
+ * The gateway and the simulator are child processes (bench/lib/proc.ts), so neither shares
+ * this process's event loop; with taskset and 2+ CPUs the gateway is pinned to CPU 1 and
+ * this process and the simulator to CPU 0. Bounded: a run longer than 3 minutes is
+ * stopped, and every child is stopped on exit, error or Ctrl-C.
+ */
+import { loadavg } from 'node:os';
+import { createClient, type Client } from 'graphql-ws';
+import { Pool } from 'undici';
+import WebSocket from 'ws';
+import { childEnv, installCleanup, pinningAvailable, pinSelf, startService, stopAll } from './lib/proc';
+import { elapsedMs, summarize, type Summary } from './lib/stats';
+
+const API_KEY = 'sk-bench-stream-latency-0000000000000000';
+/** Queue time before the first token, and the time between tokens, in the simulator. */
+const SIM_LATENCY_MS = 20;
+const SIM_TOKEN_DELAY_MS = 5;
+/** Short answers: only the first token is measured, and the run stays short. */
+const MAX_TOKENS = 4;
+const WARMUP = 20;
+const RUN_LIMIT_MS = 180_000;
+
+const STREAM = `subscription ($input: CompletionInput!) {
+  completionStream(input: $input) { index delta reasoningDelta finishReason cached }
+}`;
+
+const log = (message: string) => process.stderr.write(`[stream-latency ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+
+function samplesArg(): number {
+  const arg = process.argv.slice(2).find((a) => a.startsWith('--samples='));
+  const n = arg ? Number(arg.slice('--samples='.length)) : 200;
+  if (!Number.isInteger(n) || n < 1 || n > 5000) throw new Error('--samples must be an integer from 1 to 5000');
+  return n;
+}
+
+/** One subscription: ms until its first chunk, after which it is read to the end. */
+function viaGateway(client: Client, prompt: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const start = process.hrtime.bigint();
+    let first: number | undefined;
+    let finished = false;
+    client.subscribe<{ completionStream: { finishReason: string | null; cached: boolean } }>(
+      { query: STREAM, variables: { input: { prompt, thinking: false, maxTokens: MAX_TOKENS, cache: 'BYPASS' } } },
+      {
+        next: (result) => {
+          if (result.errors?.length) {
+            reject(new Error(`gateway stream failed: ${JSON.stringify(result.errors)}`));
+            return;
+          }
+          first ??= elapsedMs(start);
+          if (result.data?.completionStream.cached) reject(new Error('expected an upstream stream, got a cached replay'));
+          if (result.data?.completionStream.finishReason) finished = true;
+        },
+        error: (error) => reject(error instanceof Error ? error : new Error(JSON.stringify(error))),
+        complete: () => {
+          if (first === undefined || !finished) reject(new Error('gateway stream ended without chunks or finish reason'));
+          else resolve(first);
+        },
+      },
+    );
+  });
+}
+
+/**
+ * The same request straight to the simulator: ms until the first SSE event carrying text
+ * (the gateway's first chunk is also the first delta with text), then read to `[DONE]`.
+ */
+async function direct(pool: Pool, prompt: string): Promise<number> {
+  const start = process.hrtime.bigint();
+  const response = await pool.request({
+    method: 'POST',
+    path: '/chat/completions',
+    headers: { 'content-type': 'application/json', accept: 'text/event-stream', authorization: `Bearer ${API_KEY}` },
+    body: JSON.stringify({
+      model: 'deepseek-flash',
+      messages: [{ role: 'user', content: prompt }],
+      thinking: { type: 'disabled' },
+      max_tokens: MAX_TOKENS,
+      stream: true,
+      stream_options: { include_usage: true },
+    }),
+  });
+  if (response.statusCode !== 200) throw new Error(`simulator answered ${response.statusCode}: ${await response.body.text()}`);
+  let first: number | undefined;
+  let buffer = '';
+  let done = false;
+  for await (const piece of response.body) {
+    buffer += (piece as Buffer).toString('utf8');
+    let end;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const event = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      if (!event.startsWith('data: ')) continue; // keep-alive comments
+      const data = event.slice('data: '.length);
+      if (data === '[DONE]') {
+        done = true;
+        continue;
+      }
+      if (first === undefined) {
+        const delta = (JSON.parse(data) as { choices?: Array<{ delta?: { content?: string; reasoning_content?: string } }> }).choices?.[0]
+          ?.delta;
+        if (delta?.content || delta?.reasoning_content) first = elapsedMs(start);
+      }
+    }
+  }
+  if (first === undefined || !done) throw new Error('simulator stream ended without text or [DONE]');
+  return first;
+}
+
+function row(name: string, s: Summary): string {
+  const f = (n: number) => n.toFixed(2).padStart(8);
+  return `${name.padEnd(34)} ${String(s.count).padStart(5)} ${f(s.p50)} ${f(s.p99)} ${f(s.mean)} ${f(s.min)} ${f(s.max)}`;
+}
+
+async function main(): Promise<void> {
+  const samples = samplesArg();
+  installCleanup();
+  const limit = setTimeout(() => {
+    log(`still running after ${RUN_LIMIT_MS / 1000} s: stopping`);
+    void stopAll().finally(() => process.exit(1));
+  }, RUN_LIMIT_MS);
+  limit.unref();
+
+  const pinning = pinningAvailable();
+  const pin = pinning.ok && pinSelf(0);
+  log(pin ? pinning.reason : `no CPU pinning (${pinning.ok ? 'taskset -p failed' : pinning.reason})`);
+  // Other work on a shared machine shows up as p99 outliers: say how busy it was.
+  log(`load average at start: ${loadavg().map((n) => n.toFixed(2)).join(' ')}`);
+
+  let client: Client | undefined;
+  let pool: Pool | undefined;
+  try {
+    const sim = await startService({
+      name: 'simulator',
+      args: ['--import', 'tsx', 'bench/sim-server.ts'],
+      env: childEnv({
+        HOST: '127.0.0.1',
+        SIMULATOR_PORT: '0',
+        SIMULATOR_LATENCY_MS: String(SIM_LATENCY_MS),
+        SIMULATOR_TOKEN_DELAY_MS: String(SIM_TOKEN_DELAY_MS),
+      }),
+      cpu: 0,
+      pin,
+      readyMsg: 'simulator listening',
+      ipc: true,
+    });
+    const gateway = await startService({
+      name: 'gateway',
+      args: ['--import', 'tsx', 'src/main.ts'],
+      env: childEnv({
+        NODE_ENV: 'production',
+        HOST: '127.0.0.1',
+        PORT: '0',
+        LOG_LEVEL: 'info',
+        DEEPSEEK_API_KEY: API_KEY,
+        DEEPSEEK_BASE_URL: sim.url,
+        OTEL_SDK_DISABLED: 'true',
+      }),
+      cpu: 1,
+      pin,
+      readyMsg: 'gateway listening',
+    });
+    log(`simulator ${sim.url} (latency ${SIM_LATENCY_MS} ms, token delay ${SIM_TOKEN_DELAY_MS} ms), gateway ${gateway.url}`);
+
+    // One WebSocket for the whole run, opened before measuring (as a frontend keeps one open).
+    client = createClient({ url: gateway.url.replace(/^http/, 'ws'), webSocketImpl: WebSocket, lazy: false, retryAttempts: 0 });
+    await new Promise<void>((resolve, reject) => {
+      const offConnected = client!.on('connected', () => {
+        offConnected();
+        resolve();
+      });
+      client!.on('error', reject);
+    });
+    // One keep-alive connection, as the gateway's pool keeps them.
+    pool = new Pool(sim.url, { connections: 1 });
+
+    const tag = Date.now().toString(36);
+    log(`warm-up: ${WARMUP} each way`);
+    for (let i = 0; i < WARMUP; i += 1) {
+      await viaGateway(client, `warm ${tag} gw ${i}`);
+      await direct(pool, `warm ${tag} direct ${i}`);
+    }
+    log(`measuring: ${samples} sequential streams each way, interleaved`);
+    const gw: number[] = [];
+    const dr: number[] = [];
+    for (let i = 0; i < samples; i += 1) {
+      // Alternate which goes first so drift on the shared machine hits both alike.
+      if (i % 2 === 0) {
+        gw.push(await viaGateway(client, `ttfc ${tag} gw ${i}`));
+        dr.push(await direct(pool, `ttfc ${tag} direct ${i}`));
+      } else {
+        dr.push(await direct(pool, `ttfc ${tag} direct ${i}`));
+        gw.push(await viaGateway(client, `ttfc ${tag} gw ${i}`));
+      }
+    }
+    const g = summarize(gw);
+    const d = summarize(dr);
+    const header = `${'time to first chunk (ms)'.padEnd(34)} ${'n'.padStart(5)} ${'p50'.padStart(8)} ${'p99'.padStart(8)} ${'mean'.padStart(8)} ${'min'.padStart(8)} ${'max'.padStart(8)}`;
+    const difference: Summary = {
+      count: samples,
+      p50: g.p50 - d.p50,
+      p90: g.p90 - d.p90,
+      p99: g.p99 - d.p99,
+      mean: g.mean - d.mean,
+      min: g.min - d.min,
+      max: g.max - d.max,
+    };
+    process.stdout.write(
+      [
+        '',
+        header,
+        row('via gateway (graphql-ws)', g),
+        row('simulator first token (undici SSE)', d),
+        row('difference (gateway − simulator)', difference),
+        '',
+        `simulator: ${SIM_LATENCY_MS} ms queue + ${SIM_TOKEN_DELAY_MS} ms to the first text token; cache BYPASS, thinking off, maxTokens ${MAX_TOKENS}.`,
+        '',
+      ].join('\n'),
+    );
+  } finally {
+    await client?.dispose();
+    await pool?.close();
+    await stopAll();
+    clearTimeout(limit);
+  }
+}
+
+main().catch(async (error: unknown) => {
+  log(`failed: ${error instanceof Error ? error.message : String(error)}`);
+  await stopAll();
+  process.exit(1);
+});

@@ -1,0 +1,174 @@
+import type { Server } from 'node:http';
+import type { ApolloServerPlugin } from '@apollo/server';
+import {
+  GraphQLError,
+  getOperationAST,
+  getVariableValues,
+  parse,
+  validate,
+  type DocumentNode,
+  type GraphQLFormattedError,
+  type GraphQLSchema,
+} from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { ErrorCode, isErrorCode } from '../errors';
+import type { Logger } from '../telemetry/logger';
+import type { GatewayServices, GraphQLContext } from './context';
+
+type FormatError = (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError;
+
+export interface SubscriptionServerOptions {
+  /** The HTTP server Fastify listens with: WebSocket upgrades on `path` are taken from it. */
+  server: Server;
+  path: string;
+  /** The same executable schema Apollo serves over HTTP. */
+  schema: GraphQLSchema;
+  services: GatewayServices;
+  logger: Logger;
+  /** The formatter Apollo uses (`createFormatError`), so errors look and mask the same. */
+  formatError: FormatError;
+  /** Largest incoming WebSocket message (a subscribe payload), like the HTTP body limit. */
+  maxPayloadBytes: number;
+  /** On shutdown, sockets that have not finished the close handshake by then are cut. Default 1000 ms. */
+  closeTimeoutMs?: number;
+}
+
+export interface SubscriptionServer {
+  /** Apollo plugin: disposes the graphql-ws server when Apollo drains (`apollo.stop()`). */
+  drainPlugin: ApolloServerPlugin<GraphQLContext>;
+  /** Stops taking connections and closes every socket (1001 Going away). Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * GraphQL subscriptions over WebSocket (graphql-ws, protocol `graphql-transport-ws`, which
+ * Apollo Sandbox, Apollo Client's GraphQLWsLink and Apollo Router speak) on the same HTTP
+ * server and path as the HTTP endpoint. Only subscription operations are served here:
+ * queries and mutations go over HTTP, where Apollo's plugins and limits apply.
+ *
+ * Errors take the same path as over HTTP: parse, validation, operation and variable errors
+ * get Apollo's request-level codes; every other error goes through `formatError`, so keys
+ * and raw upstream bodies never reach a client.
+ */
+export function createSubscriptionServer(options: SubscriptionServerOptions): SubscriptionServer {
+  const { schema, services, formatError } = options;
+  const logger = options.logger.child({ component: 'subscriptions' });
+  const wsServer = new WebSocketServer({ server: options.server, path: options.path, maxPayload: options.maxPayloadBytes });
+  // graphql-ws handles the first server error once; a second one must not crash the process.
+  wsServer.on('error', (error) => logger.error({ err: error }, 'WebSocket server error'));
+
+  const format = (errors: readonly GraphQLError[]): GraphQLFormattedError[] =>
+    errors.map((error) =>
+      // Request-level errors we coded ourselves (parse, validation, variables) are kept as
+      // they are; for anything else the original error decides (a GatewayError keeps its
+      // code, the rest is masked).
+      formatError(error.toJSON(), isErrorCode(error.extensions.code) ? error : (error.originalError ?? error)),
+    );
+
+  const cleanup = useServer<Record<string, unknown> | undefined>(
+    {
+      schema,
+      // Never put internal error text in a close reason, in development either.
+      isProd: true,
+      onSubscribe: (_ctx, _id, payload) => {
+        let document: DocumentNode;
+        try {
+          document = parse(payload.query);
+        } catch (error) {
+          if (error instanceof GraphQLError) return [withCode(error, ErrorCode.GRAPHQL_PARSE_FAILED)];
+          throw error;
+        }
+        const invalid = validate(schema, document);
+        if (invalid.length > 0) return invalid.map((error) => withCode(error, ErrorCode.GRAPHQL_VALIDATION_FAILED));
+        const operation = getOperationAST(document, payload.operationName);
+        if (!operation) {
+          const message = payload.operationName
+            ? `Unknown operation named "${payload.operationName}".`
+            : 'Must provide operation name if query contains multiple operations.';
+          return [new GraphQLError(message, { extensions: { code: ErrorCode.OPERATION_RESOLUTION_FAILURE } })];
+        }
+        if (operation.operation !== 'subscription') {
+          return [
+            new GraphQLError(`Only subscriptions are served over WebSocket; send queries and mutations over HTTP to ${options.path}.`, {
+              extensions: { code: ErrorCode.BAD_REQUEST },
+            }),
+          ];
+        }
+        const variables = getVariableValues(schema, operation.variableDefinitions ?? [], payload.variables ?? {}, { maxErrors: 50 });
+        if (variables.errors) return variables.errors.map((error) => withCode(error, ErrorCode.BAD_USER_INPUT));
+        return { schema, document, operationName: payload.operationName, variableValues: payload.variables };
+      },
+      context: (ctx, id): GraphQLContext => {
+        const signal = connectionSignal(ctx.extra.socket);
+        return {
+          services,
+          loaders: services.completions.createLoaders({ signal }),
+          logger: logger.child({ subscriptionId: id }),
+          signal,
+        };
+      },
+      // Called for every chunk: only results carrying errors are reshaped.
+      onNext: (_ctx, _id, _payload, _args, result) => {
+        if (!result.errors || result.errors.length === 0) return undefined;
+        return { ...result, errors: format(result.errors) };
+      },
+      onError: (_ctx, _id, _payload, errors) => format(errors),
+    },
+    wsServer,
+  );
+
+  const closeTimeoutMs = options.closeTimeoutMs ?? 1000;
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      // dispose() sends 1001 to every client and waits for the close handshakes; a client
+      // that never answers would hold shutdown for ws's 30 s close timeout.
+      const cut = setTimeout(() => {
+        for (const socket of wsServer.clients) socket.terminate();
+      }, closeTimeoutMs);
+      try {
+        await cleanup.dispose();
+      } finally {
+        clearTimeout(cut);
+      }
+    })();
+    return closing;
+  };
+
+  return {
+    close,
+    drainPlugin: {
+      serverWillStart: async () => ({
+        // Runs alongside Fastify's drain: closing the sockets also ends their subscriptions
+        // (graphql-ws calls `return()` on each), which releases the shared upstream streams.
+        drainServer: close,
+      }),
+    },
+  };
+}
+
+/** A copy of a request-level error with Apollo's code for it. */
+function withCode(error: GraphQLError, code: ErrorCode): GraphQLError {
+  return new GraphQLError(error.message, {
+    nodes: error.nodes,
+    source: error.source,
+    positions: error.positions,
+    extensions: { ...error.extensions, code },
+  });
+}
+
+const connectionSignals = new WeakMap<WebSocket, AbortSignal>();
+
+/** One abort signal per connection, aborted when the socket closes (the `GraphQLContext.signal`). */
+function connectionSignal(socket: WebSocket): AbortSignal {
+  let signal = connectionSignals.get(socket);
+  if (!signal) {
+    const controller = new AbortController();
+    if (socket.readyState === socket.CLOSED) controller.abort(new Error('client disconnected'));
+    else socket.once('close', () => controller.abort(new Error('client disconnected')));
+    signal = controller.signal;
+    connectionSignals.set(socket, signal);
+  }
+  return signal;
+}

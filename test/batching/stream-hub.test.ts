@@ -1,0 +1,387 @@
+import { StreamHub, type StreamChunk } from '../../src/batching/stream-hub';
+import { completionId } from '../../src/cache/key';
+import type { CallOptions, ChatRequest, CompletionResult, DeepSeekApi, StreamEvent } from '../../src/deepseek/types';
+import { ErrorCode, UpstreamError } from '../../src/errors';
+import { silentLogger } from '../../src/telemetry/logger';
+import { completionResult } from '../cache/fixtures';
+import { chatRequest, RecordingCache, settle } from './fakes';
+
+/** One upstream stream the test drives by hand: `delta`, `finish`, `fail`, or leave it silent. */
+class FakeStream {
+  private readonly queue: Array<StreamEvent | Error> = [];
+  private wake: (() => void) | undefined;
+  /** True once the consumer stopped reading (finished, failed, aborted or returned). */
+  closed = false;
+
+  constructor(
+    readonly request: ChatRequest,
+    readonly signal: AbortSignal | undefined,
+  ) {}
+
+  delta(content: string, reasoningContent = ''): void {
+    this.push({ type: 'delta', content, reasoningContent });
+  }
+
+  finish(result: CompletionResult): void {
+    this.push({ type: 'finish', result });
+  }
+
+  fail(error: Error): void {
+    this.push(error);
+  }
+
+  get aborted(): boolean {
+    return this.signal?.aborted ?? false;
+  }
+
+  async *events(): AsyncGenerator<StreamEvent, void, undefined> {
+    try {
+      for (;;) {
+        if (this.signal?.aborted) throw this.signal.reason;
+        const next = this.queue.shift();
+        if (next === undefined) {
+          await new Promise<void>((resolve) => {
+            this.wake = resolve;
+            this.signal?.addEventListener('abort', () => resolve(), { once: true });
+          });
+          continue;
+        }
+        if (next instanceof Error) throw next;
+        yield next;
+        if (next.type === 'finish') return;
+      }
+    } finally {
+      this.closed = true;
+    }
+  }
+
+  private push(event: StreamEvent | Error): void {
+    this.queue.push(event);
+    this.wake?.();
+  }
+}
+
+class FakeStreamingUpstream implements Pick<DeepSeekApi, 'chatStream'> {
+  readonly streams: FakeStream[] = [];
+
+  chatStream(request: ChatRequest, options: CallOptions = {}): AsyncIterable<StreamEvent> {
+    const stream = new FakeStream(request, options.signal);
+    this.streams.push(stream);
+    return stream.events();
+  }
+
+  get last(): FakeStream {
+    const stream = this.streams.at(-1);
+    if (!stream) throw new Error('no upstream stream was opened');
+    return stream;
+  }
+}
+
+/** Reads an iterator in the background, recording chunks and the error that ended it. */
+function reader(iterator: AsyncIterableIterator<StreamChunk>) {
+  const chunks: StreamChunk[] = [];
+  let error: Error | undefined;
+  const done = (async () => {
+    try {
+      for await (const chunk of iterator) chunks.push(chunk);
+    } catch (failure) {
+      error = failure as Error;
+    }
+  })();
+  return {
+    chunks,
+    get error() {
+      return error;
+    },
+    done,
+    text: () => chunks.map((c) => c.delta).join(''),
+    reasoning: () => chunks.map((c) => c.reasoningDelta ?? '').join(''),
+  };
+}
+
+function result(content: string, extra: Partial<CompletionResult> = {}): CompletionResult {
+  return { ...completionResult(content), ...extra };
+}
+
+describe('StreamHub', () => {
+  let upstream: FakeStreamingUpstream;
+  let cache: RecordingCache;
+  let hub: StreamHub;
+
+  function makeHub(options: { maxBufferedChars?: number; replayChunkChars?: number } = {}): StreamHub {
+    return new StreamHub({ cache, upstream, logger: silentLogger(), ...options });
+  }
+
+  beforeEach(() => {
+    upstream = new FakeStreamingUpstream();
+    cache = new RecordingCache();
+    hub = makeHub();
+  });
+  afterEach(async () => {
+    await hub.close();
+    await cache.close();
+  });
+
+  it('streams deltas, then a last chunk with finish reason and usage, and stores the answer under the query id', async () => {
+    const request = chatRequest('hello');
+    const r = reader(hub.subscribe(request, 'USE'));
+    await settle();
+    upstream.last.delta('Hel');
+    upstream.last.delta('lo');
+    upstream.last.finish(result('Hello'));
+    await r.done;
+
+    expect(r.error).toBeUndefined();
+    expect(r.text()).toBe('Hello');
+    expect(r.chunks.map((c) => c.index)).toEqual([0, 1, 2]);
+    expect(r.chunks.every((c) => c.id === completionId(request) && !c.cached && c.model === 'deepseek-flash')).toBe(true);
+    expect(r.chunks.slice(0, 2).every((c) => c.finish === undefined)).toBe(true);
+    expect(r.chunks[2]).toMatchObject({ delta: '', reasoningDelta: null, finish: { reason: 'stop', usage: { totalTokens: 12 } } });
+    // Stored before the last chunk went out, so a query sent after it finds the answer.
+    expect(cache.setManyCalls).toEqual([[completionId(request)]]);
+    expect((await cache.peek(completionId(request)))?.content).toBe('Hello');
+    expect(hub.stats()).toMatchObject({ activeStreams: 0, subscribers: 0, upstreamStreams: 1 });
+  });
+
+  it('shares one upstream stream between identical subscriptions and replays the start to a late joiner', async () => {
+    const request = chatRequest('shared');
+    const early = [reader(hub.subscribe(request, 'USE')), reader(hub.subscribe(request, 'USE'))];
+    await settle();
+    upstream.last.delta('one ');
+    upstream.last.delta('two ');
+    await settle();
+    expect(early[0].text()).toBe('one two ');
+
+    const late = reader(hub.subscribe(request, 'USE'));
+    await settle();
+    expect(late.text()).toBe('one two ');
+    upstream.last.delta('three');
+    upstream.last.finish(result('one two three'));
+    await Promise.all([...early, late].map((r) => r.done));
+
+    expect(upstream.streams).toHaveLength(1);
+    for (const r of [...early, late]) {
+      expect(r.text()).toBe('one two three');
+      expect(r.chunks.map((c) => c.index)).toEqual([0, 1, 2, 3]);
+    }
+    expect(hub.stats()).toMatchObject({ upstreamStreams: 1, joined: 2 });
+    // Identical subscriptions arriving together read the cache once.
+    expect(cache.getManyCalls).toHaveLength(1);
+  });
+
+  it('aborts the upstream only when the last subscriber leaves, and answers a pending next() at once', async () => {
+    const request = chatRequest('leave');
+    const a = hub.subscribe(request, 'USE');
+    const b = hub.subscribe(request, 'USE');
+    await settle();
+    const stream = upstream.last;
+
+    const pending = a.next(); // the upstream is silent: this waits
+    await a.return!();
+    await expect(pending).resolves.toEqual({ value: undefined, done: true });
+    expect(stream.aborted).toBe(false);
+
+    await b.return!();
+    expect(stream.aborted).toBe(true);
+    await settle();
+    expect(stream.closed).toBe(true);
+    expect(hub.stats()).toMatchObject({ activeStreams: 0, abandoned: 1 });
+    expect(cache.setManyCalls).toHaveLength(0);
+
+    // An identical subscription afterwards starts afresh rather than joining the torn-down stream.
+    const again = reader(hub.subscribe(request, 'USE'));
+    await settle();
+    expect(upstream.streams).toHaveLength(2);
+    upstream.last.finish(result(''));
+    await again.done;
+  });
+
+  it('replays a cached answer as chunks with cached: true, reasoning first, without an upstream call', async () => {
+    hub = makeHub({ replayChunkChars: 4 });
+    const request = chatRequest('cached');
+    await cache.setMany([{ id: completionId(request), value: result('abcdefghij', { reasoningContent: 'think' }) }]);
+
+    const r = reader(hub.subscribe(request, 'USE'));
+    await r.done;
+
+    expect(upstream.streams).toHaveLength(0);
+    expect(r.chunks.every((c) => c.cached)).toBe(true);
+    expect(r.chunks.map((c) => [c.delta, c.reasoningDelta])).toEqual([
+      ['', 'thin'],
+      ['', 'k'],
+      ['abcd', null],
+      ['efgh', null],
+      ['ij', null],
+      ['', null],
+    ]);
+    expect(r.chunks.at(-1)!.finish).toEqual({ reason: 'stop', usage: result('').usage });
+    expect(hub.stats().cacheReplays).toBe(1);
+  });
+
+  it('REFRESH skips the read and stores; BYPASS neither reads nor stores', async () => {
+    const request = chatRequest('policies');
+    await cache.setMany([{ id: completionId(request), value: result('old') }]);
+    cache.getManyCalls.length = 0;
+    cache.setManyCalls.length = 0;
+
+    const refresh = reader(hub.subscribe(request, 'REFRESH'));
+    await settle();
+    upstream.last.delta('new');
+    upstream.last.finish(result('new'));
+    await refresh.done;
+    expect(refresh.text()).toBe('new');
+    expect(refresh.chunks.every((c) => !c.cached)).toBe(true);
+    expect(cache.getManyCalls).toHaveLength(0);
+    expect((await cache.peek(completionId(request)))?.content).toBe('new');
+
+    const bypass = reader(hub.subscribe(request, 'BYPASS'));
+    await settle();
+    upstream.last.delta('newer');
+    upstream.last.finish(result('newer'));
+    await bypass.done;
+    expect(bypass.text()).toBe('newer');
+    expect(cache.getManyCalls).toHaveLength(0);
+    expect(cache.setManyCalls).toHaveLength(1); // only REFRESH's
+    expect((await cache.peek(completionId(request)))?.content).toBe('new');
+  });
+
+  it('stores a BYPASS stream that a USE subscriber joined', async () => {
+    const request = chatRequest('mixed');
+    const bypass = reader(hub.subscribe(request, 'BYPASS'));
+    const use = reader(hub.subscribe(request, 'USE'));
+    await settle();
+    upstream.last.finish(result('kept'));
+    await Promise.all([bypass.done, use.done]);
+    expect(upstream.streams).toHaveLength(1);
+    expect((await cache.peek(completionId(request)))?.content).toBe('kept');
+  });
+
+  it('gives every subscriber a failure before the first token, stores nothing, and retries on the next subscription', async () => {
+    const request = chatRequest('402');
+    const failure = new UpstreamError(ErrorCode.UPSTREAM_INSUFFICIENT_BALANCE, 'insufficient balance', { status: 402, retryable: false });
+    const readers = [reader(hub.subscribe(request, 'USE')), reader(hub.subscribe(request, 'USE'))];
+    await settle();
+    upstream.last.fail(failure);
+    await Promise.all(readers.map((r) => r.done));
+    for (const r of readers) {
+      expect(r.chunks).toHaveLength(0);
+      expect(r.error).toBe(failure);
+    }
+    expect(cache.setManyCalls).toHaveLength(0);
+
+    const retry = reader(hub.subscribe(request, 'USE'));
+    await settle();
+    expect(upstream.streams).toHaveLength(2);
+    upstream.last.finish(result('ok'));
+    await retry.done;
+    expect(retry.error).toBeUndefined();
+  });
+
+  it('delivers the chunks buffered before a mid-stream failure, then the failure', async () => {
+    const r = reader(hub.subscribe(chatRequest('mid'), 'USE'));
+    await settle();
+    upstream.last.delta('part');
+    upstream.last.fail(new UpstreamError(ErrorCode.UPSTREAM_UNAVAILABLE, 'truncated', { status: 200, retryable: false }));
+    await r.done;
+    expect(r.text()).toBe('part');
+    expect(r.error).toMatchObject({ code: ErrorCode.UPSTREAM_UNAVAILABLE });
+    expect(cache.setManyCalls).toHaveLength(0);
+  });
+
+  it('streams but never stores insufficient_system_resource', async () => {
+    const r = reader(hub.subscribe(chatRequest('isr'), 'USE'));
+    await settle();
+    upstream.last.delta('cut');
+    upstream.last.finish(result('cut', { finishReason: 'insufficient_system_resource' }));
+    await r.done;
+    expect(r.chunks.at(-1)!.finish?.reason).toBe('insufficient_system_resource');
+    expect(cache.setManyCalls).toHaveLength(0);
+  });
+
+  it('joins reasoning deltas into reasoningDelta chunks and leaves reasoningDelta null on answer chunks', async () => {
+    const r = reader(hub.subscribe(chatRequest('think', { thinking: true }), 'BYPASS'));
+    await settle();
+    upstream.last.delta('', 'Let me ');
+    upstream.last.delta('', 'think.');
+    upstream.last.delta('Answer.');
+    upstream.last.finish(result('Answer.', { reasoningContent: 'Let me think.' }));
+    await r.done;
+    expect(r.reasoning()).toBe('Let me think.');
+    expect(r.text()).toBe('Answer.');
+    expect(r.chunks[2].reasoningDelta).toBeNull();
+  });
+
+  it('bounds the shared buffer: past the cap it takes no joiners and ends a subscriber that falls too far behind', async () => {
+    hub = makeHub({ maxBufferedChars: 10 });
+    const request = chatRequest('bounded');
+    const fast = reader(hub.subscribe(request, 'USE'));
+    const slow = hub.subscribe(request, 'USE'); // never reads
+    await settle();
+    const stream = upstream.last;
+
+    stream.delta('12345');
+    stream.delta('67890');
+    await settle();
+    expect(hub.stats().droppedSlow).toBe(0);
+    stream.delta('abc'); // 13 characters unread by `slow`
+    await settle();
+    expect(hub.stats()).toMatchObject({ droppedSlow: 1, subscribers: 1 });
+    await expect(slow.next()).rejects.toMatchObject({ code: ErrorCode.OVERLOADED });
+    expect(stream.aborted).toBe(false); // `fast` still reads it
+
+    // The start is gone from the buffer: an identical subscription cannot be replayed, so it starts its own.
+    const joiner = reader(hub.subscribe(request, 'BYPASS'));
+    await settle();
+    expect(upstream.streams).toHaveLength(2);
+    upstream.last.finish(result('x'));
+    await joiner.done;
+
+    stream.finish(result('1234567890abc'));
+    await fast.done;
+    expect(fast.text()).toBe('1234567890abc');
+  });
+
+  it('serves a stream far longer than the cap to subscribers that keep up', async () => {
+    hub = makeHub({ maxBufferedChars: 10 });
+    const request = chatRequest('long');
+    const readers = [reader(hub.subscribe(request, 'USE')), reader(hub.subscribe(request, 'USE'))];
+    await settle();
+    const text = Array.from({ length: 500 }, (_, i) => String(i % 10)).join('');
+    for (const char of text) {
+      upstream.last.delta(char);
+      await settle(); // both readers keep up
+    }
+    upstream.last.finish(result(text));
+    await Promise.all(readers.map((r) => r.done));
+    for (const r of readers) {
+      expect(r.error).toBeUndefined();
+      expect(r.text()).toBe(text);
+    }
+    expect(hub.stats().droppedSlow).toBe(0);
+  });
+
+  it('fails open when the cache read throws', async () => {
+    cache.getMany = () => Promise.reject(new Error('store down'));
+    const r = reader(hub.subscribe(chatRequest('store down'), 'USE'));
+    await settle();
+    upstream.last.finish(result('still answered'));
+    await r.done;
+    expect(r.error).toBeUndefined();
+    expect(upstream.streams).toHaveLength(1);
+  });
+
+  it('on close aborts open streams, ends their subscribers with an error, and refuses new subscriptions', async () => {
+    const r = reader(hub.subscribe(chatRequest('closing'), 'BYPASS'));
+    await settle();
+    const stream = upstream.last;
+    await hub.close();
+    await r.done;
+    expect(r.error).toMatchObject({ code: ErrorCode.OVERLOADED });
+    expect(stream.aborted).toBe(true);
+
+    const refused = reader(hub.subscribe(chatRequest('after close'), 'BYPASS'));
+    await refused.done;
+    expect(refused.error).toMatchObject({ code: ErrorCode.OVERLOADED });
+    expect(upstream.streams).toHaveLength(1);
+  });
+});
