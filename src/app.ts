@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { CompletionService } from './batching/completion-service';
+import { StreamHub } from './batching/stream-hub';
 import { createCompletionCache } from './cache/completion-cache';
 import type { Config } from './config';
 import { createDeepSeekClient } from './deepseek';
@@ -7,6 +8,8 @@ import type { GatewayServices } from './graphql/context';
 import { createHttpServer, GRAPHQL_PATH } from './graphql/server';
 import { startSimulator, type Simulator } from './simulator';
 import type { Logger } from './telemetry/logger';
+import { observeGateway } from './telemetry/metrics';
+import type { Telemetry } from './telemetry/sdk';
 
 /** A running gateway: the composition root's product. */
 export interface Gateway {
@@ -21,11 +24,20 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
+export interface GatewayOptions {
+  /**
+   * The OpenTelemetry SDK from `startTelemetry` (src/telemetry/sdk.ts), started BEFORE this
+   * call so the layers' instruments bind to it. Without it /metrics answers 404 and the
+   * instruments are no-ops (tests, tools).
+   */
+  telemetry?: Telemetry;
+}
+
 /**
  * Builds every layer from the config, bottom-up, and starts listening. Nothing below this
  * function knows how the others are wired.
  */
-export async function startGateway(config: Config, logger: Logger): Promise<Gateway> {
+export async function startGateway(config: Config, logger: Logger, options: GatewayOptions = {}): Promise<Gateway> {
   let simulator: Simulator | undefined;
   let deepseekConfig = config.deepseek;
   if (config.deepseek.mode === 'simulator') {
@@ -54,7 +66,15 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     logger: logger.child({ component: 'coalescer' }),
     batching: config.batching,
   });
-  const services: GatewayServices = { config, deepseek, completions, cache };
+  // Process-wide fan-out of streamed completions (subscriptions); per subscriber only a cursor.
+  const streams = new StreamHub({ cache, upstream: deepseek, logger: logger.child({ component: 'stream-hub' }) });
+  const services: GatewayServices = { config, deepseek, completions, cache, streams };
+  // Gauges and counters read from the layers' own figures at each scrape.
+  const stopObserving = observeGateway({
+    transport: () => deepseek.status(),
+    cache: () => cache.stats(),
+    coalescing: () => completions.stats(),
+  });
 
   let draining = false;
   const http = await createHttpServer({
@@ -65,6 +85,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       if (deepseek.status().circuit === 'OPEN') return { ready: false, reason: 'upstream circuit open' };
       return { ready: true };
     },
+    scrapeMetrics: options.telemetry?.scrapeMetrics,
   });
   await http.app.listen({ host: config.server.host, port: config.server.port });
   const address = http.app.server.address();
@@ -86,8 +107,11 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       closing ??= (async () => {
         draining = true;
         await http.stop();
+        // Subscriptions are gone by now (the drain closed their sockets); abort any stream left.
+        await streams.close();
         await Promise.allSettled([deepseek.close(), cache.close()]);
         await simulator?.close();
+        stopObserving();
       })();
       return closing;
     },

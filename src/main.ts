@@ -1,6 +1,7 @@
 import { ConfigError, loadConfig } from './config';
 import { startGateway } from './app';
 import { createLogger } from './telemetry/logger';
+import { startTelemetry } from './telemetry/sdk';
 
 /** Process entry: config → gateway → signal handling. Exits 0 after a clean drain. */
 async function main(): Promise<void> {
@@ -17,7 +18,9 @@ async function main(): Promise<void> {
   const logger = createLogger(config.logLevel);
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled promise rejection'));
 
-  const gateway = await startGateway(config, logger);
+  // Before the gateway: its layers take their instruments from the registered providers.
+  const telemetry = startTelemetry(config.telemetry, { logger });
+  const gateway = await startGateway(config, logger, { telemetry });
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
@@ -27,16 +30,20 @@ async function main(): Promise<void> {
     }
     stopping = true;
     logger.info({ signal }, 'draining in-flight requests');
-    gateway.close().then(
-      () => {
-        logger.info('stopped');
-        process.exit(0);
-      },
-      (error: unknown) => {
-        logger.error({ err: error }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
+    gateway
+      .close()
+      // Flush the last spans; an unreachable collector must not hold the exit for long.
+      .then(() => Promise.race([telemetry.shutdown(), new Promise((resolve) => setTimeout(resolve, 5000).unref())]))
+      .then(
+        () => {
+          logger.info('stopped');
+          process.exit(0);
+        },
+        (error: unknown) => {
+          logger.error({ err: error }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);

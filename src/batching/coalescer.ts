@@ -1,14 +1,19 @@
-import { SpanStatusCode, trace } from '@opentelemetry/api';
+import { SpanStatusCode, context, isSpanContextValid, trace, type Context, type Link, type Span } from '@opentelemetry/api';
 import type { Config } from '../config';
 import type { CompletionCache } from '../cache/completion-cache';
 import { completionId } from '../cache/key';
 import type { CompletionRequest, CompletionResult, DeepSeekApi } from '../deepseek/types';
+import type { EndWait, RequestLedger } from '../telemetry/ledger';
 import type { Logger } from '../telemetry/logger';
+import { coalescerMetrics, type CoalescerMetrics } from '../telemetry/metrics';
 import { BatchWindow } from './batch-window';
 import { abortError, abortReason, toError } from './errors';
 import type { CachePolicy, CoalescingStats, CompletionView } from './types';
 
 const tracer = trace.getTracer('deepseek-gateway');
+
+/** A batch span links to at most this many other operations' spans. */
+const MAX_BATCH_LINKS = 32;
 
 /** One load waiting for its answer: a slot of some per-request loader's batch. */
 interface Waiter {
@@ -16,9 +21,13 @@ interface Waiter {
   readonly request: CompletionRequest;
   readonly policy: CachePolicy;
   readonly signal: AbortSignal | undefined;
+  /** The operation's cost ledger (and trace context), when it has one. */
+  readonly ledger: RequestLedger | undefined;
   /** Set once the slot has its answer, error or abort; later outcomes are ignored. */
   settled: boolean;
   flight: Flight | undefined;
+  /** Ends this load's wait on an upstream call in its ledger. */
+  endWait: EndWait | undefined;
   resolve(view: CompletionView): void;
   reject(error: Error): void;
 }
@@ -52,6 +61,7 @@ export class RequestScope {
 
   constructor(
     readonly signal: AbortSignal | undefined,
+    readonly ledger: RequestLedger | undefined,
     private readonly enqueue: (request: CompletionRequest, policy: CachePolicy, scope: RequestScope) => Promise<CompletionView>,
     private readonly abandon: (waiter: Waiter) => void,
   ) {}
@@ -96,6 +106,7 @@ export class Coalescer {
   private readonly cache: CompletionCache;
   private readonly upstream: Pick<DeepSeekApi, 'complete'>;
   private readonly logger: Logger;
+  private readonly metrics: CoalescerMetrics = coalescerMetrics();
   private upstreamCalls = 0;
   private joinedInFlight = 0;
   private batches = 0;
@@ -124,8 +135,8 @@ export class Coalescer {
    * when it aborts, its waiting loads reject with the abort reason at once, and a shared
    * upstream call is aborted only when no waiter of any operation is left on it.
    */
-  scope(signal?: AbortSignal): RequestScope {
-    return new RequestScope(signal, (request, policy, scope) => this.enqueue(request, policy, scope), (waiter) =>
+  scope(signal?: AbortSignal, ledger?: RequestLedger): RequestScope {
+    return new RequestScope(signal, ledger, (request, policy, scope) => this.enqueue(request, policy, scope), (waiter) =>
       this.abandon(waiter),
     );
   }
@@ -140,6 +151,7 @@ export class Coalescer {
       const done = (): boolean => {
         if (waiter.settled) return false;
         waiter.settled = true;
+        waiter.endWait?.();
         scope.release(waiter);
         return true;
       };
@@ -148,8 +160,10 @@ export class Coalescer {
         request,
         policy,
         signal: scope.signal,
+        ledger: scope.ledger,
         settled: false,
         flight: undefined,
+        endWait: undefined,
         resolve: (view) => done() && resolve(view),
         reject: (error) => done() && reject(error),
       };
@@ -189,7 +203,12 @@ export class Coalescer {
   private async runBatch(batch: Waiter[]): Promise<void> {
     this.batches += 1;
     this.batchedLoads += batch.length;
-    const span = tracer.startSpan('coalescer batch', { attributes: { 'coalescer.batch_size': batch.length } });
+    this.metrics.batch(batch.length);
+    // The batch belongs to the trace of its first load; the other operations are linked.
+    const parent = batch.find((waiter) => waiter.ledger?.traceContext)?.ledger?.traceContext ?? context.active();
+    const span = tracer.startSpan('coalescer batch', { attributes: { 'coalescer.batch_size': batch.length } }, parent);
+    if (span.isRecording()) span.addLinks(linksToOthers(batch, parent));
+    const batchContext = trace.setSpan(parent, span);
     const started: Flight[] = [];
     let hits = 0;
     let joined = 0;
@@ -202,6 +221,7 @@ export class Coalescer {
         if (running) {
           // Every policy may join: a running call's answer is fresh, so even REFRESH and
           // BYPASS get what they asked for. Only USE ever reads the cache.
+          waiter.endWait = waiter.ledger?.recordJoined();
           this.join(running, waiter);
           joined += 1;
         } else if (waiter.policy === 'USE') {
@@ -212,12 +232,15 @@ export class Coalescer {
       }
 
       if (toRead.length > 0) {
-        const found = await this.read([...new Set(toRead.map((waiter) => waiter.id))]);
+        const ids = [...new Set(toRead.map((waiter) => waiter.id))];
+        // The cache spans nest under the batch (when a context manager is registered).
+        const found = await context.with(batchContext, () => this.read(ids));
         for (const waiter of toRead) {
           if (waiter.settled) continue;
           const hit = found.get(waiter.id);
           if (hit) {
             hits += 1;
+            waiter.ledger?.recordCacheHits();
             waiter.resolve({ ...hit, id: waiter.id, cached: true });
           } else {
             this.cacheMisses += 1;
@@ -232,10 +255,12 @@ export class Coalescer {
         // Checked again after the read: another batch may have started this call meanwhile.
         const running = this.inFlight.get(waiter.id);
         if (running) {
+          waiter.endWait = waiter.ledger?.recordJoined();
           this.join(running, waiter);
           joined += 1;
         } else {
-          const flight = this.start(waiter);
+          waiter.endWait = waiter.ledger?.recordUpstreamCall();
+          const flight = this.start(waiter, callParent(waiter, span, batchContext));
           started.push(flight);
           this.join(flight, waiter);
         }
@@ -256,7 +281,7 @@ export class Coalescer {
           entries.push({ id: flight.id, value: outcome.value });
         }
       });
-      if (entries.length > 0) await this.write(entries);
+      if (entries.length > 0) await context.with(batchContext, () => this.write(entries));
       started.forEach((flight, index) => this.settle(flight, outcomes[index]));
       span.setAttribute('coalescer.stored', entries.length);
     } catch (error) {
@@ -273,7 +298,8 @@ export class Coalescer {
     }
   }
 
-  private start(waiter: Waiter): Flight {
+  /** Starts the upstream call for `waiter`, its spans under `traceContext`. */
+  private start(waiter: Waiter, traceContext: Context): Flight {
     const controller = new AbortController();
     let finish: Flight['finish'] = () => undefined;
     const done = new Promise<CompletionResult>((resolve, reject) => {
@@ -283,7 +309,10 @@ export class Coalescer {
     done.catch(() => undefined);
     const upstream = this.upstream;
     // async wrapper: a synchronous throw from the client becomes this call's rejection.
-    const call = (async () => upstream.complete(waiter.request, { signal: controller.signal }))();
+    const call = (async () => upstream.complete(waiter.request, { signal: controller.signal, traceContext }))();
+    // The request that started the call pays for it (joined requests ride along).
+    const ledger = waiter.ledger;
+    if (ledger) void call.then((result) => ledger.recordUsage(result.model, result.usage), () => undefined);
     const flight: Flight = { id: waiter.id, controller, call, done, finish, waiters: 0, store: false, settled: false };
     this.inFlight.set(waiter.id, flight);
     this.upstreamCalls += 1;
@@ -345,4 +374,32 @@ export class Coalescer {
       this.logger.warn({ err: error }, 'cache write failed; answers are served but not kept');
     }
   }
+}
+
+/**
+ * The parent of an upstream call: the batch span when the load that starts it belongs to
+ * the batch's trace, otherwise that load's own operation, so the upstream request always
+ * carries the trace of the request that triggered it.
+ */
+function callParent(waiter: Waiter, batchSpan: Span, batchContext: Context): Context {
+  const own = waiter.ledger?.traceContext;
+  if (!own) return batchContext;
+  return trace.getSpanContext(own)?.traceId === batchSpan.spanContext().traceId ? batchContext : own;
+}
+
+/** Links from a batch span to the operations of its other loads (distinct, capped). */
+function linksToOthers(batch: readonly Waiter[], parent: Context): Link[] {
+  const parentSpanId = trace.getSpanContext(parent)?.spanId;
+  const seen = new Set<string>();
+  const links: Link[] = [];
+  for (const waiter of batch) {
+    const own = waiter.ledger?.traceContext;
+    const spanContext = own && trace.getSpanContext(own);
+    if (!spanContext || !isSpanContextValid(spanContext)) continue;
+    if (spanContext.spanId === parentSpanId || seen.has(spanContext.spanId)) continue;
+    seen.add(spanContext.spanId);
+    links.push({ context: spanContext });
+    if (links.length >= MAX_BATCH_LINKS) break;
+  }
+  return links;
 }

@@ -1,8 +1,10 @@
+import { context } from '@opentelemetry/api';
 import DataLoader from 'dataloader';
 import type { Config } from '../config';
 import type { CompletionCache } from '../cache/completion-cache';
 import { completionId, isCompletionId } from '../cache/key';
 import type { DeepSeekApi } from '../deepseek/types';
+import type { RequestLedger } from '../telemetry/ledger';
 import type { Logger } from '../telemetry/logger';
 import { Coalescer } from './coalescer';
 import { toError } from './errors';
@@ -49,17 +51,18 @@ export class CompletionService {
 
   /**
    * Builds the PER-REQUEST loaders: call once per GraphQL operation, in the context
-   * factory, with the operation's abort signal.
+   * factory, with the operation's abort signal and cost ledger (which also carries the
+   * operation's trace context to the upstream calls its loads start).
    *
    * Their memo lives exactly as long as the operation. It must not outlive it: a later
    * operation would otherwise keep seeing an answer that has since been refreshed or
    * evicted. Everything shared across operations is in the coalescer, which memoises
    * nothing but the calls running now.
    */
-  createLoaders(options: { signal?: AbortSignal } = {}): RequestLoaders {
-    const { signal } = options;
+  createLoaders(options: { signal?: AbortSignal; ledger?: RequestLedger } = {}): RequestLoaders {
+    const { signal, ledger } = options;
     const coalescer = this.coalescer;
-    const scope = coalescer.scope(signal);
+    const scope = coalescer.scope(signal, ledger);
     const cache = this.cache;
     // An explicit memo map, so `evict` can drop an id under every policy at once.
     const memo = new Map<string, Promise<CompletionView>>();
@@ -84,7 +87,9 @@ export class CompletionService {
       async (ids: readonly string[]) => {
         // A malformed id cannot be in the store: answer null without a round trip.
         const wellFormed = [...new Set(ids.filter(isCompletionId))];
-        const found = await coalescer.lookup(wellFormed);
+        // The cache span belongs to this operation's trace.
+        const found = await context.with(ledger?.traceContext ?? context.active(), () => coalescer.lookup(wellFormed));
+        ledger?.recordCacheHits(found.size);
         return ids.map((id) => {
           const result = found.get(id);
           return result ? { ...result, id, cached: true } : null;

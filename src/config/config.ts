@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
+import { parsePrices, type PriceTable } from './prices';
 import { envSchema, type RawEnv } from './schema';
 
 export type NodeEnv = RawEnv['NODE_ENV'];
@@ -30,6 +31,8 @@ export interface Config {
     maxConcurrency: number;
     maxQueue: number;
     streamMaxMs: number;
+    /** USD per 1M tokens by model, for the estimated-cost figures (`DEEPSEEK_PRICES` over the defaults). */
+    prices: PriceTable;
   };
   cache: {
     redisUrl?: string;
@@ -45,6 +48,24 @@ export interface Config {
   };
   /** The built-in simulator: in-process when `deepseek.mode` is `simulator`, or standalone on `port`. */
   simulator: { port: number; latencyMs: number; tokenDelayMs: number };
+  telemetry: TelemetryConfig;
+}
+
+/** OpenTelemetry wiring, from the standard `OTEL_*` variables (see `src/telemetry/sdk.ts`). */
+export interface TelemetryConfig {
+  /** false when `OTEL_SDK_DISABLED=true`: no tracer, meter or propagator is registered at all. */
+  enabled: boolean;
+  serviceName: string;
+  traces: {
+    /** `none` (default without an OTLP endpoint): spans are not recorded, only `traceparent` passes through. */
+    exporter: 'otlp' | 'console' | 'none';
+    /** Where OTLP/HTTP traces are POSTed: the traces endpoint, or `<endpoint>/v1/traces`. */
+    otlpUrl?: string;
+    /** Fraction of new traces recorded (a sampled incoming `traceparent` is always followed). */
+    sampleRatio: number;
+  };
+  /** `prometheus`: served at GET /metrics on the GraphQL port; `none`: no meter provider. */
+  metrics: { exporter: 'prometheus' | 'none' };
 }
 
 /** Start-up refused: the message names each variable and its accepted form. */
@@ -122,7 +143,9 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
   if (raw.DEEPSEEK_RETRY_MAX_MS < raw.DEEPSEEK_RETRY_BASE_MS) {
     problems.push('DEEPSEEK_RETRY_MAX_MS: expected a value at least DEEPSEEK_RETRY_BASE_MS');
   }
-  if (problems.length > 0) throw new ConfigError(problems);
+  const prices = parsePrices(raw.DEEPSEEK_PRICES);
+  if ('problem' in prices) problems.push(prices.problem);
+  if (problems.length > 0 || 'problem' in prices) throw new ConfigError(problems);
 
   return {
     nodeEnv: raw.NODE_ENV,
@@ -143,6 +166,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       maxConcurrency: raw.DEEPSEEK_MAX_CONCURRENCY,
       maxQueue: raw.DEEPSEEK_MAX_QUEUE,
       streamMaxMs: raw.DEEPSEEK_STREAM_MAX_MS,
+      prices: prices.prices,
     },
     cache: {
       redisUrl: raw.REDIS_URL,
@@ -154,6 +178,31 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
     batching: { windowMs: raw.BATCH_WINDOW_MS, maxSize: raw.BATCH_MAX_SIZE },
     graphql: { maxCompletionsInputs: raw.MAX_COMPLETIONS_INPUTS },
     simulator: { port: raw.SIMULATOR_PORT, latencyMs: raw.SIMULATOR_LATENCY_MS, tokenDelayMs: raw.SIMULATOR_TOKEN_DELAY_MS },
+    telemetry: telemetryConfig(raw),
+  };
+}
+
+/** `<endpoint>/v1/traces`, as the OTLP exporter spec builds the signal URL from the base one. */
+function otlpTracesUrl(raw: RawEnv): string | undefined {
+  if (raw.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) return raw.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
+  if (raw.OTEL_EXPORTER_OTLP_ENDPOINT) return `${raw.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, '')}/v1/traces`;
+  return undefined;
+}
+
+function telemetryConfig(raw: RawEnv): TelemetryConfig {
+  const otlpUrl = otlpTracesUrl(raw);
+  // An endpoint alone means "export there": the usual way collectors are configured.
+  const exporter = raw.OTEL_TRACES_EXPORTER ?? (otlpUrl ? 'otlp' : 'none');
+  return {
+    enabled: !raw.OTEL_SDK_DISABLED,
+    serviceName: raw.OTEL_SERVICE_NAME,
+    traces: {
+      exporter,
+      // The OTLP/HTTP default of the specification when no endpoint is given.
+      otlpUrl: exporter === 'otlp' ? (otlpUrl ?? 'http://localhost:4318/v1/traces') : otlpUrl,
+      sampleRatio: raw.OTEL_TRACES_SAMPLER_ARG,
+    },
+    metrics: { exporter: raw.OTEL_METRICS_EXPORTER },
   };
 }
 

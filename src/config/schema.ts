@@ -84,6 +84,36 @@ export const envSchema = z.object({
   BATCH_WINDOW_MS: int(0, 1000, 'milliseconds from 0 to 1000').default(0),
   BATCH_MAX_SIZE: int(1, 10_000, 'an integer from 1 to 10000').default(100),
 
+  DEEPSEEK_PRICES: z.string().trim().optional(),
+
+  OTEL_SDK_DISABLED: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(['true', 'false'], { message: 'expected true or false' }))
+    .transform((value) => value === 'true')
+    .default(false),
+  OTEL_SERVICE_NAME: z
+    .string()
+    .trim()
+    .regex(/^[\x21-\x7e]{1,128}$/, { message: 'expected a service name without spaces' })
+    .default('deepseek-graphql-gateway'),
+  OTEL_TRACES_EXPORTER: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(['otlp', 'console', 'none'], { message: 'expected one of otlp, console, none' }))
+    .optional(),
+  OTEL_EXPORTER_OTLP_ENDPOINT: url('an http(s) URL such as http://127.0.0.1:4318').optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: url('an http(s) URL such as http://127.0.0.1:4318/v1/traces').optional(),
+  OTEL_TRACES_SAMPLER_ARG: ratio.default(1),
+  OTEL_METRICS_EXPORTER: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(['prometheus', 'none'], { message: 'expected prometheus or none' }))
+    .default('prometheus'),
+
   SIMULATOR_PORT: int(0, 65535, 'an integer port from 0 to 65535').default(4010),
   SIMULATOR_LATENCY_MS: int(0, 600_000, 'milliseconds from 0 to 600000').default(30),
   SIMULATOR_TOKEN_DELAY_MS: int(0, 60_000, 'milliseconds from 0 to 60000').default(5),

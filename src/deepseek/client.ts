@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config';
 import { UnreachableCaseError } from '../errors';
+import { genAiRequestAttributes, genAiResponseAttributes, type GenAiOperation } from '../telemetry/gen-ai';
+import { usageMetrics, type UsageMetrics } from '../telemetry/metrics';
 import { Transport, headerValue, type TransportResponse, type TransportStatus, type TransportTuning } from '../transport';
 import { classifyFailure, streamTruncated } from './classify-error';
 import { readJsonBody } from './json-body';
@@ -36,6 +38,11 @@ function json<T>(map: (json: unknown, traceId: string | undefined) => T) {
   };
 }
 
+/** Span attributes of a finished completion: usage, response model and DeepSeek's trace id. */
+function describeCompletion(result: CompletionResult) {
+  return { ...genAiResponseAttributes(result), ...(result.traceId ? { 'upstream.trace_id': result.traceId } : {}) };
+}
+
 /**
  * The typed DeepSeek client: maps `types.ts` requests to DeepSeek's wire format and
  * back, over the resilient transport. Every failure reaches the caller as an
@@ -43,8 +50,10 @@ function json<T>(map: (json: unknown, traceId: string | undefined) => T) {
  */
 export class DeepSeekClient implements DeepSeekApi {
   readonly #transport: Transport;
+  readonly #usage: UsageMetrics;
 
   constructor(options: DeepSeekClientOptions) {
+    this.#usage = usageMetrics(options.config.prices);
     this.#transport = new Transport({
       settings: options.config,
       classify: classifyFailure,
@@ -58,27 +67,35 @@ export class DeepSeekClient implements DeepSeekApi {
    * `POST /chat/completions`. A `finishReason` of `insufficient_system_resource` comes back
    * as a result like any other; callers must not cache it.
    */
-  chat(request: ChatRequest, options: CallOptions = {}): Promise<CompletionResult> {
-    return this.#transport.request({
+  async chat(request: ChatRequest, options: CallOptions = {}): Promise<CompletionResult> {
+    const result = await this.#transport.request({
       method: 'POST',
       path: PATHS.chat,
       headers: JSON_HEADERS,
       body: JSON.stringify(toWireChatRequest(request, false)),
       signal: options.signal,
+      traceContext: options.traceContext,
+      spanAttributes: genAiRequestAttributes('chat', request.model, request.maxTokens),
+      describe: describeCompletion,
       consume: json(fromWireChatCompletion),
     });
+    return this.#counted('chat', result);
   }
 
   /** `POST /beta/completions` (fill in the middle). */
-  fim(request: FimRequest, options: CallOptions = {}): Promise<CompletionResult> {
-    return this.#transport.request({
+  async fim(request: FimRequest, options: CallOptions = {}): Promise<CompletionResult> {
+    const result = await this.#transport.request({
       method: 'POST',
       path: PATHS.fim,
       headers: JSON_HEADERS,
       body: JSON.stringify(toWireFimRequest(request)),
       signal: options.signal,
+      traceContext: options.traceContext,
+      spanAttributes: genAiRequestAttributes('text_completion', request.model, request.maxTokens),
+      describe: describeCompletion,
       consume: json(fromWireFimCompletion),
     });
+    return this.#counted('text_completion', result);
   }
 
   complete(request: CompletionRequest, options?: CallOptions): Promise<CompletionResult> {
@@ -104,6 +121,8 @@ export class DeepSeekClient implements DeepSeekApi {
       headers: SSE_HEADERS,
       body: JSON.stringify(toWireChatRequest(request, true)),
       signal: options.signal,
+      traceContext: options.traceContext,
+      spanAttributes: { ...genAiRequestAttributes('chat', request.model, request.maxTokens), 'gen_ai.request.stream': true },
     });
     const traceId = headerValue(stream.headers, TRACE_ID_HEADER);
     const assembler = new ChatStreamAssembler(request.model, traceId);
@@ -119,6 +138,7 @@ export class DeepSeekClient implements DeepSeekApi {
       }
       // EOF without `[DONE]`: DeepSeek's own client calls this a truncation, and so do we.
       if (!result) throw streamTruncated(traceId);
+      this.#counted('chat', result);
     } catch (error) {
       throw stream.settle(error);
     } finally {
@@ -134,6 +154,7 @@ export class DeepSeekClient implements DeepSeekApi {
       path: PATHS.models,
       headers: { accept: 'application/json' },
       signal: options.signal,
+      traceContext: options.traceContext,
       consume: json(fromWireModelList),
     });
   }
@@ -145,6 +166,7 @@ export class DeepSeekClient implements DeepSeekApi {
       path: PATHS.balance,
       headers: { accept: 'application/json' },
       signal: options.signal,
+      traceContext: options.traceContext,
       consume: json(fromWireBalance),
     });
   }
@@ -152,6 +174,12 @@ export class DeepSeekClient implements DeepSeekApi {
   /** Breaker, bulkhead, pool and key state, for the GraphQL `upstream` field and `/readyz`. */
   status(): TransportStatus {
     return this.#transport.status();
+  }
+
+  /** Tokens and estimated cost of a completion DeepSeek produced (and billed). */
+  #counted(operation: GenAiOperation, result: CompletionResult): CompletionResult {
+    this.#usage.record({ operation, model: result.model, usage: result.usage });
+    return result;
   }
 
   /** Aborts calls in flight and closes the undici pool. */

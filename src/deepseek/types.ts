@@ -1,3 +1,5 @@
+import type { Context } from '@opentelemetry/api';
+
 /**
  * Provider-neutral shapes the rest of the service uses. The DeepSeek wire format
  * (snake_case JSON) lives only in `src/deepseek/wire.ts` and the client that maps it.
@@ -101,6 +103,12 @@ export interface Balance {
 export interface CallOptions {
   /** Aborts the upstream request (all waiters gone, client disconnected, shutdown). */
   signal?: AbortSignal;
+  /**
+   * Parent of the call's spans and source of its `traceparent` (the operation that asked);
+   * default: the active context. Explicit because a call started by a shared batch must
+   * not inherit whichever request happened to open the batch.
+   */
+  traceContext?: Context;
 }
 
 /** What the layers above need from DeepSeek. */

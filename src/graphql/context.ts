@@ -1,9 +1,11 @@
 import type { Config } from '../config';
 import type { CompletionService, RequestLoaders } from '../batching/completion-service';
+import type { StreamHub } from '../batching/stream-hub';
 import type { CompletionCache } from '../cache/completion-cache';
 import type { DeepSeekApi } from '../deepseek/types';
 import type { TransportStatus } from '../transport';
 import type { Logger } from '../telemetry/logger';
+import type { RequestLedger } from '../telemetry/ledger';
 
 /** Process-wide services, built once at start-up and shared by every operation. */
 export interface GatewayServices {
@@ -11,6 +13,8 @@ export interface GatewayServices {
   deepseek: DeepSeekApi & { status(): TransportStatus };
   completions: CompletionService;
   cache: CompletionCache;
+  /** Fan-out of streamed completions (`Subscription.completionStream`). */
+  streams: StreamHub;
 }
 
 /** Per-operation context: the shared services plus loaders that live for this operation only. */
@@ -20,4 +24,9 @@ export interface GraphQLContext {
   logger: Logger;
   /** Aborted when the client goes away, so shared upstream calls can be released. */
   signal: AbortSignal;
+  /**
+   * What this operation cost (cache hits, upstream calls, waits) and its trace context;
+   * read by the plugins in src/graphql/plugins. Absent outside Apollo's HTTP pipeline.
+   */
+  ledger?: RequestLedger;
 }

@@ -6,11 +6,17 @@ import {
 import { fastifyApolloDrainPlugin, fastifyApolloHandler } from '@as-integrations/fastify';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { ErrorCode } from '../errors';
+import { RequestLedger } from '../telemetry/ledger';
 import type { Logger } from '../telemetry/logger';
+import { registerHttpServerMetrics, registerMetricsRoute } from '../telemetry/metrics-route';
 import type { GatewayServices, GraphQLContext } from './context';
 import { createFormatError } from './format-error';
 import { registerHealthRoutes, type Readiness } from './health';
+import { costExtensionPlugin } from './plugins/cost-extension';
+import { operationSpanPlugin } from './plugins/operation-span';
+import { requestLogPlugin } from './plugins/request-log';
 import { buildSchema } from './schema';
+import { createSubscriptionServer } from './subscriptions';
 
 export const GRAPHQL_PATH = '/graphql';
 
@@ -25,22 +31,37 @@ export interface HttpServer {
 }
 
 /**
- * Apollo Server 5 on Fastify 5 (one `http.Server`, so graphql-ws can share it later).
+ * Apollo Server 5 on Fastify 5, and graphql-ws subscriptions on the same `http.Server` and path.
  * Fastify was chosen by measurement: see docs/architecture.md.
  */
 export async function createHttpServer(options: {
   services: GatewayServices;
   logger: Logger;
   readiness: () => Readiness;
+  /** Prometheus text for GET /metrics (from `startTelemetry`); without it /metrics answers 404. */
+  scrapeMetrics?: () => Promise<string>;
 }): Promise<HttpServer> {
   const { services, logger } = options;
   const production = services.config.nodeEnv === 'production';
   const app = Fastify({ bodyLimit: BODY_LIMIT_BYTES, logger: false, forceCloseConnections: 'idle', return503OnClosing: true });
+  registerHttpServerMetrics(app);
+  const schema = buildSchema();
+  const formatError = createFormatError(logger);
+  // WebSocket upgrades on /graphql (graphql-ws); drained with Apollo through its plugin.
+  const subscriptions = createSubscriptionServer({
+    server: app.server,
+    path: GRAPHQL_PATH,
+    schema,
+    services,
+    logger,
+    formatError,
+    maxPayloadBytes: BODY_LIMIT_BYTES,
+  });
 
   const apollo = new ApolloServer<GraphQLContext>({
-    schema: buildSchema(),
+    schema,
     logger: apolloLogger(logger),
-    formatError: createFormatError(logger),
+    formatError,
     includeStacktraceInErrorResponses: false,
     introspection: !production,
     csrfPrevention: true,
@@ -49,9 +70,13 @@ export async function createHttpServer(options: {
     stopOnTerminationSignals: false,
     plugins: [
       fastifyApolloDrainPlugin(app),
+      subscriptions.drainPlugin,
       production
         ? ApolloServerPluginLandingPageProductionDefault({ footer: false })
         : ApolloServerPluginLandingPageLocalDefault({ embed: true, footer: false }),
+      operationSpanPlugin(),
+      costExtensionPlugin(),
+      requestLogPlugin(),
     ],
   });
   await apollo.start();
@@ -68,17 +93,20 @@ export async function createHttpServer(options: {
         reply.raw.once('close', () => {
           if (!reply.raw.writableFinished) controller.abort(new Error('client disconnected'));
         });
+        const ledger = new RequestLedger(services.config.deepseek.prices);
         return {
           services,
-          loaders: services.completions.createLoaders({ signal: controller.signal }),
+          loaders: services.completions.createLoaders({ signal: controller.signal, ledger }),
           logger: logger.child({ reqId: request.id }),
           signal: controller.signal,
+          ledger,
         };
       },
     }),
   });
   app.get('/', async (_request, reply) => reply.redirect(GRAPHQL_PATH, 302));
   registerHealthRoutes(app, options.readiness);
+  registerMetricsRoute(app, options.scrapeMetrics);
 
   return {
     app,

@@ -2,7 +2,8 @@ import { SpanKind, SpanStatusCode, context, propagation, trace, type Tracer } fr
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
-import { UpstreamError } from '../errors';
+import { GatewayError, UpstreamError } from '../errors';
+import type { UpstreamMetrics } from '../telemetry/metrics';
 import { abortReason, linkSignals, type LinkedSignal } from './abort';
 import { parseRetryAfter } from './retry-after';
 import type { Classifier, Dispatch, ResponseHeaders } from './types';
@@ -22,6 +23,8 @@ export interface ExchangeOptions {
   scrub: (text: string) => string;
   /** Controllers of exchanges in flight, so `close()` can abort them. */
   inFlight: Set<AbortController>;
+  /** Records `http.client.request.duration` per exchange. */
+  metrics?: UpstreamMetrics;
 }
 
 export function headerValue(headers: ResponseHeaders, name: string): string | undefined {
@@ -50,6 +53,8 @@ async function readLimited(body: Readable, limit: number): Promise<string> {
  */
 export function createExchange(options: ExchangeOptions): Dispatch {
   const { logger, tracer } = options;
+  const server = new URL(options.displayUrl);
+  const serverPort = server.port ? Number(server.port) : undefined;
 
   return async (request) => {
     request.stats.attempts += 1;
@@ -75,6 +80,7 @@ export function createExchange(options: ExchangeOptions): Dispatch {
           'url.full': `${options.displayUrl}${request.path}`,
           'http.request.resend_count': attempt - 1,
           'upstream.attempt': attempt,
+          ...(request.retryReason ? { 'upstream.retry_reason': request.retryReason } : {}),
           ...(request.keyFingerprint ? { 'upstream.key_fingerprint': request.keyFingerprint } : {}),
         },
       },
@@ -95,9 +101,21 @@ export function createExchange(options: ExchangeOptions): Dispatch {
       options.inFlight.delete(controller);
       if (seen.status !== undefined) span.setAttribute('http.response.status_code', seen.status);
       if (seen.traceId) span.setAttribute('upstream.trace_id', seen.traceId);
-      const code = error instanceof UpstreamError ? error.code : error ? 'ABORTED' : undefined;
-      if (code) span.setStatus({ code: SpanStatusCode.ERROR, message: code });
+      const code = error instanceof GatewayError ? error.code : error ? 'ABORTED' : undefined;
+      if (code) {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: code });
+        span.setAttribute('error.type', code);
+      }
       span.end();
+      options.metrics?.attempt({
+        method: request.method,
+        path: request.path,
+        serverAddress: server.hostname,
+        serverPort,
+        status: seen.status,
+        errorType: code,
+        seconds: (performance.now() - started) / 1000,
+      });
       logger.debug(
         {
           method: request.method,

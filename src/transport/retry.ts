@@ -53,13 +53,16 @@ export function retryInterceptor(options: RetryOptions): Interceptor {
 
   return (next) => async (request) => {
     options.budget.recordCall();
+    // What made the previous attempt fail, for the next attempt's span.
+    let retryReason: string | undefined;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await next({ ...request, attempt });
+        return await next({ ...request, attempt, retryReason });
       } catch (error) {
         const delay = delayBeforeRetry(error, attempt, request);
         if (delay === undefined) throw withAttempts(error, request.stats.attempts);
         options.counters.retries += 1;
+        retryReason = (error as UpstreamError).code;
         options.logger.debug(
           { path: request.path, attempt, delayMs: delay, code: (error as UpstreamError).code },
           'retrying upstream call',

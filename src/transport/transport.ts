@@ -1,5 +1,6 @@
 import { trace } from '@opentelemetry/api';
 import type { Readable } from 'node:stream';
+import type { Attributes, Context } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import type { Config } from '../config';
 import { GatewayError } from '../errors';
@@ -12,6 +13,7 @@ import { KeyPool, keyPoolInterceptor } from './key-pool';
 import { createUpstreamPool, type UpstreamPool } from './pool';
 import { retryInterceptor } from './retry';
 import { RetryBudget } from './retry-budget';
+import { upstreamMetrics } from '../telemetry/metrics';
 import { TransportCounters, type TransportStatus } from './status';
 import { tracingInterceptor } from './tracing';
 import {
@@ -70,11 +72,17 @@ export interface CallSpec<T> {
   headers?: Record<string, string>;
   body?: string;
   signal?: AbortSignal;
+  /** Parent of the call's spans (default: the active context). */
+  traceContext?: Context;
+  /** Attributes for the call span known before the call (never secrets or prompt text). */
+  spanAttributes?: Attributes;
+  /** Attributes for the call span from the consumed value (e.g. token usage). */
+  describe?(value: T): Attributes;
   /** Reads the 2xx response; throwing an `UpstreamError` fails (and maybe retries) the attempt. */
   consume(response: TransportResponse): Promise<T>;
 }
 
-export type StreamSpec = Omit<CallSpec<never>, 'consume'>;
+export type StreamSpec = Omit<CallSpec<never>, 'consume' | 'describe'>;
 
 /** An established stream: status and headers are in, the body is still flowing. */
 export interface OpenStream {
@@ -125,6 +133,7 @@ export class Transport {
     this.#breaker = new Breaker({ threshold: settings.breakerThreshold, cooldownMs: settings.breakerCooldownMs, logger });
     this.#bulkhead = new Bulkhead(settings.maxConcurrency, settings.maxQueue);
     const tracer = trace.getTracer('deepseek-gateway');
+    const metrics = upstreamMetrics();
     const budget = new RetryBudget({
       ratio: settings.retryBudget,
       windowMs: options.tuning?.retryBudgetWindowMs,
@@ -142,8 +151,9 @@ export class Transport {
         traceIdHeader: options.traceIdHeader,
         scrub: (text) => this.#keys.scrub(text),
         inFlight: this.#inFlight,
+        metrics,
       }),
-      tracingInterceptor(tracer, this.#upstream.displayUrl),
+      tracingInterceptor(tracer, this.#upstream.displayUrl, metrics),
       breakerInterceptor(this.#breaker, classify, this.#counters),
       deadlineInterceptor({ timeoutMs: settings.timeoutMs, classify }),
       retryInterceptor({

@@ -1,4 +1,4 @@
-import type { Context } from '@opentelemetry/api';
+import type { Attributes, Context } from '@opentelemetry/api';
 import type { Readable } from 'node:stream';
 import type { UpstreamError } from '../errors';
 import type { Deadline } from './deadline';
@@ -55,8 +55,18 @@ export interface TransportRequest<T> {
   stats: CallStats;
   /** 1-based attempt number, set by the retry wrapper. */
   attempt?: number;
-  /** Set by the tracing wrapper: parent of the attempt spans (works without a context manager). */
+  /** Set by the retry wrapper on a repeated attempt: the error code that caused the retry. */
+  retryReason?: string;
+  /**
+   * Parent of the call span when the caller gives it (else the active context); the tracing
+   * wrapper then replaces it with the call span's context, the parent of the attempt spans.
+   * Explicit, so it works without a context manager.
+   */
   traceContext?: Context;
+  /** Extra attributes for the call span, known before the call (no secrets, no text). */
+  spanAttributes?: Attributes;
+  /** Attributes for the call span from its value (e.g. token usage), when it succeeds. */
+  describe?(value: T): Attributes;
   /** Set by the key pool: the fingerprint of the key this exchange uses. */
   keyFingerprint?: string;
   /**

@@ -17,7 +17,7 @@ describe('coalescing over HTTP', () => {
 
   beforeAll(async () => {
     // A slow upstream, so every concurrent request arrives while the first call is in flight.
-    gateway = await startTestGateway({ SIMULATOR_LATENCY_MS: '300' });
+    gateway = await startTestGateway({ SIMULATOR_LATENCY_MS: '1500' });
   });
   afterAll(async () => {
     await gateway.close();
