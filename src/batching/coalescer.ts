@@ -37,14 +37,14 @@ interface Flight {
   readonly id: string;
   readonly controller: AbortController;
   readonly call: Promise<CompletionResult>;
-  /** Settles after the call and after the owning batch's cache write (see `runBatch`). */
+  /** Settles as soon as the call does: each waiter is answered as its own call ends. */
   readonly done: Promise<CompletionResult>;
-  readonly finish: (outcome: PromiseSettledResult<CompletionResult>) => void;
   /** Waiters that may still read the answer; the call is aborted when this drops to 0. */
   waiters: number;
   /** Whether any waiter's policy keeps the answer (USE or REFRESH; BYPASS does not). */
   store: boolean;
-  settled: boolean;
+  /** The call has ended and its waiters have their outcome. */
+  answered: boolean;
 }
 
 /**
@@ -196,9 +196,10 @@ export class Coalescer {
   /**
    * One batch: join running calls; one cache read for the USE loads left; start one
    * upstream call per remaining distinct id (concurrently: DeepSeek has no batch endpoint);
-   * one cache write for this batch's storable answers; then fan the answers out. The
-   * answers are written before anyone is answered and before the in-flight entries go,
-   * so a load arriving meanwhile either joins the call or finds the stored answer.
+   * one cache write for this batch's storable answers. Each waiter is answered as soon
+   * as its own call ends (a quick answer never waits for a slow one in the same batch),
+   * while the in-flight entries stay until the batch's write is done, so a load arriving
+   * meanwhile either joins the call (and gets its answer at once) or finds it stored.
    */
   private async runBatch(batch: Waiter[]): Promise<void> {
     this.batches += 1;
@@ -282,7 +283,7 @@ export class Coalescer {
         }
       });
       if (entries.length > 0) await context.with(batchContext, () => this.write(entries));
-      started.forEach((flight, index) => this.settle(flight, outcomes[index]));
+      for (const flight of started) this.forget(flight);
       span.setAttribute('coalescer.stored', entries.length);
     } catch (error) {
       // Not expected (the cache never throws and upstream failures are per call), but a
@@ -291,7 +292,7 @@ export class Coalescer {
       this.logger.error({ err: failure }, 'coalescer batch failed');
       span.recordException(failure);
       span.setStatus({ code: SpanStatusCode.ERROR });
-      for (const flight of started) this.settle(flight, { status: 'rejected', reason: failure });
+      for (const flight of started) this.forget(flight);
       for (const waiter of batch) waiter.reject(failure);
     } finally {
       span.end();
@@ -301,19 +302,34 @@ export class Coalescer {
   /** Starts the upstream call for `waiter`, its spans under `traceContext`. */
   private start(waiter: Waiter, traceContext: Context): Flight {
     const controller = new AbortController();
-    let finish: Flight['finish'] = () => undefined;
-    const done = new Promise<CompletionResult>((resolve, reject) => {
-      finish = (outcome) => (outcome.status === 'fulfilled' ? resolve(outcome.value) : reject(toError(outcome.reason)));
-    });
-    // Every waiter may have gone before the call settles: nobody else handles it then.
-    done.catch(() => undefined);
     const upstream = this.upstream;
     // async wrapper: a synchronous throw from the client becomes this call's rejection.
     const call = (async () => upstream.complete(waiter.request, { signal: controller.signal, traceContext }))();
+    const flight: Flight = {
+      id: waiter.id,
+      controller,
+      call,
+      done: call.then(
+        (result) => {
+          flight.answered = true;
+          return result;
+        },
+        (error: unknown) => {
+          flight.answered = true;
+          // Failures are never kept: the next identical load must start a new call.
+          this.forget(flight);
+          throw toError(error);
+        },
+      ),
+      waiters: 0,
+      store: false,
+      answered: false,
+    };
+    // Every waiter may have gone before the call settles: nobody else handles it then.
+    flight.done.catch(() => undefined);
     // The request that started the call pays for it (joined requests ride along).
     const ledger = waiter.ledger;
     if (ledger) void call.then((result) => ledger.recordUsage(result.model, result.usage), () => undefined);
-    const flight: Flight = { id: waiter.id, controller, call, done, finish, waiters: 0, store: false, settled: false };
     this.inFlight.set(waiter.id, flight);
     this.upstreamCalls += 1;
     return flight;
@@ -330,12 +346,9 @@ export class Coalescer {
     );
   }
 
-  private settle(flight: Flight, outcome: PromiseSettledResult<CompletionResult>): void {
-    if (flight.settled) return;
-    flight.settled = true;
-    // The entry may already belong to a newer call (this one was abandoned): leave that.
+  /** Removes a call from the in-flight map (unless a newer call for the id replaced it). */
+  private forget(flight: Flight): void {
     if (this.inFlight.get(flight.id) === flight) this.inFlight.delete(flight.id);
-    flight.finish(outcome);
   }
 
   /** A waiter's request went away: answer its slot now; stop the call if it was the last. */
@@ -343,12 +356,12 @@ export class Coalescer {
     if (waiter.settled) return;
     waiter.reject(abortReason(waiter.signal));
     const flight = waiter.flight;
-    if (!flight || flight.settled) return;
+    if (!flight || flight.answered) return;
     flight.waiters -= 1;
     if (flight.waiters > 0) return;
     // Nobody is left to read the answer. Forget the call first, so an identical load that
     // arrives now starts afresh instead of joining a call that is being torn down.
-    if (this.inFlight.get(flight.id) === flight) this.inFlight.delete(flight.id);
+    this.forget(flight);
     flight.controller.abort(abortError('Every caller waiting for this completion has gone'));
   }
 

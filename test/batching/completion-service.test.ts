@@ -42,6 +42,7 @@ describe('CompletionService coalescing', () => {
     const views = await Promise.all(loads);
     expect(new Set(views.map((view) => view.content))).toEqual(new Set(['answer #1 to same']));
     expect(views.every((view) => view.id === idOf('same') && view.cached === false)).toBe(true);
+    await settle(); // the in-flight entry goes once the batch's cache write is done
     expect(service.stats().inFlight).toBe(0);
   });
 
@@ -71,6 +72,7 @@ describe('CompletionService coalescing', () => {
     const views = await Promise.all([first, ...later]);
 
     expect(upstream.calls).toHaveLength(1);
+    await settle();
     expect(service.stats()).toMatchObject({ upstreamCalls: 1, joinedInFlight: 5, inFlight: 0 });
     expect(views).toEqual(Array(6).fill(expect.objectContaining({ content: 'answer #1 to q', cached: false })));
     // Joiners skip the cache read: only the first operation looked.
@@ -133,6 +135,7 @@ describe('CompletionService coalescing', () => {
     expect(results[2]).toMatchObject({ content: 'answer #3 to also good' });
     expect(cache.setManyCalls).toEqual([[idOf('good'), idOf('also good')]]);
     expect(await cache.peek(idOf('bad'))).toBeUndefined();
+    await settle(); // the in-flight entry goes once the batch's cache write is done
     expect(service.stats().inFlight).toBe(0);
 
     upstream.failFor.clear();
@@ -178,6 +181,7 @@ describe('CompletionService coalescing', () => {
     const service = new CompletionService({ cache: new RecordingCache(), upstream, logger: silentLogger(), batching: { windowMs: 0, maxSize: 10 } });
 
     await expect(service.createLoaders().completion.load(key('q'))).rejects.toBe(failure);
+    await settle(); // the in-flight entry goes once the batch's cache write is done
     expect(service.stats().inFlight).toBe(0);
   });
 
@@ -328,6 +332,7 @@ describe('CompletionService cancellation', () => {
     second.abort();
     await expect(p2).rejects.toMatchObject({ name: 'AbortError' });
     expect(upstreamSignal?.aborted).toBe(true);
+    await settle(); // the in-flight entry goes once the batch's cache write is done
     expect(service.stats().inFlight).toBe(0);
 
     // The abandoned call is not joined by a newcomer, and its failure is not stored.
@@ -460,5 +465,33 @@ describe('CompletionService batch window', () => {
     expect(service.stats()).toMatchObject({ batches: 3, meanBatchSize: 5 / 3 });
     // Full batches leave at once; only the last partial one waits for the window.
     expect(Date.now() - started).toBeLessThan(500);
+  });
+});
+
+describe('CompletionService latency isolation', () => {
+  it('answers a quick call without waiting for a slow one in the same batch, and stores both', async () => {
+    let releaseSlow: () => void = () => undefined;
+    const slowGate = new Promise<void>((resolve) => (releaseSlow = resolve));
+    const upstream = {
+      complete: async (request: Parameters<FakeUpstream['complete']>[0]) => {
+        if (JSON.stringify(request).includes('slow')) await slowGate;
+        return completionResult(`answer to ${JSON.stringify(request).length}`);
+      },
+    };
+    const cache = new RecordingCache();
+    const service = new CompletionService({ cache, upstream, logger: silentLogger(), batching: { windowMs: 0, maxSize: 100 } });
+    const [a, b] = [service.createLoaders(), service.createLoaders()];
+    const slow = a.completion.load({ request: chatRequest('slow'), policy: 'USE' });
+    const fast = await b.completion.load({ request: chatRequest('fast'), policy: 'USE' });
+    expect(fast.cached).toBe(false);
+    // The fast answer is out while the slow call still runs; a load arriving now joins it.
+    const again = await service.createLoaders().completion.load({ request: chatRequest('fast'), policy: 'USE' });
+    expect(again.content).toBe(fast.content);
+    releaseSlow();
+    await slow;
+    await settle();
+    expect(await cache.peek(completionId(chatRequest('fast')))).toBeDefined();
+    expect(await cache.peek(completionId(chatRequest('slow')))).toBeDefined();
+    expect(service.stats()).toMatchObject({ upstreamCalls: 2, inFlight: 0 });
   });
 });

@@ -2,7 +2,7 @@ import { trace } from '@opentelemetry/api';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { CompletionService } from '../../src/batching/completion-service';
 import { silentLogger } from '../../src/telemetry/logger';
-import { chatRequest, FakeUpstream, RecordingCache } from './fakes';
+import { chatRequest, FakeUpstream, RecordingCache, settle } from './fakes';
 
 describe('coalescer and cache spans', () => {
   const exporter = new InMemorySpanExporter();
@@ -20,6 +20,8 @@ describe('coalescer and cache spans', () => {
     const service = new CompletionService({ cache, upstream: new FakeUpstream(), logger: silentLogger(), batching: { windowMs: 0, maxSize: 100 } });
     const cachedRequest = chatRequest('cached');
     await service.createLoaders().completion.load({ request: cachedRequest, policy: 'USE' });
+    // Answers go out as soon as a call ends; the batch (and its span) ends after the write.
+    await settle();
     exporter.reset();
 
     const loaders = [service.createLoaders(), service.createLoaders()];
@@ -28,6 +30,7 @@ describe('coalescer and cache spans', () => {
       loaders[0].completion.load({ request: chatRequest('new'), policy: 'USE' }),
       loaders[1].completion.load({ request: chatRequest('new'), policy: 'USE' }),
     ]);
+    await settle();
 
     const spans = exporter.getFinishedSpans();
     const batch = spans.filter((span) => span.name === 'coalescer batch');
