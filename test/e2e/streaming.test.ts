@@ -189,6 +189,12 @@ describe('Subscription.completionStream over graphql-ws', () => {
     expect([...texts][0]).toMatch(/^Simulated deepseek-flash answer/);
     expect(subscriptions.every((s) => s.errors === undefined && s.chunks.at(-1)!.finishReason === 'STOP')).toBe(true);
     expect(gateway.services.streams.stats().joined).toBeGreaterThanOrEqual(9);
+    const status = await gql<{ upstream: { streams: { joined: number; activeStreams: number } } }>(
+      gateway,
+      '{ upstream { streams { joined activeStreams } } }',
+    );
+    expect(status.data!.upstream.streams.joined).toBeGreaterThanOrEqual(9);
+    expect(status.data!.upstream.streams.activeStreams).toBe(0);
   });
 
   it('replays what was already streamed to a late joiner, then follows live', async () => {

@@ -266,6 +266,22 @@ export type Role =
   | 'SYSTEM'
   | 'USER';
 
+export type StreamStatus = {
+  __typename?: 'StreamStatus';
+  /** Upstream streams aborted because every subscriber had gone. */
+  abandoned: Scalars['Int']['output'];
+  /** Shared upstream streams open now. */
+  activeStreams: Scalars['Int']['output'];
+  /** Subscriptions answered by replaying a cached completion. */
+  cacheReplays: Scalars['Int']['output'];
+  /** Subscriptions that joined a stream another one had started. */
+  joined: Scalars['Int']['output'];
+  /** Subscribers attached to them. */
+  subscribers: Scalars['Int']['output'];
+  /** Upstream streams started since start. */
+  upstreamStreams: Scalars['Int']['output'];
+};
+
 export type Subscription = {
   __typename?: 'Subscription';
   /**
@@ -314,6 +330,8 @@ export type UpstreamStatus = {
   retries: Scalars['Int']['output'];
   /** Calls failed fast while the circuit was open. */
   shortCircuited: Scalars['Int']['output'];
+  /** Shared upstream token streams behind completionStream subscriptions. */
+  streams: StreamStatus;
 };
 
 export type Usage = {
@@ -448,6 +466,7 @@ export type ResolversTypes = ResolversObject<{
   ReasoningEffort: ReasoningEffort;
   ResponseFormat: ResponseFormat;
   Role: Role;
+  StreamStatus: ResolverTypeWrapper<StreamStatus>;
   Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
   UpstreamMode: UpstreamMode;
   UpstreamStatus: ResolverTypeWrapper<UpstreamStatus>;
@@ -475,6 +494,7 @@ export type ResolversParentTypes = ResolversObject<{
   Model: Model;
   Mutation: Record<PropertyKey, never>;
   Query: Record<PropertyKey, never>;
+  StreamStatus: StreamStatus;
   Subscription: Record<PropertyKey, never>;
   UpstreamStatus: UpstreamStatus;
   Usage: UsageModel;
@@ -569,6 +589,15 @@ export type QueryResolvers<ContextType = GraphQLContext, ParentType extends Reso
   upstream?: Resolver<ResolversTypes['UpstreamStatus'], ParentType, ContextType>;
 }>;
 
+export type StreamStatusResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['StreamStatus'] = ResolversParentTypes['StreamStatus']> = ResolversObject<{
+  abandoned?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  activeStreams?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  cacheReplays?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  joined?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  subscribers?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  upstreamStreams?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+}>;
+
 export type SubscriptionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Subscription'] = ResolversParentTypes['Subscription']> = ResolversObject<{
   completionStream?: SubscriptionResolver<ResolversTypes['CompletionChunk'], "completionStream", ParentType, ContextType, RequireFields<SubscriptionCompletionStreamArgs, 'input'>>;
 }>;
@@ -590,6 +619,7 @@ export type UpstreamStatusResolvers<ContextType = GraphQLContext, ParentType ext
   rejectedOverloaded?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   retries?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   shortCircuited?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  streams?: Resolver<ResolversTypes['StreamStatus'], ParentType, ContextType>;
 }>;
 
 export type UsageResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Usage'] = ResolversParentTypes['Usage']> = ResolversObject<{
@@ -613,6 +643,7 @@ export type Resolvers<ContextType = GraphQLContext> = ResolversObject<{
   Model?: ModelResolvers<ContextType>;
   Mutation?: MutationResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
+  StreamStatus?: StreamStatusResolvers<ContextType>;
   Subscription?: SubscriptionResolvers<ContextType>;
   UpstreamStatus?: UpstreamStatusResolvers<ContextType>;
   Usage?: UsageResolvers<ContextType>;

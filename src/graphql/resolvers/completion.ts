@@ -1,7 +1,8 @@
 import type { FinishReason as WireFinishReason } from '../../deepseek/types';
 import type { CompletionResolvers, FinishReason } from '../generated/types';
 
-const FINISH_REASON: Record<WireFinishReason, FinishReason> = {
+/** DeepSeek's finish reasons as the schema's enum values (shared by queries and streams). */
+export const FINISH_REASON: Record<WireFinishReason, FinishReason> = {
   stop: 'STOP',
   length: 'LENGTH',
   content_filter: 'CONTENT_FILTER',

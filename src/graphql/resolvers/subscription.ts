@@ -1,18 +1,10 @@
 import type { StreamChunk } from '../../batching/stream-hub';
 import { toError } from '../../batching/errors';
-import type { FinishReason as WireFinishReason } from '../../deepseek/types';
-import type { FinishReason, ResolversTypes, SubscriptionResolvers } from '../generated/types';
+import type { ResolversTypes, SubscriptionResolvers } from '../generated/types';
+import { normaliseCompletionInput } from '../input/completion-input';
+import { FINISH_REASON } from './completion';
 
 type CompletionChunk = ResolversTypes['CompletionChunk'];
-import { normaliseCompletionInput } from '../input/completion-input';
-
-const FINISH_REASON: Record<WireFinishReason, FinishReason> = {
-  stop: 'STOP',
-  length: 'LENGTH',
-  content_filter: 'CONTENT_FILTER',
-  tool_calls: 'TOOL_CALLS',
-  insufficient_system_resource: 'INSUFFICIENT_SYSTEM_RESOURCE',
-};
 
 /** What the subscription's source yields: a chunk, or the error that ends the stream. */
 type StreamEvent = { chunk: StreamChunk; error?: undefined } | { chunk?: undefined; error: Error };

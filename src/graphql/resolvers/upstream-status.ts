@@ -6,6 +6,7 @@ export function upstreamStatus(services: GatewayServices): UpstreamStatus {
   const transport = services.deepseek.status();
   const cache = services.cache.stats();
   const coalescing = services.completions.stats();
+  const streams = services.streams.stats();
   return {
     mode: services.config.deepseek.mode === 'real' ? 'REAL' : 'SIMULATOR',
     defaultModel: services.config.deepseek.model,
@@ -39,6 +40,14 @@ export function upstreamStatus(services: GatewayServices): UpstreamStatus {
       joinedInFlight: coalescing.joinedInFlight,
       batches: coalescing.batches,
       meanBatchSize: coalescing.meanBatchSize,
+    },
+    streams: {
+      activeStreams: streams.activeStreams,
+      subscribers: streams.subscribers,
+      upstreamStreams: streams.upstreamStreams,
+      joined: streams.joined,
+      cacheReplays: streams.cacheReplays,
+      abandoned: streams.abandoned,
     },
   };
 }
