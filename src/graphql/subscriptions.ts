@@ -15,6 +15,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { ErrorCode, isErrorCode } from '../errors';
 import type { Logger } from '../telemetry/logger';
 import type { GatewayServices, GraphQLContext } from './context';
+import { SubscriptionLog } from './subscription-log';
 
 type FormatError = (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError;
 
@@ -66,12 +67,15 @@ export function createSubscriptionServer(options: SubscriptionServerOptions): Su
       formatError(error.toJSON(), isErrorCode(error.extensions.code) ? error : (error.originalError ?? error)),
     );
 
+  const log = new SubscriptionLog(logger);
+
   const cleanup = useServer<Record<string, unknown> | undefined>(
     {
       schema,
       // Never put internal error text in a close reason, in development either.
       isProd: true,
-      onSubscribe: (_ctx, _id, payload) => {
+      onSubscribe: (ctx, id, payload) => {
+        log.start(ctx, id, payload.operationName);
         let document: DocumentNode;
         try {
           document = parse(payload.query);
@@ -109,11 +113,21 @@ export function createSubscriptionServer(options: SubscriptionServerOptions): Su
         };
       },
       // Called for every chunk: only results carrying errors are reshaped.
-      onNext: (_ctx, _id, _payload, _args, result) => {
-        if (!result.errors || result.errors.length === 0) return undefined;
-        return { ...result, errors: format(result.errors) };
+      onNext: (ctx, id, _payload, _args, result) => {
+        if (!result.errors || result.errors.length === 0) {
+          log.next(ctx, id, undefined);
+          return undefined;
+        }
+        const errors = format(result.errors);
+        log.next(ctx, id, errors);
+        return { ...result, errors };
       },
-      onError: (_ctx, _id, _payload, errors) => format(errors),
+      onError: (ctx, id, _payload, errors) => {
+        const formatted = format(errors);
+        log.finish(ctx, id, formatted);
+        return formatted;
+      },
+      onComplete: (ctx, id) => log.finish(ctx, id),
     },
     wsServer,
   );
