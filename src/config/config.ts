@@ -31,6 +31,8 @@ export interface Config {
     maxConcurrency: number;
     maxQueue: number;
     streamMaxMs: number;
+    /** A key taken out of rotation (401/402) is tried again after this long; 0 = never. */
+    keyRetryMs: number;
     /** USD per 1M tokens by model, for the estimated-cost figures (`DEEPSEEK_PRICES` over the defaults). */
     prices: PriceTable;
   };
@@ -166,6 +168,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       maxConcurrency: raw.DEEPSEEK_MAX_CONCURRENCY,
       maxQueue: raw.DEEPSEEK_MAX_QUEUE,
       streamMaxMs: raw.DEEPSEEK_STREAM_MAX_MS,
+      keyRetryMs: raw.DEEPSEEK_KEY_RETRY_MS,
       prices: prices.prices,
     },
     cache: {

@@ -63,6 +63,7 @@ export const envSchema = z.object({
   DEEPSEEK_BREAKER_COOLDOWN_MS: int(10, 3_600_000, 'milliseconds from 10 to 3600000').default(15_000),
   DEEPSEEK_MAX_CONCURRENCY: int(1, 2500, 'an integer from 1 to 2500').default(64),
   DEEPSEEK_MAX_QUEUE: int(0, 100_000, 'an integer from 0 to 100000').default(1000),
+  DEEPSEEK_KEY_RETRY_MS: int(0, 86_400_000, 'milliseconds from 0 (never) to 86400000').default(300_000),
   DEEPSEEK_STREAM_MAX_MS: int(1000, 3_600_000, 'milliseconds from 1000 to 3600000').default(600_000),
 
   CACHE_MAX_ENTRIES: int(1, 10_000_000, 'an integer from 1 to 10000000').default(10_000),

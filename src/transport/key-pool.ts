@@ -17,6 +17,10 @@ export class ApiKey {
   readonly #secret: string;
   state: 'active' | 'disabled' = 'active';
   reason?: KeyDisableReason;
+  /** When the key left the rotation (ms since epoch). */
+  disabledAt = 0;
+  /** A call is trying this disabled key again; other calls keep away meanwhile. */
+  probing = false;
 
   constructor(secret: string) {
     this.#secret = secret;
@@ -38,21 +42,39 @@ export class ApiKey {
   }
 }
 
-/** Round-robin over the active keys; keys refused with 401/402 are disabled for good. */
+export interface KeyPoolOptions {
+  /**
+   * A disabled key is tried again by one call after this long (a 402 ends with a top-up, a
+   * 401 may have been DeepSeek's own hiccup); 0 keeps it out for good.
+   */
+  retryAfterMs?: number;
+  onDisable?: (key: ApiKey, reason: KeyDisableReason) => void;
+  onEnable?: (key: ApiKey) => void;
+  now?: () => number;
+}
+
+/**
+ * Round-robin over the active keys. A key refused with 401/402 leaves the rotation; after
+ * `retryAfterMs` one call probes it again, and a success brings it back.
+ */
 export class KeyPool {
   readonly #keys: ApiKey[];
+  readonly #options: KeyPoolOptions;
+  readonly #now: () => number;
   #cursor = 0;
   #lastReason: KeyDisableReason = 'unauthorized';
 
-  constructor(
-    secrets: string[],
-    private readonly onDisable?: (key: ApiKey, reason: KeyDisableReason) => void,
-  ) {
+  constructor(secrets: string[], options: KeyPoolOptions = {}) {
     if (secrets.length === 0) throw new Error('The transport needs at least one DeepSeek API key');
     this.#keys = [...new Set(secrets)].map((secret) => new ApiKey(secret));
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
   }
 
-  /** The next active key not in `exclude`, or undefined when none is left. */
+  /**
+   * The next active key not in `exclude`; failing that, a disabled key due for a probe
+   * (marked `probing` until `succeeded`, `disable` or `released`); undefined when none is left.
+   */
   pick(exclude: ReadonlySet<ApiKey> = new Set()): ApiKey | undefined {
     const count = this.#keys.length;
     for (let step = 0; step < count; step++) {
@@ -63,15 +85,37 @@ export class KeyPool {
         return key;
       }
     }
-    return undefined;
+    const retryAfterMs = this.#options.retryAfterMs ?? 0;
+    if (retryAfterMs <= 0) return undefined;
+    const due = this.#keys.find(
+      (key) => key.state === 'disabled' && !key.probing && !exclude.has(key) && this.#now() - key.disabledAt >= retryAfterMs,
+    );
+    if (due) due.probing = true;
+    return due;
   }
 
   disable(key: ApiKey, reason: KeyDisableReason): void {
     this.#lastReason = reason;
+    key.probing = false;
+    key.disabledAt = this.#now();
     if (key.state === 'disabled') return;
     key.state = 'disabled';
     key.reason = reason;
-    this.onDisable?.(key, reason);
+    this.#options.onDisable?.(key, reason);
+  }
+
+  /** A call through `key` succeeded: a disabled key under probe is back in the rotation. */
+  succeeded(key: ApiKey): void {
+    key.probing = false;
+    if (key.state === 'active') return;
+    key.state = 'active';
+    key.reason = undefined;
+    this.#options.onEnable?.(key);
+  }
+
+  /** A probe ended without a verdict on the key (network failure, abort): probe again later. */
+  released(key: ApiKey): void {
+    key.probing = false;
   }
 
   /** Why the most recent key was disabled (the error to give when none is left). */
@@ -99,7 +143,8 @@ function disableReasonOf(error: unknown): KeyDisableReason | undefined {
 /**
  * Puts a key on each exchange. A 401 or 402 disables that key and the same attempt goes
  * on with the next active key (not counted as a retry; each key is tried at most once per
- * attempt). When no key is left the call fails with the last refusal (401 →
+ * attempt). A success through a key under probe puts it back in the rotation. When no
+ * key is left the call fails with the last refusal (401 →
  * UPSTREAM_AUTH_FAILED, 402 → UPSTREAM_INSUFFICIENT_BALANCE), without a request when the
  * pool was already empty.
  */
@@ -112,14 +157,19 @@ export function keyPoolInterceptor(keys: KeyPool, classify: Classifier): Interce
       if (!key) throw lastRefusal ?? classify({ kind: 'no-key', reason: keys.lastDisableReason });
       tried.add(key);
       try {
-        return await next({
+        const response = await next({
           ...request,
           headers: { ...request.headers, authorization: key.authorization() },
           keyFingerprint: key.fingerprint,
         });
+        keys.succeeded(key);
+        return response;
       } catch (error) {
         const reason = disableReasonOf(error);
-        if (!reason || request.signal?.aborted) throw error;
+        if (!reason || request.signal?.aborted) {
+          keys.released(key);
+          throw error;
+        }
         keys.disable(key, reason);
         lastRefusal = error;
       }

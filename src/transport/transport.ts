@@ -40,6 +40,7 @@ export type TransportSettings = Pick<
   | 'maxConcurrency'
   | 'maxQueue'
   | 'streamMaxMs'
+  | 'keyRetryMs'
 >;
 
 /** Knobs that are not configuration but may be tuned by tests and tools. */
@@ -120,9 +121,11 @@ export class Transport {
     const { settings, classify, logger } = options;
     this.#settings = settings;
     this.#classify = classify;
-    this.#keys = new KeyPool(settings.apiKeys, (key, reason) =>
-      logger.warn({ keyFingerprint: key.fingerprint, reason }, 'upstream API key disabled'),
-    );
+    this.#keys = new KeyPool(settings.apiKeys, {
+      retryAfterMs: settings.keyRetryMs,
+      onDisable: (key, reason) => logger.warn({ keyFingerprint: key.fingerprint, reason }, 'upstream API key disabled'),
+      onEnable: (key) => logger.info({ keyFingerprint: key.fingerprint }, 'upstream API key back in rotation'),
+    });
     this.#upstream = createUpstreamPool({
       baseUrl: settings.baseUrl,
       connections: settings.maxConcurrency,

@@ -102,4 +102,47 @@ describe('API-key pool', () => {
   it('refuses to start without a key', () => {
     expect(() => createDeepSeekClient({ config: testSettings({ apiKeys: [] }), logger: silentLogger() })).toThrow(/API key/);
   });
+
+  it('lets one call probe a disabled key after keyRetryMs and puts it back on success', async () => {
+    h = await startHarness({ sim: { apiKeys: [GOOD_KEY] }, config: { apiKeys: [GOOD_KEY], maxRetries: 0, keyRetryMs: 200 } });
+    h.sim.faults.inject({ kind: 'status', status: 401 });
+    const refused = await failureOf(() => h.client.chat(chatRequest()));
+    expect((refused.error as UpstreamError).code).toBe(ErrorCode.UPSTREAM_AUTH_FAILED);
+    expect(h.client.status().keys[0]).toMatchObject({ state: 'disabled', reason: 'unauthorized' });
+
+    const sent = h.sim.counters.total;
+    const early = await failureOf(() => h.client.chat(chatRequest()));
+    expect((early.error as UpstreamError).code).toBe(ErrorCode.UPSTREAM_AUTH_FAILED);
+    expect(h.sim.counters.total).toBe(sent); // no key to use yet: nothing sent
+
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    const answer = await h.client.chat(chatRequest());
+    expect(answer.content).toBeTruthy();
+    expect(h.client.status().keys[0]).toEqual({ fingerprint: keyFingerprint(GOOD_KEY), state: 'active' });
+  });
+});
+
+describe('KeyPool probing', () => {
+  it('offers a due disabled key to one caller at a time, and never when keyRetryMs is 0', () => {
+    let now = 1_000;
+    const pool = new KeyPool([GOOD_KEY], { retryAfterMs: 500, now: () => now });
+    const key = pool.pick()!;
+    pool.disable(key, 'insufficient_balance');
+    expect(pool.pick()).toBeUndefined();
+    now += 500;
+    expect(pool.pick()).toBe(key);
+    expect(pool.pick()).toBeUndefined(); // already under probe
+    pool.released(key); // the probe ended without a verdict (network failure)
+    expect(pool.pick()).toBe(key);
+    pool.disable(key, 'insufficient_balance'); // refused again: wait another period
+    expect(pool.pick()).toBeUndefined();
+    now += 500;
+    pool.succeeded(pool.pick()!);
+    expect(pool.snapshot()).toEqual([{ fingerprint: keyFingerprint(GOOD_KEY), state: 'active' }]);
+
+    const never = new KeyPool([GOOD_KEY], { retryAfterMs: 0, now: () => now });
+    never.disable(never.pick()!, 'unauthorized');
+    now += 10_000_000;
+    expect(never.pick()).toBeUndefined();
+  });
 });
