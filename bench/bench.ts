@@ -1,0 +1,581 @@
+/**
+ * `npm run bench [-- --quick] [-- --only=a,b,c,d]`: the gateway's performance on loopback.
+ *
+ *   a. cache-hit throughput and latency (c=10, c=50) vs a bare Apollo Server 5 on the same stack
+ *   b. added latency of a cache miss: sequential requests through the gateway vs straight to the simulator
+ *   c. upstream calls for N concurrent identical prompts (coalescing)
+ *   d. telemetry off vs on (OTLP export to a local sink) on the cache-hit path
+ *
+ * Every server is a child process (pinned to CPU 1 with taskset when available; this
+ * process and autocannon on CPU 0). Talks to 127.0.0.1 only; bounded; stops by itself.
+ * See bench/README.md.
+ */
+import { loadavg } from 'node:os';
+import { Pool } from 'undici';
+import { parseArgs } from './lib/args';
+import {
+  COMPLETION_BYPASS_QUERY,
+  COMPLETION_QUERY,
+  GraphQLClient,
+  upstreamStatus,
+  type CompletionData,
+} from './lib/gql';
+import { measure, type LoadResult } from './lib/load';
+import { childEnv, cpuTimeMs, installCleanup, pinningAvailable, pinSelf, startService, stopAll, type Service } from './lib/proc';
+import { writeResults } from './lib/results';
+import { OtlpSink } from './lib/sink';
+import { elapsedMs, round, summarize, type Summary } from './lib/stats';
+import { renderTable } from './lib/table';
+
+const ROWS = ['a', 'b', 'c', 'd'] as const;
+const SIM_LATENCY_MS = 20;
+/** Row (c) only: long enough that all N requests arrive while the one upstream call runs. */
+const COALESCE_LATENCY_MS = 250;
+const COALESCE_NS = [1, 10, 100, 500];
+const API_KEY = 'sk-bench-0123456789abcdef';
+
+/** The cache-hit query of row (a), exactly as a client would send it. */
+const HIT_QUERY = 'query { completion(input:{prompt:"bench", thinking:false}) { id content cached } }';
+const TYPENAME_QUERY = '{ __typename }';
+
+const TELEMETRY_LABELS = {
+  off: 'off (OTEL_SDK_DISABLED=true)',
+  default: 'default (no OTEL_* set)',
+  on: 'traces on (OTLP/HTTP to local sink)',
+} as const;
+
+interface SimCounters {
+  total: number;
+  byPath: Record<string, number>;
+  byStatus: Record<string, number>;
+  maxInFlight: number;
+  connectionsOpened: number;
+}
+
+const log = (message: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+
+function gatewayEnv(simUrl: string, extra: Record<string, string> = {}): Record<string, string> {
+  return childEnv({
+    NODE_ENV: 'production',
+    HOST: '127.0.0.1',
+    PORT: '0',
+    LOG_LEVEL: 'info',
+    DEEPSEEK_API_KEY: API_KEY,
+    DEEPSEEK_BASE_URL: simUrl,
+    ...extra,
+  });
+}
+
+async function startGateway(name: string, simUrl: string, pin: boolean, extra: Record<string, string> = {}): Promise<Service> {
+  const gateway = await startService({
+    name,
+    args: ['--import', 'tsx', 'src/main.ts'],
+    env: gatewayEnv(simUrl, extra),
+    cpu: 1,
+    pin,
+    readyMsg: 'gateway listening',
+  });
+  log(`${name} listening at ${gateway.url} (pid ${gateway.pid})`);
+  return gateway;
+}
+
+/** Sends the cache-hit query until it is served from the cache (at most 5 tries). */
+async function warmCache(client: GraphQLClient): Promise<void> {
+  for (let i = 0; i < 5; i += 1) {
+    const result = await client.query<CompletionData>(HIT_QUERY);
+    if (result.errors?.length) throw new Error(`cache-hit query failed: ${JSON.stringify(result.errors)}`);
+    if (result.data?.completion?.cached) return;
+  }
+  throw new Error('the cache-hit query never came back with cached: true');
+}
+
+interface RowA {
+  server: string;
+  query: string;
+  result: LoadResult;
+}
+
+async function rowA(ctx: Ctx): Promise<{ rows: RowA[]; check: Record<string, number> }> {
+  const { gateway, bare, settings } = ctx;
+  if (!gateway || !bare) throw new Error(`row a needs the gateway and the bare server: ${ctx.setupError ?? ''}`);
+  const client = new GraphQLClient(gateway.url);
+  const bareClient = new GraphQLClient(bare.url);
+  try {
+    await warmCache(client);
+    const bareAnswer = await bareClient.query<{ __typename: string }>(TYPENAME_QUERY);
+    if (bareAnswer.data?.__typename !== 'Query') throw new Error(`bare server answered ${JSON.stringify(bareAnswer)}`);
+    const before = await upstreamStatus(client);
+
+    const rows: RowA[] = [];
+    const run = async (server: Service, label: string, query: string, connections: number) => {
+      log(`a: ${label} c=${connections} (${settings.warmupS}s warm-up + ${settings.durationS}s)`);
+      const result = await measure({
+        url: server.url,
+        body: JSON.stringify({ query }),
+        connections,
+        durationS: settings.durationS,
+        warmupS: settings.warmupS,
+        serverPid: server.pid,
+      });
+      rows.push({ server: label, query, result });
+    };
+    for (const connections of [10, 50]) {
+      await run(bare, 'bare Apollo 5 + Fastify 5', TYPENAME_QUERY, connections);
+      await run(gateway, 'gateway', HIT_QUERY, connections);
+    }
+    // Reference: the gateway's stack without the completion path (same schema size, no loader/cache).
+    await run(gateway, 'gateway', TYPENAME_QUERY, 50);
+
+    const after = await upstreamStatus(client);
+    const check = {
+      upstreamCallsDuringRow: after.calls - before.calls,
+      cacheMissesDuringRow: after.cache.misses - before.cache.misses,
+      cacheHitsDuringRow: after.cache.hits - before.cache.hits,
+    };
+    return { rows, check };
+  } finally {
+    await Promise.all([client.close(), bareClient.close()]);
+  }
+}
+
+interface RowB {
+  n: number;
+  direct: Summary;
+  gateway: Summary;
+  /** Per-request difference of the paired means, and of the percentiles. */
+  overhead: { mean: number; p50: number; p99: number };
+  /**
+   * Gateway CPU time per sequential miss (µs, /proc, 10 ms ticks over the whole sequence).
+   * JSON only: at one request at a time it includes idle-time housekeeping and cold-path
+   * costs, so it is not comparable with the loaded figures of rows a and d.
+   */
+  gatewayCpuUsPerMiss?: number;
+  check: { upstreamCalls: number; simChatRequests: number; nonCachedAnswers: number };
+}
+
+async function rowB(ctx: Ctx): Promise<RowB> {
+  const { gateway, sim, settings } = ctx;
+  if (!gateway) throw new Error(`row b needs the gateway: ${ctx.setupError ?? ''}`);
+  await sim.ask({ cmd: 'setLatency', latencyMs: SIM_LATENCY_MS });
+  const client = new GraphQLClient(gateway.url);
+  const direct = new Pool(sim.url, { connections: 1 });
+  const tag = `${Date.now().toString(36)}`;
+  const viaGateway = async (i: number): Promise<{ ms: number; cached: boolean }> => {
+    const start = process.hrtime.bigint();
+    const result = await client.query<CompletionData>(COMPLETION_BYPASS_QUERY, { prompt: `miss ${tag} gw ${i}` });
+    const ms = elapsedMs(start);
+    if (result.errors?.length || !result.data?.completion) throw new Error(`gateway miss failed: ${JSON.stringify(result.errors)}`);
+    return { ms, cached: result.data.completion.cached };
+  };
+  const straight = async (i: number): Promise<number> => {
+    const start = process.hrtime.bigint();
+    const response = await direct.request({
+      method: 'POST',
+      path: '/chat/completions',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}` },
+      body: JSON.stringify({
+        model: 'deepseek-flash',
+        messages: [{ role: 'user', content: `miss ${tag} direct ${i}` }],
+        thinking: { type: 'disabled' },
+        stream: false,
+      }),
+    });
+    const text = await response.body.text();
+    JSON.parse(text); // the client side of both paths parses the JSON answer
+    const ms = elapsedMs(start);
+    if (response.statusCode !== 200) throw new Error(`simulator answered ${response.statusCode}: ${text.slice(0, 200)}`);
+    return ms;
+  };
+  try {
+    log(`b: ${settings.seqN} sequential cache misses each way (simulator latency ${SIM_LATENCY_MS} ms), interleaved`);
+    for (let i = 0; i < 20; i += 1) {
+      await viaGateway(-1 - i);
+      await straight(-1 - i);
+    }
+    const before = await upstreamStatus(client);
+    const simBefore = await sim.ask<SimCounters>({ cmd: 'counters' });
+    const gatewayCpuBefore = cpuTimeMs(gateway.pid);
+    const gw: number[] = [];
+    const dr: number[] = [];
+    let nonCached = 0;
+    for (let i = 0; i < settings.seqN; i += 1) {
+      // Alternate which goes first so drift on the shared machine hits both alike.
+      if (i % 2 === 0) {
+        const g = await viaGateway(i);
+        dr.push(await straight(i));
+        gw.push(g.ms);
+        if (!g.cached) nonCached += 1;
+      } else {
+        dr.push(await straight(i));
+        const g = await viaGateway(i);
+        gw.push(g.ms);
+        if (!g.cached) nonCached += 1;
+      }
+    }
+    const gatewayCpuAfter = cpuTimeMs(gateway.pid);
+    const after = await upstreamStatus(client);
+    const simAfter = await sim.ask<SimCounters>({ cmd: 'counters' });
+    const g = summarize(gw);
+    const d = summarize(dr);
+    const chat = (c: SimCounters) => c.byPath['/chat/completions'] ?? 0;
+    return {
+      n: settings.seqN,
+      direct: d,
+      gateway: g,
+      overhead: { mean: g.mean - d.mean, p50: g.p50 - d.p50, p99: g.p99 - d.p99 },
+      gatewayCpuUsPerMiss:
+        gatewayCpuBefore !== undefined && gatewayCpuAfter !== undefined ? ((gatewayCpuAfter - gatewayCpuBefore) * 1000) / settings.seqN : undefined,
+      check: {
+        upstreamCalls: after.calls - before.calls,
+        // Each side made n chat requests; the gateway's share is the total minus the direct ones.
+        simChatRequests: chat(simAfter) - chat(simBefore),
+        nonCachedAnswers: nonCached,
+      },
+    };
+  } finally {
+    await Promise.all([client.close(), direct.close()]);
+  }
+}
+
+interface RowC {
+  n: number;
+  upstreamCalls: number;
+  coalescerUpstreamCalls: number;
+  joinedInFlight: number;
+  cacheHits: number;
+  simChatRequests: number;
+  failed: number;
+  distinctIds: number;
+  wallMs: number;
+}
+
+async function rowC(ctx: Ctx): Promise<RowC[]> {
+  const { gateway, sim } = ctx;
+  if (!gateway) throw new Error(`row c needs the gateway: ${ctx.setupError ?? ''}`);
+  await sim.ask({ cmd: 'setLatency', latencyMs: COALESCE_LATENCY_MS });
+  const status = new GraphQLClient(gateway.url);
+  const rows: RowC[] = [];
+  const tag = Date.now().toString(36);
+  try {
+    for (const n of COALESCE_NS) {
+      log(`c: ${n} concurrent identical prompts`);
+      const client = new GraphQLClient(gateway.url, { connections: n });
+      try {
+        // Open the n connections first, so the n queries leave together.
+        await Promise.all(Array.from({ length: n }, () => client.get('/healthz')));
+        const before = await upstreamStatus(status);
+        const simBefore = await sim.ask<SimCounters>({ cmd: 'counters' });
+        const prompt = `coalesce ${tag} n=${n}`;
+        const start = process.hrtime.bigint();
+        const answers = await Promise.all(
+          Array.from({ length: n }, () => client.query<CompletionData>(COMPLETION_QUERY, { prompt }).catch(() => undefined)),
+        );
+        const wallMs = elapsedMs(start);
+        const after = await upstreamStatus(status);
+        const simAfter = await sim.ask<SimCounters>({ cmd: 'counters' });
+        const ids = new Set(answers.map((a) => a?.data?.completion?.id).filter(Boolean));
+        rows.push({
+          n,
+          upstreamCalls: after.calls - before.calls,
+          coalescerUpstreamCalls: after.coalescing.upstreamCalls - before.coalescing.upstreamCalls,
+          joinedInFlight: after.coalescing.joinedInFlight - before.coalescing.joinedInFlight,
+          cacheHits: after.cache.hits - before.cache.hits,
+          simChatRequests: (simAfter.byPath['/chat/completions'] ?? 0) - (simBefore.byPath['/chat/completions'] ?? 0),
+          failed: answers.filter((a) => !a?.data?.completion || a.errors?.length).length,
+          distinctIds: ids.size,
+          wallMs,
+        });
+      } finally {
+        await client.close();
+      }
+    }
+  } finally {
+    await status.close();
+    await sim.ask({ cmd: 'setLatency', latencyMs: SIM_LATENCY_MS });
+  }
+  return rows;
+}
+
+interface RowD {
+  telemetry: 'off' | 'default' | 'on';
+  env: Record<string, string>;
+  result: LoadResult;
+  /** OTLP requests the sink got while the gateway ran, and after it stopped (final flush). */
+  sinkDuringRun: Record<string, { requests: number; bytes: number }>;
+  sinkAfterStop: Record<string, { requests: number; bytes: number }>;
+  gatewayLogMessages: Record<string, number>;
+}
+
+async function rowD(ctx: Ctx): Promise<RowD[]> {
+  const { sim, settings, pin } = ctx;
+  const rows: RowD[] = [];
+  const sink = new OtlpSink();
+  await sink.start();
+  log(`d: OTLP sink at ${sink.url}`);
+  try {
+    const modes: Array<{ telemetry: RowD['telemetry']; env: Record<string, string> }> = [
+      { telemetry: 'off', env: { OTEL_SDK_DISABLED: 'true' } },
+      // What rows a-c run: no OTEL_* variable set (the service's defaults).
+      { telemetry: 'default', env: {} },
+      {
+        telemetry: 'on',
+        env: {
+          OTEL_SDK_DISABLED: 'false',
+          OTEL_TRACES_EXPORTER: 'otlp',
+          OTEL_EXPORTER_OTLP_ENDPOINT: sink.url,
+          OTEL_SERVICE_NAME: 'deepseek-graphql-gateway-bench',
+        },
+      },
+    ];
+    for (const mode of modes) {
+      const sinkStart = sink.snapshot();
+      const gateway = await startGateway(`gateway (telemetry ${mode.telemetry})`, sim.url, pin, mode.env);
+      const client = new GraphQLClient(gateway.url);
+      try {
+        await warmCache(client);
+        log(`d: telemetry ${mode.telemetry} c=50 (${settings.warmupFreshS}s warm-up + ${settings.durationS}s)`);
+        const result = await measure({
+          url: gateway.url,
+          body: JSON.stringify({ query: HIT_QUERY }),
+          connections: 50,
+          durationS: settings.durationS,
+          warmupS: settings.warmupFreshS,
+          serverPid: gateway.pid,
+        });
+        const during = diffSink(sink.snapshot(), sinkStart);
+        await client.close();
+        await gateway.stop();
+        // A batch span processor may flush on shutdown; give a late export a moment.
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        rows.push({
+          telemetry: mode.telemetry,
+          env: mode.env,
+          result,
+          sinkDuringRun: during,
+          sinkAfterStop: diffSink(sink.snapshot(), sinkStart),
+          gatewayLogMessages: gateway.messages,
+        });
+      } finally {
+        await client.close().catch(() => undefined);
+        await gateway.stop();
+      }
+    }
+  } finally {
+    await sink.close();
+  }
+  return rows;
+}
+
+function diffSink(
+  now: Record<string, { requests: number; bytes: number }>,
+  then: Record<string, { requests: number; bytes: number }>,
+): Record<string, { requests: number; bytes: number }> {
+  const out: Record<string, { requests: number; bytes: number }> = {};
+  for (const [path, value] of Object.entries(now)) {
+    out[path] = { requests: value.requests - (then[path]?.requests ?? 0), bytes: value.bytes - (then[path]?.bytes ?? 0) };
+  }
+  return out;
+}
+
+interface Ctx {
+  sim: Service;
+  gateway?: Service;
+  bare?: Service;
+  pin: boolean;
+  /** Why the shared gateway or the bare server did not start. */
+  setupError?: string;
+  settings: { warmupS: number; warmupFreshS: number; durationS: number; seqN: number };
+}
+
+async function main(): Promise<void> {
+  const { quick, only } = parseArgs(process.argv.slice(2), ROWS);
+  installCleanup();
+  const startedAt = process.hrtime.bigint();
+  // Row d's gateways are fresh processes: they get a longer warm-up than row a's, which
+  // has been serving for a while by then.
+  const settings = quick
+    ? { warmupS: 1, warmupFreshS: 2, durationS: 3, seqN: 50 }
+    : { warmupS: 3, warmupFreshS: 8, durationS: 10, seqN: 200 };
+
+  const loadAtStart = loadavg().map((v) => round(v, 2));
+  const pinning = pinningAvailable();
+  const pin = pinning.ok && pinSelf(0);
+  const pinNote = pin ? pinning.reason : `no CPU pinning (${pinning.ok ? 'taskset -p failed' : pinning.reason})`;
+  log(`${quick ? 'quick' : 'full'} run, rows ${[...only].join(',')}; ${pinNote}`);
+
+  const output: Record<string, unknown> = { startedAt: new Date().toISOString(), quick, rows: [...only], pinning: pinNote, settings };
+  const tables: string[] = [];
+  const failures: Record<string, string> = {};
+  /** Runs one row; a failure is reported and the other rows still run. */
+  const row = async (name: string, body: () => Promise<void>): Promise<void> => {
+    if (!only.has(name)) return;
+    try {
+      await body();
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      failures[name] = message;
+      log(`row ${name} FAILED: ${message}`);
+      tables.push(`\n${name}. FAILED: ${message.split('\n')[0]} (details in the JSON)`);
+    }
+  };
+  try {
+    // The simulator shares CPU 0 with the load generator: it only answers misses (rows b, c).
+    const sim = await startService({
+      name: 'simulator',
+      args: ['--import', 'tsx', 'bench/sim-server.ts'],
+      env: childEnv({ HOST: '127.0.0.1', SIMULATOR_PORT: '0', SIMULATOR_LATENCY_MS: String(SIM_LATENCY_MS), SIMULATOR_TOKEN_DELAY_MS: '0' }),
+      cpu: 0,
+      pin,
+      readyMsg: 'simulator listening',
+      ipc: true,
+    });
+    log(`simulator at ${sim.url} (pid ${sim.pid}, latency ${SIM_LATENCY_MS} ms)`);
+    const ctx: Ctx = { sim, pin, settings };
+    // A server that fails to start fails the rows that need it; the others still run.
+    const setupErrors: string[] = [];
+    if (only.has('a') || only.has('b') || only.has('c')) {
+      ctx.gateway = await startGateway('gateway', sim.url, pin).catch((error: unknown) => {
+        setupErrors.push(error instanceof Error ? error.message : String(error));
+        return undefined;
+      });
+    }
+    if (only.has('a')) {
+      ctx.bare = await startService({
+        name: 'bare server',
+        args: ['--import', 'tsx', 'bench/bare-server.ts'],
+        env: childEnv({ NODE_ENV: 'production', HOST: '127.0.0.1', PORT: '0' }),
+        cpu: 1,
+        pin,
+        readyMsg: 'bare server listening',
+      }).catch((error: unknown) => {
+        setupErrors.push(error instanceof Error ? error.message : String(error));
+        return undefined;
+      });
+      if (ctx.bare) log(`bare server at ${ctx.bare.url} (pid ${ctx.bare.pid})`);
+    }
+    ctx.setupError = setupErrors.length ? setupErrors.join('\n') : undefined;
+
+    await row('a', async () => {
+      const a = await rowA(ctx);
+      output.a = a;
+      const byC = (c: number, label: string, query: string) =>
+        a.rows.find((r) => r.result.connections === c && r.server === label && r.query === query)?.result;
+      tables.push(
+        renderTable(
+          `a. cache-hit path: ${settings.durationS}s per row after ${settings.warmupS}s warm-up; ${pinNote}`,
+          ['server', 'query', 'c', 'req/s', 'p50 ms', 'p99 ms', 'mean ms', 'server CPU µs/req', 'server CPU %', 'errors+non2xx'],
+          a.rows.map((r) => [
+            r.server,
+            r.query === HIT_QUERY ? 'completion (cache hit)' : '{ __typename }',
+            r.result.connections,
+            Math.round(r.result.reqPerSec),
+            round(r.result.latency.p50),
+            round(r.result.latency.p99),
+            round(r.result.latency.mean),
+            r.result.serverCpuUsPerReq === undefined ? '-' : Math.round(r.result.serverCpuUsPerReq),
+            r.result.serverCpuShare === undefined ? '-' : Math.round(100 * r.result.serverCpuShare),
+            r.result.errors + r.result.non2xx + r.result.timeouts,
+          ]),
+        ),
+      );
+      const ratios = [10, 50].map((c) => {
+        const g = byC(c, 'gateway', HIT_QUERY);
+        const b = byC(c, 'bare Apollo 5 + Fastify 5', TYPENAME_QUERY);
+        return g && b ? `c=${c}: ${((100 * g.reqPerSec) / b.reqPerSec).toFixed(0)}%` : '';
+      });
+      tables.push(
+        `gateway cache-hit throughput as a share of the bare server's: ${ratios.join(', ')}; ` +
+          `during row a the gateway made ${a.check.upstreamCallsDuringRow} upstream calls and had ${a.check.cacheMissesDuringRow} cache misses ` +
+          `(${a.check.cacheHitsDuringRow.toLocaleString('en-US')} hits, warm-ups included)`,
+      );
+    });
+
+    await row('b', async () => {
+      const b = await rowB(ctx);
+      output.b = b;
+      tables.push(
+        renderTable(
+          `b. cache miss, ${b.n} sequential requests each way, simulator latency ${SIM_LATENCY_MS} ms (interleaved)`,
+          ['path', 'n', 'p50 ms', 'p99 ms', 'mean ms', 'min ms', 'max ms'],
+          [
+            ['direct to simulator (undici)', b.n, round(b.direct.p50), round(b.direct.p99), round(b.direct.mean), round(b.direct.min), round(b.direct.max)],
+            ['through the gateway (cache: BYPASS)', b.n, round(b.gateway.p50), round(b.gateway.p99), round(b.gateway.mean), round(b.gateway.min), round(b.gateway.max)],
+            ['gateway overhead (difference)', b.n, round(b.overhead.p50), round(b.overhead.p99), round(b.overhead.mean), '-', '-'],
+          ],
+        ),
+      );
+      tables.push(
+        `check: gateway upstream calls during the row ${b.check.upstreamCalls} (expected ${b.n}); simulator chat requests ${b.check.simChatRequests} (expected ${2 * b.n}); answers with cached:false ${b.check.nonCachedAnswers}/${b.n}`,
+      );
+    });
+
+    await row('c', async () => {
+      const c = await rowC(ctx);
+      output.c = { simulatorLatencyMs: COALESCE_LATENCY_MS, rows: c };
+      tables.push(
+        renderTable(
+          `c. N concurrent HTTP requests with one fresh prompt (simulator latency ${COALESCE_LATENCY_MS} ms); expected: 1 upstream call each`,
+          ['N', 'upstream calls', 'coalescer upstreamCalls', 'joinedInFlight', 'cache hits', 'simulator chat reqs', 'failed', 'distinct ids', 'wall ms'],
+          c.map((r) => [r.n, r.upstreamCalls, r.coalescerUpstreamCalls, r.joinedInFlight, r.cacheHits, r.simChatRequests, r.failed, r.distinctIds, Math.round(r.wallMs)]),
+        ),
+      );
+    });
+
+    // Rows a-c are done with these; row d starts its own gateways.
+    await ctx.bare?.stop();
+    if (ctx.gateway) {
+      output.gatewayLogMessages = ctx.gateway.messages;
+      await ctx.gateway.stop();
+    }
+
+    await row('d', async () => {
+      const d = await rowD(ctx);
+      output.d = d;
+      tables.push(
+        renderTable(
+          `d. telemetry off / default / on, cache-hit path, c=50, a fresh gateway each, ${settings.durationS}s after ${settings.warmupFreshS}s warm-up`,
+          ['telemetry', 'req/s', 'p50 ms', 'p99 ms', 'mean ms', 'server CPU µs/req', 'server CPU %', 'errors+non2xx', 'OTLP /v1/traces reqs (run / +shutdown)', 'bytes'],
+          d.map((r) => [
+            TELEMETRY_LABELS[r.telemetry],
+            Math.round(r.result.reqPerSec),
+            round(r.result.latency.p50),
+            round(r.result.latency.p99),
+            round(r.result.latency.mean),
+            r.result.serverCpuUsPerReq === undefined ? '-' : Math.round(r.result.serverCpuUsPerReq),
+            r.result.serverCpuShare === undefined ? '-' : Math.round(100 * r.result.serverCpuShare),
+            r.result.errors + r.result.non2xx + r.result.timeouts,
+            `${r.sinkDuringRun['/v1/traces']?.requests ?? 0} / ${r.sinkAfterStop['/v1/traces']?.requests ?? 0}`,
+            r.sinkAfterStop['/v1/traces']?.bytes ?? 0,
+          ]),
+        ),
+      );
+      const on = d.find((r) => r.telemetry === 'on');
+      if (on && (on.sinkAfterStop['/v1/traces']?.requests ?? 0) === 0) {
+        tables.push('note: the sink received no traces: the gateway does not export OTLP yet, so both rows measure the same thing.');
+      }
+    });
+
+    await sim.stop();
+    output.failures = failures;
+    output.loadAverage = { atStart: loadAtStart, atEnd: loadavg().map((v) => round(v, 2)) };
+    output.durationS = round(elapsedMs(startedAt) / 1000, 1);
+    const file = writeResults('bench', output);
+    process.stdout.write(
+      `${tables.join('\n')}\n\nload average (1/5/15 min) at start ${loadAtStart.join(' ')}, at end ${loadavg().map((v) => v.toFixed(2)).join(' ')}` +
+        ` (2 CPUs: above ~2 something else competed for them)\nresults: ${file} (run took ${output.durationS as number} s)\n`,
+    );
+    if (Object.keys(failures).length > 0) process.exitCode = 1;
+  } finally {
+    await stopAll();
+  }
+}
+
+main().then(
+  () => process.exit(process.exitCode ?? 0),
+  async (error: unknown) => {
+    process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    await stopAll();
+    process.exit(1);
+  },
+);
+

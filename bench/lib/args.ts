@@ -1,0 +1,16 @@
+/** `--quick` and `--only=a,b`; anything else is an error (so a typo does not run 3 minutes). */
+export function parseArgs(argv: string[], rows: readonly string[]): { quick: boolean; only: Set<string> } {
+  let quick = false;
+  let only = new Set(rows);
+  for (const arg of argv) {
+    if (arg === '--quick') quick = true;
+    else if (arg.startsWith('--only=')) {
+      only = new Set(arg.slice('--only='.length).split(',').map((s) => s.trim().toLowerCase()).filter(Boolean));
+      const unknown = [...only].filter((row) => !rows.includes(row));
+      if (unknown.length > 0) throw new Error(`--only: unknown row(s) ${unknown.join(', ')}; expected some of ${rows.join(',')}`);
+    } else {
+      throw new Error(`unknown argument ${arg}; expected --quick and/or --only=${rows.join(',')}`);
+    }
+  }
+  return { quick, only };
+}

@@ -1,0 +1,76 @@
+import autocannon from 'autocannon';
+import { cpuTimeMs } from './proc';
+import { Samples, summarize, type Summary } from './stats';
+
+export interface LoadOptions {
+  url: string;
+  body: string;
+  connections: number;
+  durationS: number;
+  warmupS: number;
+  /** PID of the server, to measure its CPU time per request. */
+  serverPid?: number;
+}
+
+export interface LoadResult {
+  connections: number;
+  durationS: number;
+  requests: number;
+  reqPerSec: number;
+  /** From the 'response' events (µs precision), all responses. */
+  latency: Summary;
+  /** autocannon's own figures (1 ms resolution histogram), for reference. */
+  autocannon: { reqPerSecAvg: number; p50: number; p99: number };
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  /** Server CPU time per request (µs), from /proc; undefined when unavailable. */
+  serverCpuUsPerReq?: number;
+  /** Server CPU use during the run (1.0 = one core busy). */
+  serverCpuShare?: number;
+}
+
+function run(options: autocannon.Options, onResponse?: (ms: number) => void): Promise<autocannon.Result> {
+  const instance = autocannon(options);
+  if (onResponse) {
+    instance.on('response', (_client: unknown, _status: number, _bytes: number, responseTime: number) => onResponse(responseTime));
+  }
+  return new Promise((resolve, reject) => instance.then(resolve, reject));
+}
+
+/** A warm-up run (discarded), then the measured run of `durationS` seconds. */
+export async function measure(options: LoadOptions): Promise<LoadResult> {
+  const base: autocannon.Options = {
+    url: options.url,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: options.body,
+    connections: options.connections,
+    pipelining: 1,
+    timeout: 10,
+  };
+  if (options.warmupS > 0) await run({ ...base, duration: options.warmupS });
+
+  const samples = new Samples();
+  const cpuBefore = options.serverPid ? cpuTimeMs(options.serverPid) : undefined;
+  const started = process.hrtime.bigint();
+  const result = await run({ ...base, duration: options.durationS }, (ms) => samples.push(ms));
+  const wallMs = Number(process.hrtime.bigint() - started) / 1e6;
+  const cpuAfter = options.serverPid ? cpuTimeMs(options.serverPid) : undefined;
+
+  const requests = samples.length;
+  const cpuMs = cpuBefore !== undefined && cpuAfter !== undefined ? cpuAfter - cpuBefore : undefined;
+  return {
+    connections: options.connections,
+    durationS: options.durationS,
+    requests,
+    reqPerSec: requests / (wallMs / 1000),
+    latency: summarize(samples.values()),
+    autocannon: { reqPerSecAvg: result.requests.average, p50: result.latency.p50, p99: result.latency.p99 },
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    serverCpuUsPerReq: cpuMs !== undefined && requests > 0 ? (cpuMs * 1000) / requests : undefined,
+    serverCpuShare: cpuMs !== undefined ? cpuMs / wallMs : undefined,
+  };
+}
