@@ -37,8 +37,17 @@ export function canonicalJson(value: unknown): string {
  * the id either: USE, BYPASS and REFRESH of one input address the same entry.
  */
 export function completionId(request: CompletionRequest): string {
-  return ID_PREFIX + createHash('sha256').update(canonicalJson(request)).digest('base64url');
+  // A load asks for its id in the per-request loader and again in the coalescer; requests
+  // are never mutated after normalisation, so the id is kept per request object.
+  let id = ids.get(request);
+  if (id === undefined) {
+    id = ID_PREFIX + createHash('sha256').update(canonicalJson(request)).digest('base64url');
+    ids.set(request, id);
+  }
+  return id;
 }
+
+const ids = new WeakMap<CompletionRequest, string>();
 
 /** Shape check, so an unknown or garbage id never reaches the store. */
 export function isCompletionId(id: string): boolean {

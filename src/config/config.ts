@@ -22,6 +22,11 @@ export interface Config {
     baseUrl: string;
     model: string;
     timeoutMs: number;
+    /**
+     * One attempt without response headers for this long is abandoned and retried (DeepSeek
+     * commits its status at once, then sends keep-alives while a request is queued).
+     */
+    headersTimeoutMs: number;
     maxRetries: number;
     retryBaseMs: number;
     retryMaxMs: number;
@@ -159,6 +164,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       baseUrl: raw.DEEPSEEK_BASE_URL.replace(/\/+$/, ''),
       model: raw.DEEPSEEK_MODEL,
       timeoutMs: raw.DEEPSEEK_TIMEOUT_MS,
+      headersTimeoutMs: Math.min(raw.DEEPSEEK_HEADERS_TIMEOUT_MS, raw.DEEPSEEK_TIMEOUT_MS),
       maxRetries: raw.DEEPSEEK_MAX_RETRIES,
       retryBaseMs: raw.DEEPSEEK_RETRY_BASE_MS,
       retryMaxMs: raw.DEEPSEEK_RETRY_MAX_MS,

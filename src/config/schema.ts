@@ -55,6 +55,7 @@ export const envSchema = z.object({
     .regex(/^[A-Za-z0-9._-]{1,64}$/, { message: 'expected a model id such as deepseek-flash' })
     .default('deepseek-flash'),
   DEEPSEEK_TIMEOUT_MS: int(100, 3_600_000, 'milliseconds from 100 to 3600000').default(180_000),
+  DEEPSEEK_HEADERS_TIMEOUT_MS: int(100, 3_600_000, 'milliseconds from 100 to 3600000').default(30_000),
   DEEPSEEK_MAX_RETRIES: int(0, 10, 'an integer from 0 to 10').default(2),
   DEEPSEEK_RETRY_BASE_MS: int(1, 60_000, 'milliseconds from 1 to 60000').default(200),
   DEEPSEEK_RETRY_MAX_MS: int(1, 300_000, 'milliseconds from 1 to 300000').default(10_000),

@@ -12,7 +12,7 @@ export interface PoolOptions {
   baseUrl: string;
   /** Sockets in the pool: equal to the bulkhead's concurrency so no request waits inside undici. */
   connections: number;
-  /** Backstop for undici's own header timeout; the call deadline normally fires first. */
+  /** One attempt waits this long for response headers, then fails (retryably: UND_ERR_HEADERS_TIMEOUT). */
   headersTimeoutMs: number;
   /** Backstop for undici's idle body timeout (keep-alive comments reset it; the deadline does not). */
   bodyTimeoutMs: number;

@@ -31,6 +31,7 @@ export type TransportSettings = Pick<
   | 'apiKeys'
   | 'baseUrl'
   | 'timeoutMs'
+  | 'headersTimeoutMs'
   | 'maxRetries'
   | 'retryBaseMs'
   | 'retryMaxMs'
@@ -129,7 +130,7 @@ export class Transport {
     this.#upstream = createUpstreamPool({
       baseUrl: settings.baseUrl,
       connections: settings.maxConcurrency,
-      headersTimeoutMs: settings.timeoutMs,
+      headersTimeoutMs: settings.headersTimeoutMs,
       bodyTimeoutMs: Math.max(settings.timeoutMs, settings.streamMaxMs),
       keepAliveTimeoutMs: options.tuning?.keepAliveTimeoutMs,
     });

@@ -63,6 +63,31 @@ describe('call deadline', () => {
     expect(elapsedMs).toBeLessThan(800);
   });
 
+  it('retries an attempt that gets no response headers within headersTimeoutMs, inside the deadline', async () => {
+    h = await startHarness({ config: { timeoutMs: 3000, headersTimeoutMs: 300 } });
+    h.sim.faults.inject({ kind: 'hang' });
+
+    const started = Date.now();
+    const result = await h.client.chat(chatRequest());
+
+    expect(result.content).toBeTruthy();
+    expect(Date.now() - started).toBeLessThan(1500);
+    expect(h.sim.counters.byPath['/chat/completions']).toBe(2);
+    expect(h.client.status().retries).toBe(1);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(h.sim.counters.inFlight).toBe(0); // the hung attempt was closed, not left open
+  });
+
+  it('does not cut a queued request that has its headers and sends keep-alive blank lines', async () => {
+    h = await startHarness({ config: { timeoutMs: 3000, headersTimeoutMs: 200 } });
+    h.sim.faults.inject({ kind: 'blank-lines', count: 10, intervalMs: 50 });
+
+    const result = await h.client.chat(chatRequest());
+
+    expect(result.content).toBeTruthy();
+    expect(h.sim.counters.byPath['/chat/completions']).toBe(1);
+  });
+
   it('clears its timer when disposed and reports the time left', () => {
     const deadline = new Deadline(10_000);
     expect(deadline.expired).toBe(false);
