@@ -27,6 +27,8 @@ const SIM_LATENCY_MS = 20;
 const API_KEY = 'sk-chaos-0123456789abcdef';
 const GATEWAY_SETTINGS = {
   DEEPSEEK_TIMEOUT_MS: '2000',
+  // A hung attempt is abandoned after this and retried within the 2 s deadline.
+  DEEPSEEK_HEADERS_TIMEOUT_MS: '500',
   DEEPSEEK_MAX_RETRIES: '2',
   DEEPSEEK_BREAKER_THRESHOLD: '5',
   DEEPSEEK_BREAKER_COOLDOWN_MS: '3000',
@@ -246,7 +248,7 @@ async function main(): Promise<void> {
     tables.push(
       renderTable(
         `chaos: c=${CONCURRENCY} closed-loop clients, distinct prompts with cache: BYPASS, simulator latency ${SIM_LATENCY_MS} ms; gateway ` +
-          `DEEPSEEK_TIMEOUT_MS=${GATEWAY_SETTINGS.DEEPSEEK_TIMEOUT_MS} MAX_RETRIES=${GATEWAY_SETTINGS.DEEPSEEK_MAX_RETRIES} ` +
+          `DEEPSEEK_TIMEOUT_MS=${GATEWAY_SETTINGS.DEEPSEEK_TIMEOUT_MS} HEADERS_TIMEOUT_MS=${GATEWAY_SETTINGS.DEEPSEEK_HEADERS_TIMEOUT_MS} MAX_RETRIES=${GATEWAY_SETTINGS.DEEPSEEK_MAX_RETRIES} ` +
           `BREAKER_THRESHOLD=${GATEWAY_SETTINGS.DEEPSEEK_BREAKER_THRESHOLD} BREAKER_COOLDOWN_MS=${GATEWAY_SETTINGS.DEEPSEEK_BREAKER_COOLDOWN_MS}; ${pinNote}`,
         ['phase', 'faults', 's', 'requests', 'success %', 'p50 ms (all)', 'p99 ms (all)', 'p50 ms (ok)', 'p99 ms (ok)', 'upstream calls', 'sim chat reqs', 'attempts/call', 'retries', 'short-circuited', '/readyz 503 samples'],
         [

@@ -131,6 +131,22 @@ describe('observability of the whole service', () => {
       expect(sent.headers.traceparent).toBe(`00-${caller.traceId}-${idOf(attempt)}-01`);
     });
 
+    it('models and balance: their upstream calls are children of the operation span', async () => {
+      const caller = traceparent();
+      const res = await gql(gateway, 'query Account { models { id } balance { isAvailable } }', undefined, {
+        headers: { traceparent: caller.header },
+      });
+      expect(res.errors).toBeUndefined();
+      const spans = await eventually(() => {
+        const found = spansOf(caller.traceId);
+        return found.filter((span) => span.name.startsWith('upstream GET')).length === 2 ? found : undefined;
+      });
+      const operation = one(spans, 'query Account');
+      for (const name of ['upstream GET /models', 'upstream GET /user/balance']) {
+        expect(parentOf(one(spans, name))).toBe(idOf(operation));
+      }
+    });
+
     it('a cached query: operation → batch → cache read with a hit, and no upstream span', async () => {
       await ask('trace me, cached');
       const caller = traceparent();

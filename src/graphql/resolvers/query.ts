@@ -21,8 +21,10 @@ export const Query: QueryResolvers = {
   fimCompletion: (_parent, { input }, { loaders, services }) =>
     loaders.completion.load(normaliseFimInput(input, services.config.deepseek.model)),
 
-  models: async (_parent, _args, { services, signal }) =>
-    (await services.deepseek.models({ signal })).map((model) => ({
+  // Not cached: model metadata and the balance are read live. The operation's trace
+  // context parents the upstream span, as it does for completions.
+  models: async (_parent, _args, { services, signal, ledger }) =>
+    (await services.deepseek.models({ signal, traceContext: ledger?.traceContext })).map((model) => ({
       id: model.id,
       ownedBy: model.ownedBy,
       name: model.name ?? null,
@@ -34,7 +36,8 @@ export const Query: QueryResolvers = {
       defaultReasoningEffort: model.defaultReasoningEffort ?? null,
     })),
 
-  balance: async (_parent, _args, { services, signal }) => services.deepseek.balance({ signal }),
+  balance: async (_parent, _args, { services, signal, ledger }) =>
+    services.deepseek.balance({ signal, traceContext: ledger?.traceContext }),
 
   upstream: (_parent, _args, { services }) => upstreamStatus(services),
 };
