@@ -12,6 +12,28 @@ interface Answer {
 const ask = (gateway: Gateway, input: Record<string, unknown>) => gql<Answer>(gateway, COMPLETION, { input });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Asks until the answer comes from the store (within 10 s). An answer goes out as soon as
+ * its upstream call ends and is written to Redis just after, and the Redis client may
+ * still be (re)connecting: an immediate second ask can miss, a later one must hit.
+ */
+async function until(check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met within 10 s');
+    await sleep(20);
+  }
+}
+
+async function becomesCached(gateway: Gateway, prompt: string): Promise<boolean> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    if ((await ask(gateway, { prompt })).data!.completion.cached) return true;
+    await sleep(100);
+  }
+  return false;
+}
+
 describe('coalescing over HTTP', () => {
   let gateway: Gateway;
 
@@ -151,6 +173,11 @@ describe('a shared Redis cache', () => {
     try {
       const written = await ask(first, { prompt: 'shared between replicas' });
       expect(written.data!.completion.cached).toBe(false);
+      // The answer goes out as soon as DeepSeek has answered; the write to Redis follows.
+      await until(async () => {
+        const stats = await gql<{ upstream: { cache: { writes: number } } }>(first, '{ upstream { cache { writes } } }');
+        return stats.data!.upstream.cache.writes >= 1;
+      });
       const read = await ask(second, { prompt: 'shared between replicas' });
       expect(read.data!.completion).toEqual({ ...written.data!.completion, cached: true });
       expect(chatCalls(second)).toBe(0);
@@ -168,8 +195,7 @@ describe('a shared Redis cache', () => {
     const redis = await RedisServer.start();
     const gateway = await startTestGateway({ REDIS_URL: redis.url, CACHE_STORE_TIMEOUT_MS: '200' });
     try {
-      await ask(gateway, { prompt: 'before the outage' });
-      expect((await ask(gateway, { prompt: 'before the outage' })).data!.completion.cached).toBe(true);
+      expect(await becomesCached(gateway, 'before the outage')).toBe(true);
 
       await redis.stop();
       const during = await ask(gateway, { prompt: 'during the outage' });
@@ -182,14 +208,7 @@ describe('a shared Redis cache', () => {
       expect(status.data!.upstream.cache.errors).toBeGreaterThan(0);
 
       await redis.start();
-      const deadline = Date.now() + 10_000;
-      let cachedAgain = false;
-      while (!cachedAgain && Date.now() < deadline) {
-        await ask(gateway, { prompt: 'after the outage' });
-        cachedAgain = (await ask(gateway, { prompt: 'after the outage' })).data!.completion.cached;
-        if (!cachedAgain) await sleep(200);
-      }
-      expect(cachedAgain).toBe(true);
+      expect(await becomesCached(gateway, 'after the outage')).toBe(true);
       expect(await redis.cli('DBSIZE')).not.toBe('0');
     } finally {
       await gateway.close();
