@@ -214,7 +214,7 @@ export function installCleanup(): void {
 /** The parent's environment without anything that configures the service, plus `extra`. */
 export function childEnv(extra: Record<string, string>): Record<string, string> {
   const env: Record<string, string> = {};
-  const owned = /^(DEEPSEEK_|OTEL_|SIMULATOR_|CACHE_|BATCH_|REDIS_URL$|PORT$|HOST$|LOG_LEVEL$|NODE_ENV$|MAX_COMPLETIONS_INPUTS$)/;
+  const owned = /^(DEEPSEEK_|OTEL_|SIMULATOR_|CACHE_|BATCH_|REDIS_URL$|PORT$|HOST$|LOG_LEVEL$|NODE_ENV$|MAX_COMPLETIONS_PER_OPERATION$|GRAPHQL_)/;
   for (const [key, value] of Object.entries(process.env)) {
     if (value !== undefined && !owned.test(key)) env[key] = value;
   }

@@ -50,8 +50,12 @@ export interface Config {
   };
   batching: { windowMs: number; maxSize: number };
   graphql: {
-    /** Largest `completions(inputs:)` list accepted in one field. */
-    maxCompletionsInputs: number;
+    /** Completions one operation may ask for (fields plus `completions` list items). */
+    maxCompletionsPerOperation: number;
+    /** Deepest selection accepted (introspection excepted). */
+    maxDepth: number;
+    /** Most aliases in one operation. */
+    maxAliases: number;
   };
   /** The built-in simulator: in-process when `deepseek.mode` is `simulator`, or standalone on `port`. */
   simulator: { port: number; latencyMs: number; tokenDelayMs: number };
@@ -185,7 +189,11 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       namespace: raw.CACHE_NAMESPACE,
     },
     batching: { windowMs: raw.BATCH_WINDOW_MS, maxSize: raw.BATCH_MAX_SIZE },
-    graphql: { maxCompletionsInputs: raw.MAX_COMPLETIONS_INPUTS },
+    graphql: {
+      maxCompletionsPerOperation: raw.MAX_COMPLETIONS_PER_OPERATION,
+      maxDepth: raw.GRAPHQL_MAX_DEPTH,
+      maxAliases: raw.GRAPHQL_MAX_ALIASES,
+    },
     simulator: { port: raw.SIMULATOR_PORT, latencyMs: raw.SIMULATOR_LATENCY_MS, tokenDelayMs: raw.SIMULATOR_TOKEN_DELAY_MS },
     telemetry: telemetryConfig(raw),
   };

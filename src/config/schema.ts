@@ -81,7 +81,9 @@ export const envSchema = z.object({
     .refine((value) => /^rediss?:\/\/.+/.test(value), { message: 'expected a redis:// or rediss:// URL' })
     .optional(),
 
-  MAX_COMPLETIONS_INPUTS: int(1, 10_000, 'an integer from 1 to 10000').default(100),
+  MAX_COMPLETIONS_PER_OPERATION: int(1, 10_000, 'an integer from 1 to 10000').default(100),
+  GRAPHQL_MAX_DEPTH: int(2, 100, 'an integer from 2 to 100').default(8),
+  GRAPHQL_MAX_ALIASES: int(0, 1000, 'an integer from 0 to 1000').default(20),
 
   BATCH_WINDOW_MS: int(0, 1000, 'milliseconds from 0 to 1000').default(0),
   BATCH_MAX_SIZE: int(1, 10_000, 'an integer from 1 to 10000').default(100),

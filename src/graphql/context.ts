@@ -5,6 +5,7 @@ import type { CompletionCache } from '../cache/completion-cache';
 import type { DeepSeekApi } from '../deepseek/types';
 import type { TransportStatus } from '../transport';
 import type { Logger } from '../telemetry/logger';
+import type { CompletionBudget } from './limits';
 import type { RequestLedger } from '../telemetry/ledger';
 
 /** Process-wide services, built once at start-up and shared by every operation. */
@@ -24,6 +25,8 @@ export interface GraphQLContext {
   logger: Logger;
   /** Aborted when the client goes away, so shared upstream calls can be released. */
   signal: AbortSignal;
+  /** Completions this operation may still ask for (MAX_COMPLETIONS_PER_OPERATION). */
+  budget: CompletionBudget;
   /**
    * What this operation cost (cache hits, upstream calls, waits) and its trace context;
    * read by the plugins in src/graphql/plugins. Absent outside Apollo's HTTP pipeline.

@@ -11,6 +11,7 @@ import type { Logger } from '../telemetry/logger';
 import { registerHttpServerMetrics, registerMetricsRoute } from '../telemetry/metrics-route';
 import type { GatewayServices, GraphQLContext } from './context';
 import { createFormatError } from './format-error';
+import { CompletionBudget, queryLimitRules } from './limits';
 import { registerHealthRoutes, type Readiness } from './health';
 import { costExtensionPlugin } from './plugins/cost-extension';
 import { operationSpanPlugin } from './plugins/operation-span';
@@ -65,6 +66,7 @@ export async function createHttpServer(options: {
     includeStacktraceInErrorResponses: false,
     introspection: !production,
     csrfPrevention: true,
+    validationRules: queryLimitRules(services.config.graphql),
     // main.ts owns signals: Apollo's own handlers would re-raise SIGTERM after stopping
     // and the process would exit 143 instead of 0.
     stopOnTerminationSignals: false,
@@ -99,6 +101,7 @@ export async function createHttpServer(options: {
           loaders: services.completions.createLoaders({ signal: controller.signal, ledger }),
           logger: logger.child({ reqId: request.id }),
           signal: controller.signal,
+          budget: new CompletionBudget(services.config.graphql.maxCompletionsPerOperation),
           ledger,
         };
       },

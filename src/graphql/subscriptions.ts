@@ -5,6 +5,7 @@ import {
   getOperationAST,
   getVariableValues,
   parse,
+  specifiedRules,
   validate,
   type DocumentNode,
   type GraphQLFormattedError,
@@ -15,6 +16,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { ErrorCode, isErrorCode } from '../errors';
 import type { Logger } from '../telemetry/logger';
 import type { GatewayServices, GraphQLContext } from './context';
+import { CompletionBudget, queryLimitRules } from './limits';
 import { SubscriptionLog } from './subscription-log';
 
 type FormatError = (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError;
@@ -68,6 +70,7 @@ export function createSubscriptionServer(options: SubscriptionServerOptions): Su
     );
 
   const log = new SubscriptionLog(logger);
+  const limitRules = queryLimitRules(services.config.graphql);
 
   const cleanup = useServer<Record<string, unknown> | undefined>(
     {
@@ -83,7 +86,7 @@ export function createSubscriptionServer(options: SubscriptionServerOptions): Su
           if (error instanceof GraphQLError) return [withCode(error, ErrorCode.GRAPHQL_PARSE_FAILED)];
           throw error;
         }
-        const invalid = validate(schema, document);
+        const invalid = validate(schema, document, [...specifiedRules, ...limitRules]);
         if (invalid.length > 0) return invalid.map((error) => withCode(error, ErrorCode.GRAPHQL_VALIDATION_FAILED));
         const operation = getOperationAST(document, payload.operationName);
         if (!operation) {
@@ -110,6 +113,7 @@ export function createSubscriptionServer(options: SubscriptionServerOptions): Su
           loaders: services.completions.createLoaders({ signal }),
           logger: logger.child({ subscriptionId: id }),
           signal,
+          budget: new CompletionBudget(services.config.graphql.maxCompletionsPerOperation),
         };
       },
       // Called for every chunk: only results carrying errors are reshaped.

@@ -354,6 +354,9 @@ describe('Subscription.completionStream over graphql-ws', () => {
     expect((await failureOf({ query: STREAM, variables: { input: { prompt: 3 } } }))[0].extensions).toEqual({
       code: 'BAD_USER_INPUT',
     });
+    const aliases = Array.from({ length: 21 }, (_, i) => `a${i}: delta`).join(' ');
+    const tooManyAliases = await failureOf({ query: `subscription { completionStream(input: {prompt: "x"}) { ${aliases} } }` });
+    expect(tooManyAliases[0]).toMatchObject({ extensions: { code: 'GRAPHQL_VALIDATION_FAILED' }, message: expect.stringMatching(/Aliases limit/) });
     const queryOverWs = await failureOf({ query: '{ upstream { mode } }' });
     expect(queryOverWs[0]).toMatchObject({ extensions: { code: 'BAD_REQUEST' }, message: expect.stringMatching(/over HTTP/) });
   });

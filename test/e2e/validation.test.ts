@@ -48,12 +48,51 @@ describe('input validation happens before any upstream call', () => {
     expect(gateway.simulator!.counters.total).toBe(before);
   });
 
-  it('rejects a completions list longer than MAX_COMPLETIONS_INPUTS', async () => {
+  it('rejects a completions list longer than MAX_COMPLETIONS_PER_OPERATION', async () => {
     const before = gateway.simulator!.counters.total;
     const inputs = Array.from({ length: 101 }, (_, i) => ({ prompt: `item ${i}` }));
     const res = await gql(gateway, 'query ($inputs: [CompletionInput!]!) { completions(inputs: $inputs) { id } }', { inputs });
     expect(res.errors![0]!.extensions).toEqual({ code: 'BAD_USER_INPUT', field: 'inputs' });
     expect(gateway.simulator!.counters.total).toBe(before);
+  });
+
+  it('counts completion fields and list items together against MAX_COMPLETIONS_PER_OPERATION', async () => {
+    const before = gateway.simulator!.counters.total;
+    const inputs = Array.from({ length: 60 }, (_, i) => ({ prompt: `budget item ${i}`, thinking: false }));
+    const res = await gql<{ a: unknown[] | null; b: unknown[] | null }>(
+      gateway,
+      'query ($inputs: [CompletionInput!]!) { a: completions(inputs: $inputs) { id } b: completions(inputs: $inputs) { id } }',
+      { inputs },
+    );
+    // The first field fits the budget of 100; the second would take it to 120. Both root
+    // fields are non-null, so the refusal nulls `data`.
+    expect(res.data).toBeNull();
+    expect(res.errors).toHaveLength(1);
+    expect(res.errors![0]!).toMatchObject({ path: ['b'], extensions: { code: 'BAD_USER_INPUT', field: 'inputs' } });
+    expect(gateway.simulator!.counters.total).toBe(before + 60);
+  });
+
+  it('refuses an operation with more aliases than GRAPHQL_MAX_ALIASES before running anything', async () => {
+    const before = gateway.simulator!.counters.total;
+    const fields = Array.from({ length: 21 }, (_, i) => `a${i}: completion(input: {prompt: "alias ${i}"}) { id }`).join(' ');
+    const res = await gql(gateway, `{ ${fields} }`);
+    expect(res.status).toBe(400);
+    expect(res.errors![0]!.extensions!.code).toBe('GRAPHQL_VALIDATION_FAILED');
+    expect(res.errors![0]!.message).toMatch(/alias/i);
+    expect(gateway.simulator!.counters.total).toBe(before);
+  });
+
+  it('accepts the deepest selection the schema has, and deep introspection', async () => {
+    const deep = await gql(
+      gateway,
+      '{ completion(input: {prompt: "x"}) { id ...A } } fragment A on Completion { usage { ...B } } fragment B on Usage { promptTokens }',
+    );
+    expect(deep.errors).toBeUndefined();
+    const introspection = await gql(
+      gateway,
+      '{ __schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } }',
+    );
+    expect(introspection.errors).toBeUndefined();
   });
 
   it('rejects a variable of the wrong type with BAD_USER_INPUT from GraphQL itself', async () => {
@@ -66,5 +105,21 @@ describe('input validation happens before any upstream call', () => {
     const res = await gql(gateway, '{ completion { nope } }');
     expect(res.status).toBe(400);
     expect(res.errors![0]!.extensions!.code).toBe('GRAPHQL_VALIDATION_FAILED');
+  });
+});
+
+describe('GRAPHQL_MAX_DEPTH', () => {
+  it('refuses a selection deeper than the limit, fragments included, with GRAPHQL_VALIDATION_FAILED', async () => {
+    const gateway = await startTestGateway({ GRAPHQL_MAX_DEPTH: '2' });
+    try {
+      const res = await gql(gateway, '{ upstream { ...U } } fragment U on UpstreamStatus { cache { store } }');
+      expect(res.status).toBe(400);
+      expect(res.errors![0]!.extensions!.code).toBe('GRAPHQL_VALIDATION_FAILED');
+      expect(res.errors![0]!.message).toMatch(/depth/i);
+      const shallow = await gql(gateway, '{ upstream { mode } }');
+      expect(shallow.errors).toBeUndefined();
+    } finally {
+      await gateway.close();
+    }
   });
 });

@@ -1,25 +1,27 @@
-import { BadUserInputError } from '../../errors';
 import type { QueryResolvers } from '../generated/types';
 import { normaliseCompletionInput, normaliseFimInput } from '../input/completion-input';
 import { upstreamStatus } from './upstream-status';
 
 export const Query: QueryResolvers = {
-  completion: (_parent, { input }, { loaders, services }) =>
-    loaders.completion.load(normaliseCompletionInput(input, services.config.deepseek.model)),
+  completion: (_parent, { input }, { loaders, services, budget }) => {
+    budget.take(1, 'input');
+    return loaders.completion.load(normaliseCompletionInput(input, services.config.deepseek.model));
+  },
 
   // One promise per item: graphql-js reports a rejected item as that item's error and the
   // item as null (the list is nullable per item), while the other items still resolve.
   // Duplicates share one load through the per-request loader.
-  completions: (_parent, { inputs }, { loaders, services }) => {
-    const max = services.config.graphql.maxCompletionsInputs;
-    if (inputs.length > max) throw new BadUserInputError(`completions takes at most ${max} inputs per field.`, 'inputs');
+  completions: (_parent, { inputs }, { loaders, services, budget }) => {
+    budget.take(inputs.length, 'inputs');
     return inputs.map(async (input, index) =>
       loaders.completion.load(normaliseCompletionInput(input, services.config.deepseek.model, `inputs[${index}]`)),
     );
   },
 
-  fimCompletion: (_parent, { input }, { loaders, services }) =>
-    loaders.completion.load(normaliseFimInput(input, services.config.deepseek.model)),
+  fimCompletion: (_parent, { input }, { loaders, services, budget }) => {
+    budget.take(1, 'input');
+    return loaders.completion.load(normaliseFimInput(input, services.config.deepseek.model));
+  },
 
   // Not cached: model metadata and the balance are read live. The operation's trace
   // context parents the upstream span, as it does for completions.

@@ -13,7 +13,8 @@ export const Subscription: SubscriptionResolvers = {
   completionStream: {
     // Validation errors (BAD_USER_INPUT) throw here, before any upstream work, and reach the
     // client like a query's. Everything later arrives through the iterator.
-    subscribe: (_parent, { input }, { services }) => {
+    subscribe: (_parent, { input }, { services, budget }) => {
+    budget.take(1, 'input');
       const { request, policy } = normaliseCompletionInput(input, services.config.deepseek.model);
       return errorsAsEvents(services.streams.subscribe(request, policy));
     },
