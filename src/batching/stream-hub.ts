@@ -1,4 +1,4 @@
-import { SpanStatusCode, trace } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanStatusCode, trace, type Context } from '@opentelemetry/api';
 import type { CompletionCache } from '../cache/completion-cache';
 import { completionId } from '../cache/key';
 import type { ChatRequest, CompletionResult, DeepSeekApi, FinishReason, Usage } from '../deepseek/types';
@@ -368,8 +368,9 @@ export class StreamHub {
    * is joined, else a stored answer is replayed, else a stream is started and its answer
    * stored. REFRESH: never reads the cache, stores the answer. BYPASS: neither. A failure
    * rejects `next()` after the chunks buffered before it; `return()` unsubscribes at once.
+   * `traceContext` (the subscription's operation span) parents an upstream stream it starts.
    */
-  subscribe(request: ChatRequest, policy: CachePolicy): AsyncIterableIterator<StreamChunk> {
+  subscribe(request: ChatRequest, policy: CachePolicy, traceContext?: Context): AsyncIterableIterator<StreamChunk> {
     const id = completionId(request);
     const cursor = new Cursor();
     if (this.closed) {
@@ -380,7 +381,7 @@ export class StreamHub {
     if (running) {
       this.join(running, cursor, policy);
     } else if (policy !== 'USE') {
-      this.join(this.start(id, request), cursor, policy);
+      this.join(this.start(id, request, traceContext), cursor, policy);
     } else {
       void this.lookup(id).then((hit) => {
         if (cursor.isClosed) return;
@@ -394,7 +395,7 @@ export class StreamHub {
           return;
         }
         // Checked again after the read: an identical subscription may have started meanwhile.
-        this.join(this.streams.get(id) ?? this.start(id, request), cursor, policy);
+        this.join(this.streams.get(id) ?? this.start(id, request, traceContext), cursor, policy);
       });
     }
     return cursor;
@@ -432,7 +433,7 @@ export class StreamHub {
     cursor.attach(stream);
   }
 
-  private start(id: string, request: ChatRequest): SharedStream {
+  private start(id: string, request: ChatRequest, traceContext: Context | undefined): SharedStream {
     const stream = new SharedStream(id, request.model, false, this.maxBufferedChars, {
       onSpill: (s) => this.forget(s),
       onEmpty: (s) => this.abandon(s),
@@ -443,16 +444,18 @@ export class StreamHub {
     this.streams.set(id, stream);
     this.open.add(stream);
     this.upstreamStreams += 1;
-    void this.pump(stream, request);
+    void this.pump(stream, request, traceContext);
     return stream;
   }
 
   /** Reads the upstream into the shared buffer; stores a finished answer before the last chunk. */
-  private async pump(stream: SharedStream, request: ChatRequest): Promise<void> {
-    const span = tracer.startSpan('stream hub upstream');
+  private async pump(stream: SharedStream, request: ChatRequest, traceContext: Context | undefined): Promise<void> {
+    const parent = traceContext ?? ROOT_CONTEXT;
+    const span = tracer.startSpan('stream hub upstream', {}, parent);
     let result: CompletionResult | undefined;
     try {
-      for await (const event of this.upstream.chatStream(request, { signal: stream.controller.signal })) {
+      const options = { signal: stream.controller.signal, traceContext: trace.setSpan(parent, span) };
+      for await (const event of this.upstream.chatStream(request, options)) {
         if (event.type === 'delta') {
           stream.push({ delta: event.content, reasoningDelta: event.reasoningContent === '' ? null : event.reasoningContent });
         } else {

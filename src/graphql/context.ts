@@ -1,3 +1,4 @@
+import type { Context } from '@opentelemetry/api';
 import type { Config } from '../config';
 import type { CompletionService, RequestLoaders } from '../batching/completion-service';
 import type { StreamHub } from '../batching/stream-hub';
@@ -32,4 +33,6 @@ export interface GraphQLContext {
    * read by the plugins in src/graphql/plugins. Absent outside Apollo's HTTP pipeline.
    */
   ledger?: RequestLedger;
+  /** The operation span's context where there is no ledger (WebSocket subscriptions). */
+  traceContext?: Context;
 }

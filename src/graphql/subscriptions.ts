@@ -17,7 +17,7 @@ import { ErrorCode, isErrorCode } from '../errors';
 import type { Logger } from '../telemetry/logger';
 import type { GatewayServices, GraphQLContext } from './context';
 import { CompletionBudget, queryLimitRules } from './limits';
-import { SubscriptionLog } from './subscription-log';
+import { SubscriptionTelemetry } from './subscription-telemetry';
 
 type FormatError = (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError;
 
@@ -69,7 +69,7 @@ export function createSubscriptionServer(options: SubscriptionServerOptions): Su
       formatError(error.toJSON(), isErrorCode(error.extensions.code) ? error : (error.originalError ?? error)),
     );
 
-  const log = new SubscriptionLog(logger);
+  const log = new SubscriptionTelemetry(logger);
   const limitRules = queryLimitRules(services.config.graphql);
 
   const cleanup = useServer<Record<string, unknown> | undefined>(
@@ -114,6 +114,7 @@ export function createSubscriptionServer(options: SubscriptionServerOptions): Su
           logger: logger.child({ subscriptionId: id }),
           signal,
           budget: new CompletionBudget(services.config.graphql.maxCompletionsPerOperation),
+          traceContext: log.traceContext(ctx, id),
         };
       },
       // Called for every chunk: only results carrying errors are reshaped.
