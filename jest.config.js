@@ -7,4 +7,5 @@ module.exports = {
   testTimeout: 20000,
   // Suites start real servers on port 0; two workers keep the 2-core machine responsive.
   maxWorkers: 2,
+  reporters: ['default', '<rootDir>/test/summary-reporter.js'],
 };
