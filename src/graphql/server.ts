@@ -17,6 +17,7 @@ import { costExtensionPlugin } from './plugins/cost-extension';
 import { operationSpanPlugin } from './plugins/operation-span';
 import { requestLogPlugin } from './plugins/request-log';
 import { buildSchema } from './schema';
+import { registerSseRoute } from './sse';
 import { createSubscriptionServer } from './subscriptions';
 
 export const GRAPHQL_PATH = '/graphql';
@@ -58,6 +59,8 @@ export async function createHttpServer(options: {
     formatError,
     maxPayloadBytes: BODY_LIMIT_BYTES,
   });
+  // The same subscriptions over Server-Sent Events, for clients without WebSocket.
+  const sse = registerSseRoute(app, { schema, services, logger, formatError });
 
   const apollo = new ApolloServer<GraphQLContext>({
     schema,
@@ -73,6 +76,7 @@ export async function createHttpServer(options: {
     plugins: [
       fastifyApolloDrainPlugin(app),
       subscriptions.drainPlugin,
+      sse,
       production
         ? ApolloServerPluginLandingPageProductionDefault({ footer: false })
         : ApolloServerPluginLandingPageLocalDefault({ embed: true, footer: false }),

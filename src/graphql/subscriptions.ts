@@ -1,25 +1,13 @@
 import type { Server } from 'node:http';
 import type { ApolloServerPlugin } from '@apollo/server';
-import {
-  GraphQLError,
-  getOperationAST,
-  getVariableValues,
-  parse,
-  specifiedRules,
-  validate,
-  type DocumentNode,
-  type GraphQLFormattedError,
-  type GraphQLSchema,
-} from 'graphql';
+import type { GraphQLError, GraphQLFormattedError, GraphQLSchema } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { ErrorCode, isErrorCode } from '../errors';
 import type { Logger } from '../telemetry/logger';
 import type { GatewayServices, GraphQLContext } from './context';
-import { CompletionBudget, queryLimitRules } from './limits';
+import { queryLimitRules } from './limits';
+import { formatErrors, prepareSubscription, subscriptionContext, type FormatError } from './subscription-operation';
 import { SubscriptionTelemetry } from './subscription-telemetry';
-
-type FormatError = (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError;
 
 export interface SubscriptionServerOptions {
   /** The HTTP server Fastify listens with: WebSocket upgrades on `path` are taken from it. */
@@ -61,13 +49,7 @@ export function createSubscriptionServer(options: SubscriptionServerOptions): Su
   // graphql-ws handles the first server error once; a second one must not crash the process.
   wsServer.on('error', (error) => logger.error({ err: error }, 'WebSocket server error'));
 
-  const format = (errors: readonly GraphQLError[]): GraphQLFormattedError[] =>
-    errors.map((error) =>
-      // Request-level errors we coded ourselves (parse, validation, variables) are kept as
-      // they are; for anything else the original error decides (a GatewayError keeps its
-      // code, the rest is masked).
-      formatError(error.toJSON(), isErrorCode(error.extensions.code) ? error : (error.originalError ?? error)),
-    );
+  const format = (errors: readonly GraphQLError[]): GraphQLFormattedError[] => formatErrors(formatError, errors);
 
   const log = new SubscriptionTelemetry(logger);
   const limitRules = queryLimitRules(services.config.graphql);
@@ -79,44 +61,12 @@ export function createSubscriptionServer(options: SubscriptionServerOptions): Su
       isProd: true,
       onSubscribe: (ctx, id, payload) => {
         log.start(ctx, id, payload.operationName);
-        let document: DocumentNode;
-        try {
-          document = parse(payload.query);
-        } catch (error) {
-          if (error instanceof GraphQLError) return [withCode(error, ErrorCode.GRAPHQL_PARSE_FAILED)];
-          throw error;
-        }
-        const invalid = validate(schema, document, [...specifiedRules, ...limitRules]);
-        if (invalid.length > 0) return invalid.map((error) => withCode(error, ErrorCode.GRAPHQL_VALIDATION_FAILED));
-        const operation = getOperationAST(document, payload.operationName);
-        if (!operation) {
-          const message = payload.operationName
-            ? `Unknown operation named "${payload.operationName}".`
-            : 'Must provide operation name if query contains multiple operations.';
-          return [new GraphQLError(message, { extensions: { code: ErrorCode.OPERATION_RESOLUTION_FAILURE } })];
-        }
-        if (operation.operation !== 'subscription') {
-          return [
-            new GraphQLError(`Only subscriptions are served over WebSocket; send queries and mutations over HTTP to ${options.path}.`, {
-              extensions: { code: ErrorCode.BAD_REQUEST },
-            }),
-          ];
-        }
-        const variables = getVariableValues(schema, operation.variableDefinitions ?? [], payload.variables ?? {}, { maxErrors: 50 });
-        if (variables.errors) return variables.errors.map((error) => withCode(error, ErrorCode.BAD_USER_INPUT));
-        return { schema, document, operationName: payload.operationName, variableValues: payload.variables };
+        const prepared = prepareSubscription(schema, limitRules, payload, 'WebSocket');
+        if ('errors' in prepared) return prepared.errors;
+        return { schema, ...prepared };
       },
-      context: (ctx, id): GraphQLContext => {
-        const signal = connectionSignal(ctx.extra.socket);
-        return {
-          services,
-          loaders: services.completions.createLoaders({ signal }),
-          logger: logger.child({ subscriptionId: id }),
-          signal,
-          budget: new CompletionBudget(services.config.graphql.maxCompletionsPerOperation),
-          traceContext: log.traceContext(ctx, id),
-        };
-      },
+      context: (ctx, id): GraphQLContext =>
+        subscriptionContext(services, logger.child({ subscriptionId: id }), connectionSignal(ctx.extra.socket), log.traceContext(ctx, id)),
       // Called for every chunk: only results carrying errors are reshaped.
       onNext: (ctx, id, _payload, _args, result) => {
         if (!result.errors || result.errors.length === 0) {
@@ -165,16 +115,6 @@ export function createSubscriptionServer(options: SubscriptionServerOptions): Su
       }),
     },
   };
-}
-
-/** A copy of a request-level error with Apollo's code for it. */
-function withCode(error: GraphQLError, code: ErrorCode): GraphQLError {
-  return new GraphQLError(error.message, {
-    nodes: error.nodes,
-    source: error.source,
-    positions: error.positions,
-    extensions: { ...error.extensions, code },
-  });
 }
 
 const connectionSignals = new WeakMap<WebSocket, AbortSignal>();

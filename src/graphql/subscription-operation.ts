@@ -1,0 +1,114 @@
+import type { Context } from '@opentelemetry/api';
+import {
+  GraphQLError,
+  getOperationAST,
+  getVariableValues,
+  parse,
+  specifiedRules,
+  validate,
+  type DocumentNode,
+  type GraphQLFormattedError,
+  type GraphQLSchema,
+  type ValidationRule,
+} from 'graphql';
+import { ErrorCode, isErrorCode } from '../errors';
+import type { Logger } from '../telemetry/logger';
+import type { GatewayServices, GraphQLContext } from './context';
+import { CompletionBudget } from './limits';
+
+/**
+ * What the streaming transports (graphql-ws over WebSocket, graphql-sse over HTTP) share:
+ * checking a subscribe payload the way Apollo checks an HTTP request, the per-operation
+ * context, and error formatting through the same `formatError` as Apollo.
+ */
+
+export type FormatError = (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError;
+
+export interface SubscribePayload {
+  query: string;
+  operationName?: string | null;
+  variables?: Record<string, unknown> | null;
+}
+
+export type PreparedSubscription =
+  | { errors: GraphQLError[] }
+  | { document: DocumentNode; operationName: string | undefined; variableValues: Record<string, unknown> | undefined };
+
+/**
+ * Parses, validates (with the query limits) and resolves the operation; only subscription
+ * operations are accepted (`transport` names where queries belong in the message). Errors
+ * carry Apollo's request-level codes.
+ */
+export function prepareSubscription(
+  schema: GraphQLSchema,
+  limitRules: readonly ValidationRule[],
+  payload: SubscribePayload,
+  transport: string,
+): PreparedSubscription {
+  let document: DocumentNode;
+  try {
+    document = parse(payload.query);
+  } catch (error) {
+    if (error instanceof GraphQLError) return { errors: [withCode(error, ErrorCode.GRAPHQL_PARSE_FAILED)] };
+    throw error;
+  }
+  const invalid = validate(schema, document, [...specifiedRules, ...limitRules]);
+  if (invalid.length > 0) return { errors: invalid.map((error) => withCode(error, ErrorCode.GRAPHQL_VALIDATION_FAILED)) };
+  const operation = getOperationAST(document, payload.operationName);
+  if (!operation) {
+    const message = payload.operationName
+      ? `Unknown operation named "${payload.operationName}".`
+      : 'Must provide operation name if query contains multiple operations.';
+    return { errors: [new GraphQLError(message, { extensions: { code: ErrorCode.OPERATION_RESOLUTION_FAILURE } })] };
+  }
+  if (operation.operation !== 'subscription') {
+    return {
+      errors: [
+        new GraphQLError(`Only subscriptions are served over ${transport}; send queries and mutations over HTTP to /graphql.`, {
+          extensions: { code: ErrorCode.BAD_REQUEST },
+        }),
+      ],
+    };
+  }
+  const variables = getVariableValues(schema, operation.variableDefinitions ?? [], payload.variables ?? {}, { maxErrors: 50 });
+  if (variables.errors) return { errors: variables.errors.map((error) => withCode(error, ErrorCode.BAD_USER_INPUT)) };
+  return { document, operationName: payload.operationName ?? undefined, variableValues: payload.variables ?? undefined };
+}
+
+/** The GraphQL context of one subscription. */
+export function subscriptionContext(
+  services: GatewayServices,
+  logger: Logger,
+  signal: AbortSignal,
+  traceContext: Context | undefined,
+): GraphQLContext {
+  return {
+    services,
+    loaders: services.completions.createLoaders({ signal }),
+    logger,
+    signal,
+    budget: new CompletionBudget(services.config.graphql.maxCompletionsPerOperation),
+    traceContext,
+  };
+}
+
+/**
+ * Request-level errors we coded ourselves (parse, validation, variables) are kept as they
+ * are; for anything else the original error decides (a GatewayError keeps its code, the
+ * rest is masked).
+ */
+export function formatErrors(formatError: FormatError, errors: readonly GraphQLError[]): GraphQLFormattedError[] {
+  return errors.map((error) =>
+    formatError(error.toJSON(), isErrorCode(error.extensions.code) ? error : (error.originalError ?? error)),
+  );
+}
+
+/** A copy of a request-level error with Apollo's code for it. */
+function withCode(error: GraphQLError, code: ErrorCode): GraphQLError {
+  return new GraphQLError(error.message, {
+    nodes: error.nodes,
+    source: error.source,
+    positions: error.positions,
+    extensions: { ...error.extensions, code },
+  });
+}
