@@ -2,6 +2,7 @@ import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span 
 import type { GraphQLFormattedError } from 'graphql';
 import { graphqlMetrics } from '../telemetry/metrics';
 import type { Logger } from '../telemetry/logger';
+import { levelOf } from './plugins/request-log';
 
 const tracer = trace.getTracer('deepseek-gateway');
 
@@ -69,11 +70,7 @@ export class SubscriptionTelemetry {
       run.span.setStatus({ code: SpanStatusCode.ERROR });
     }
     run.span.end();
-    const level = codes.includes('INTERNAL_SERVER_ERROR')
-      ? 'error'
-      : codes.some((code) => code.startsWith('UPSTREAM_') || code === 'OVERLOADED')
-        ? 'warn'
-        : 'info';
+    const level = levelOf(codes);
     const spanContext = run.span.spanContext();
     this.logger[level](
       {

@@ -7,7 +7,7 @@ import { responseErrorCodes } from './error-codes';
 type Level = 'info' | 'warn' | 'error';
 
 /** Masked bugs are errors; DeepSeek or capacity trouble is a warning; the rest is traffic. */
-function levelOf(codes: readonly string[]): Level {
+export function levelOf(codes: readonly string[]): Level {
   if (codes.includes('INTERNAL_SERVER_ERROR')) return 'error';
   if (codes.some((code) => code.startsWith('UPSTREAM_') || code === 'OVERLOADED')) return 'warn';
   return 'info';
