@@ -11,7 +11,7 @@ import { fastifyApolloHandler } from '@as-integrations/fastify';
 import Fastify from 'fastify';
 
 async function main(): Promise<void> {
-  // The gateway's Fastify options (src/graphql/server.ts).
+  // The gateway's Fastify options (src/http/server.ts).
   const app = Fastify({ bodyLimit: 8 * 1024 * 1024, logger: false, forceCloseConnections: 'idle', return503OnClosing: true });
   const apollo = new ApolloServer({
     typeDefs: 'type Query { hello: String }',

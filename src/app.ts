@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { CompletionService } from './batching/completion-service';
-import { StreamHub } from './batching/stream-hub';
+import { StreamHub } from './streaming/stream-hub';
 import { createCompletionCache } from './cache/completion-cache';
 import type { Config } from './config';
 import { createDeepSeekClient } from './deepseek';
 import type { GatewayServices } from './graphql/context';
-import { createHttpServer, GRAPHQL_PATH } from './graphql/server';
+import { createHttpServer, GRAPHQL_PATH } from './http/server';
 import { startSimulator, type Simulator } from './simulator';
 import type { Logger } from './telemetry/logger';
 import { observeGateway } from './telemetry/metrics';

@@ -6,4 +6,4 @@ export {
   type CompletionView,
   type RequestLoaders,
 } from './completion-service';
-export { StreamHub, type StreamChunk, type StreamHubOptions, type StreamHubStats } from './stream-hub';
+

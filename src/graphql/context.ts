@@ -1,7 +1,7 @@
 import type { Context } from '@opentelemetry/api';
 import type { Config } from '../config';
 import type { CompletionService, RequestLoaders } from '../batching/completion-service';
-import type { StreamHub } from '../batching/stream-hub';
+import type { StreamHub } from '../streaming/stream-hub';
 import type { CompletionCache } from '../cache/completion-cache';
 import type { DeepSeekApi } from '../deepseek/types';
 import type { TransportStatus } from '../transport';

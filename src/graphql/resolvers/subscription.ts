@@ -1,4 +1,4 @@
-import type { StreamChunk } from '../../batching/stream-hub';
+import type { StreamChunk } from '../../streaming/stream-hub';
 import { toError } from '../../batching/errors';
 import type { ResolversTypes, SubscriptionResolvers } from '../generated/types';
 import { normaliseCompletionInput } from '../input/completion-input';

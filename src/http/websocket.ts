@@ -4,10 +4,10 @@ import type { GraphQLError, GraphQLFormattedError, GraphQLSchema } from 'graphql
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '../telemetry/logger';
-import type { GatewayServices, GraphQLContext } from './context';
-import { queryLimitRules } from './limits';
-import { formatErrors, prepareSubscription, subscriptionContext, type FormatError } from './subscription-operation';
-import { SubscriptionTelemetry } from './subscription-telemetry';
+import type { GatewayServices, GraphQLContext } from '../graphql/context';
+import { queryLimitRules } from '../graphql/limits';
+import { formatErrors, prepareSubscription, subscriptionContext, type FormatError } from '../graphql/subscription-operation';
+import { SubscriptionTelemetry } from '../graphql/subscription-telemetry';
 
 export interface SubscriptionServerOptions {
   /** The HTTP server Fastify listens with: WebSocket upgrades on `path` are taken from it. */

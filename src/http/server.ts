@@ -8,17 +8,17 @@ import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { ErrorCode } from '../errors';
 import { RequestLedger } from '../telemetry/ledger';
 import type { Logger } from '../telemetry/logger';
-import { registerHttpServerMetrics, registerMetricsRoute } from '../telemetry/metrics-route';
-import type { GatewayServices, GraphQLContext } from './context';
-import { createFormatError } from './format-error';
-import { CompletionBudget, queryLimitRules } from './limits';
+import { registerHttpServerMetrics, registerMetricsRoute } from './metrics-route';
+import type { GatewayServices, GraphQLContext } from '../graphql/context';
+import { createFormatError } from '../graphql/format-error';
+import { CompletionBudget, queryLimitRules } from '../graphql/limits';
 import { registerHealthRoutes, type Readiness } from './health';
-import { costExtensionPlugin } from './plugins/cost-extension';
-import { operationSpanPlugin } from './plugins/operation-span';
-import { requestLogPlugin } from './plugins/request-log';
-import { buildSchema } from './schema';
+import { costExtensionPlugin } from '../graphql/plugins/cost-extension';
+import { operationSpanPlugin } from '../graphql/plugins/operation-span';
+import { requestLogPlugin } from '../graphql/plugins/request-log';
+import { buildSchema } from '../graphql/schema';
 import { registerSseRoute } from './sse';
-import { createSubscriptionServer } from './subscriptions';
+import { createSubscriptionServer } from './websocket';
 
 export const GRAPHQL_PATH = '/graphql';
 

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { httpServerMetrics } from './metrics';
+import { httpServerMetrics } from '../telemetry/metrics';
 
 export const METRICS_PATH = '/metrics';
 

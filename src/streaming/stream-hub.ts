@@ -4,8 +4,8 @@ import { completionId } from '../cache/key';
 import type { ChatRequest, CompletionResult, DeepSeekApi, FinishReason, Usage } from '../deepseek/types';
 import { ErrorCode, GatewayError } from '../errors';
 import type { Logger } from '../telemetry/logger';
-import { abortError, toError } from './errors';
-import type { CachePolicy } from './types';
+import { abortError, toError } from '../batching/errors';
+import type { CachePolicy } from '../batching/types';
 
 const tracer = trace.getTracer('deepseek-gateway');
 

@@ -1,10 +1,10 @@
-import { StreamHub, type StreamChunk } from '../../src/batching/stream-hub';
+import { StreamHub, type StreamChunk } from '../../src/streaming/stream-hub';
 import { completionId } from '../../src/cache/key';
 import type { CallOptions, ChatRequest, CompletionResult, DeepSeekApi, StreamEvent } from '../../src/deepseek/types';
 import { ErrorCode, UpstreamError } from '../../src/errors';
 import { silentLogger } from '../../src/telemetry/logger';
 import { completionResult } from '../cache/fixtures';
-import { chatRequest, RecordingCache, settle } from './fakes';
+import { chatRequest, RecordingCache, settle } from '../batching/fakes';
 
 /** One upstream stream the test drives by hand: `delta`, `finish`, `fail`, or leave it silent. */
 class FakeStream {

@@ -3,10 +3,10 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { GraphQLError, GraphQLSchema } from 'graphql';
 import { createHandler } from 'graphql-sse/lib/use/fastify';
 import type { Logger } from '../telemetry/logger';
-import type { GatewayServices, GraphQLContext } from './context';
-import { queryLimitRules } from './limits';
-import { formatErrors, prepareSubscription, subscriptionContext, type FormatError } from './subscription-operation';
-import { SubscriptionTelemetry } from './subscription-telemetry';
+import type { GatewayServices, GraphQLContext } from '../graphql/context';
+import { queryLimitRules } from '../graphql/limits';
+import { formatErrors, prepareSubscription, subscriptionContext, type FormatError } from '../graphql/subscription-operation';
+import { SubscriptionTelemetry } from '../graphql/subscription-telemetry';
 
 /** GraphQL over Server-Sent Events, for clients that cannot open a WebSocket. */
 export const SSE_PATH = '/graphql/stream';

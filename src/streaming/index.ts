@@ -1,0 +1,1 @@
+export { StreamHub, type StreamChunk, type StreamHubOptions, type StreamHubStats } from './stream-hub';
