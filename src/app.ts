@@ -8,7 +8,8 @@ import type { GatewayServices } from './graphql/context';
 import { createHttpServer, GRAPHQL_PATH } from './http/server';
 import { startSimulator, type Simulator } from './simulator';
 import type { Logger } from './telemetry/logger';
-import { observeGateway } from './telemetry/metrics';
+import { noopInstruments } from './telemetry/instruments';
+import { observeGateway } from './telemetry/observed';
 import type { Telemetry } from './telemetry/sdk';
 
 /** A running gateway: the composition root's product. */
@@ -58,23 +59,26 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     );
   }
 
-  const deepseek = createDeepSeekClient({ config: deepseekConfig, logger: logger.child({ component: 'deepseek' }) });
-  const cache = createCompletionCache({ config: config.cache, logger: logger.child({ component: 'cache' }) });
+  // The one tracer and meter of the process, handed to every layer (no-ops without an SDK).
+  const instruments = options.telemetry?.instruments ?? noopInstruments();
+  const deepseek = createDeepSeekClient({ config: deepseekConfig, logger: logger.child({ component: 'deepseek' }), instruments });
+  const cache = createCompletionCache({ config: config.cache, logger: logger.child({ component: 'cache' }), instruments });
   const completions = new CompletionService({
     cache,
     upstream: deepseek,
     logger: logger.child({ component: 'coalescer' }),
     batching: config.batching,
+    instruments,
   });
   // Process-wide fan-out of streamed completions (subscriptions); per subscriber only a cursor.
-  const streams = new StreamHub({ cache, upstream: deepseek, logger: logger.child({ component: 'stream-hub' }) });
+  const streams = new StreamHub({ cache, upstream: deepseek, logger: logger.child({ component: 'stream-hub' }), instruments });
   const services: GatewayServices = { config, deepseek, completions, cache, streams };
   // Gauges and counters read from the layers' own figures at each scrape.
   const stopObserving = observeGateway({
     transport: () => deepseek.status(),
     cache: () => cache.stats(),
     coalescing: () => completions.stats(),
-  });
+  }, instruments.meter);
 
   let draining = false;
   const http = await createHttpServer({
@@ -86,6 +90,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
       return { ready: true };
     },
     scrapeMetrics: options.telemetry?.scrapeMetrics,
+    instruments,
   });
   await http.app.listen({ host: config.server.host, port: config.server.port });
   const address = http.app.server.address();

@@ -1,16 +1,16 @@
-import { SpanStatusCode, context, isSpanContextValid, trace, type Context, type Link, type Span } from '@opentelemetry/api';
+import { SpanStatusCode, context, isSpanContextValid, trace, type Context, type Link, type Span, type Tracer } from '@opentelemetry/api';
 import type { Config } from '../config';
 import type { CompletionCache } from '../cache/completion-cache';
+import { isStorable } from '../deepseek/provider';
 import { completionId } from '../cache/key';
 import type { CompletionRequest, CompletionResult, DeepSeekApi } from '../deepseek/types';
 import type { EndWait, RequestLedger } from '../telemetry/ledger';
 import type { Logger } from '../telemetry/logger';
+import { noopInstruments, type Instruments } from '../telemetry/instruments';
 import { coalescerMetrics, type CoalescerMetrics } from '../telemetry/metrics';
 import { BatchWindow } from './batch-window';
-import { abortError, abortReason, toError } from './errors';
+import { abortError, abortReason, toError } from '../lib/abort';
 import type { CachePolicy, CoalescingStats, CompletionView } from './types';
-
-const tracer = trace.getTracer('deepseek-gateway');
 
 /** A batch span links to at most this many other operations' spans. */
 const MAX_BATCH_LINKS = 32;
@@ -85,10 +85,6 @@ export class RequestScope {
   }
 }
 
-/** DeepSeek documents this finish reason as a transient capacity failure: never keep it. */
-function isStorable(result: CompletionResult): boolean {
-  return result.finishReason !== 'insufficient_system_resource';
-}
 
 /**
  * The process-wide coalescer, SHARED by every request (one instance per process, owned by
@@ -106,7 +102,8 @@ export class Coalescer {
   private readonly cache: CompletionCache;
   private readonly upstream: Pick<DeepSeekApi, 'complete'>;
   private readonly logger: Logger;
-  private readonly metrics: CoalescerMetrics = coalescerMetrics();
+  private readonly metrics: CoalescerMetrics;
+  private readonly tracer: Tracer;
   private upstreamCalls = 0;
   private joinedInFlight = 0;
   private batches = 0;
@@ -119,7 +116,11 @@ export class Coalescer {
     upstream: Pick<DeepSeekApi, 'complete'>;
     logger: Logger;
     batching: Config['batching'];
+    instruments?: Instruments;
   }) {
+    const instruments = options.instruments ?? noopInstruments();
+    this.metrics = coalescerMetrics(instruments.meter);
+    this.tracer = instruments.tracer;
     this.cache = options.cache;
     this.upstream = options.upstream;
     this.logger = options.logger;
@@ -207,7 +208,7 @@ export class Coalescer {
     this.metrics.batch(batch.length);
     // The batch belongs to the trace of its first load; the other operations are linked.
     const parent = batch.find((waiter) => waiter.ledger?.traceContext)?.ledger?.traceContext ?? context.active();
-    const span = tracer.startSpan('coalescer batch', { attributes: { 'coalescer.batch_size': batch.length } }, parent);
+    const span = this.tracer.startSpan('coalescer batch', { attributes: { 'coalescer.batch_size': batch.length } }, parent);
     if (span.isRecording()) span.addLinks(linksToOthers(batch, parent));
     const batchContext = trace.setSpan(parent, span);
     const started: Flight[] = [];

@@ -5,9 +5,10 @@ import type { CompletionCache } from '../cache/completion-cache';
 import { completionId, isCompletionId } from '../cache/key';
 import type { DeepSeekApi } from '../deepseek/types';
 import type { RequestLedger } from '../telemetry/ledger';
+import type { Instruments } from '../telemetry/instruments';
 import type { Logger } from '../telemetry/logger';
 import { Coalescer } from './coalescer';
-import { toError } from './errors';
+import { toError } from '../lib/abort';
 import { CACHE_POLICIES, type CoalescingStats, type CompletionLoadKey, type CompletionView } from './types';
 
 export type { CachePolicy, CoalescingStats, CompletionLoadKey, CompletionView } from './types';
@@ -44,6 +45,8 @@ export class CompletionService {
     upstream: Pick<DeepSeekApi, 'complete'>;
     logger: Logger;
     batching: Config['batching'];
+    /** Tracer and meter for the coalescer's spans and batch metrics (default: record nothing). */
+    instruments?: Instruments;
   }) {
     this.cache = options.cache;
     this.coalescer = new Coalescer(options);

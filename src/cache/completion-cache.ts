@@ -1,8 +1,9 @@
-import { SpanStatusCode, trace, type Span } from '@opentelemetry/api';
+import { SpanStatusCode, type Span, type Tracer } from '@opentelemetry/api';
 import type { Config } from '../config';
 import type { CompletionResult } from '../deepseek/types';
+import { noopInstruments, type Instruments } from '../telemetry/instruments';
 import type { Logger } from '../telemetry/logger';
-import { TIMED_OUT, withDeadline } from './deadline';
+import { TIMED_OUT, withTimeout } from '../lib/abort';
 import { createMemoryStore } from './memory-store';
 import { createRedisStore } from './redis-store';
 import type { CacheStore, CacheStoreKind } from './store';
@@ -57,8 +58,6 @@ function isEnvelope(value: unknown): value is Envelope {
 type Operation = 'getMany' | 'setMany' | 'delete';
 type Outcome<T> = { ok: true; value: T } | { ok: false };
 
-const tracer = trace.getTracer('deepseek-gateway');
-
 class KeyvCompletionCache implements CompletionCache {
   private hits = 0;
   private misses = 0;
@@ -72,6 +71,7 @@ class KeyvCompletionCache implements CompletionCache {
     private readonly ttlMs: number,
     private readonly storeTimeoutMs: number,
     private readonly logger: Logger,
+    private readonly tracer: Tracer,
   ) {}
 
   async getMany(ids: readonly string[]): Promise<Array<CompletionResult | undefined>> {
@@ -140,7 +140,7 @@ class KeyvCompletionCache implements CompletionCache {
   }
 
   private startSpan(operation: Operation, keys: number): Span {
-    return tracer.startSpan(`cache ${operation}`, {
+    return this.tracer.startSpan(`cache ${operation}`, {
       attributes: { 'cache.store': this.store.kind, 'cache.operation': operation, 'cache.keys': keys },
     });
   }
@@ -152,7 +152,7 @@ class KeyvCompletionCache implements CompletionCache {
    */
   private async roundTrip<T>(operation: Operation, span: Span, work: () => Promise<T>): Promise<Outcome<T>> {
     try {
-      const outcome = await withDeadline(work(), this.storeTimeoutMs);
+      const outcome = await withTimeout(work(), this.storeTimeoutMs);
       if (outcome === TIMED_OUT) {
         this.timeouts += 1;
         this.markFailed(operation, new Error(`cache ${operation} timed out after ${this.storeTimeoutMs} ms`));
@@ -190,10 +190,11 @@ class KeyvCompletionCache implements CompletionCache {
  * Builds the process-wide completion cache: Redis when `redisUrl` is set (shared by
  * replicas), otherwise a bounded in-memory LRU. Both expire entries after `ttlSeconds`.
  */
-export function createCompletionCache(options: { config: Config['cache']; logger: Logger }): CompletionCache {
+export function createCompletionCache(options: { config: Config['cache']; logger: Logger; instruments?: Instruments }): CompletionCache {
   const { config, logger } = options;
   const store = config.redisUrl
     ? createRedisStore({ url: config.redisUrl, namespace: config.namespace, logger })
     : createMemoryStore({ maxEntries: config.maxEntries, ttlSeconds: config.ttlSeconds });
-  return new KeyvCompletionCache(store, config.ttlSeconds * 1000, config.storeTimeoutMs, logger);
+  const tracer = (options.instruments ?? noopInstruments()).tracer;
+  return new KeyvCompletionCache(store, config.ttlSeconds * 1000, config.storeTimeoutMs, logger, tracer);
 }

@@ -1,7 +1,7 @@
 import KeyvRedis, { createClient } from '@keyv/redis';
 import { Keyv } from 'keyv';
 import type { Logger } from '../telemetry/logger';
-import { withDeadline } from './deadline';
+import { withTimeout } from '../lib/abort';
 import type { CacheStore } from './store';
 
 const CONNECT_TIMEOUT_MS = 5_000;
@@ -85,7 +85,7 @@ export function createRedisStore(options: { url: string; namespace: string; logg
       firstAttemptDone();
       if (client.isReady) {
         // Lets queued replies arrive, but never waits long for a server that stopped answering.
-        await withDeadline(client.close(), CLOSE_TIMEOUT_MS).catch(() => undefined);
+        await withTimeout(client.close(), CLOSE_TIMEOUT_MS).catch(() => undefined);
       }
       if (client.isOpen) client.destroy();
     },

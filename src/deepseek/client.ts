@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config';
 import { UnreachableCaseError } from '../errors';
 import { genAiRequestAttributes, genAiResponseAttributes, type GenAiOperation } from '../telemetry/gen-ai';
+import { noopInstruments, type Instruments } from '../telemetry/instruments';
 import { usageMetrics, type UsageMetrics } from '../telemetry/metrics';
 import { Transport, headerValue, type TransportResponse, type TransportStatus, type TransportTuning } from '../transport';
 import { classifyFailure, streamTruncated } from './classify-error';
@@ -28,6 +29,8 @@ export interface DeepSeekClientOptions {
   logger: Logger;
   /** Transport knobs that are not configuration (retry-budget window and floor, jitter). */
   tuning?: TransportTuning;
+  /** Tracer and meter for spans, token usage and cost (default: record nothing). */
+  instruments?: Instruments;
 }
 
 /** Reads a JSON response and maps it, with the response's trace id. */
@@ -53,13 +56,15 @@ export class DeepSeekClient implements DeepSeekApi {
   readonly #usage: UsageMetrics;
 
   constructor(options: DeepSeekClientOptions) {
-    this.#usage = usageMetrics(options.config.prices);
+    const instruments = options.instruments ?? noopInstruments();
+    this.#usage = usageMetrics(options.config.prices, instruments.meter);
     this.#transport = new Transport({
       settings: options.config,
       classify: classifyFailure,
       logger: options.logger,
       traceIdHeader: TRACE_ID_HEADER,
       tuning: options.tuning,
+      instruments,
     });
   }
 

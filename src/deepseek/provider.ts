@@ -1,4 +1,4 @@
-import type { FinishReason } from './types';
+import type { CompletionResult, FinishReason } from './types';
 
 /** DeepSeek as data: endpoints, headers, finish reasons, retryable statuses (deepseek-api.md). */
 
@@ -33,6 +33,14 @@ export const FINISH_REASONS: readonly FinishReason[] = [
  * wire that callers must not cache.
  */
 export const UNCACHEABLE_FINISH_REASONS: readonly FinishReason[] = ['insufficient_system_resource'];
+
+/**
+ * Whether a finished completion may be kept and served again: the one rule every store
+ * path (the coalescer's batch write, a finished stream) applies. Failures never get here.
+ */
+export function isStorable(result: Pick<CompletionResult, 'finishReason'>): boolean {
+  return !UNCACHEABLE_FINISH_REASONS.includes(result.finishReason);
+}
 
 /** Statuses a call may be repeated after (with backoff); 400/401/402/422 never are. */
 export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([429, 500, 502, 503, 504]);

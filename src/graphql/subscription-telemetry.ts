@@ -1,10 +1,9 @@
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type Tracer } from '@opentelemetry/api';
 import type { GraphQLFormattedError } from 'graphql';
-import { graphqlMetrics } from '../telemetry/metrics';
+import type { Instruments } from '../telemetry/instruments';
+import { graphqlMetrics, type GraphQLMetrics } from '../telemetry/metrics';
 import type { Logger } from '../telemetry/logger';
 import { levelOf } from './plugins/request-log';
-
-const tracer = trace.getTracer('deepseek-gateway');
 
 interface Running {
   operationName: string | null;
@@ -23,15 +22,22 @@ interface Running {
 export class SubscriptionTelemetry {
   // Operation ids are unique per connection only, so runs are kept per connection context.
   readonly #runs = new WeakMap<object, Map<string, Running>>();
-  readonly #metrics = graphqlMetrics();
+  readonly #metrics: GraphQLMetrics;
+  readonly #tracer: Tracer;
 
-  constructor(private readonly logger: Logger) {}
+  constructor(
+    private readonly logger: Logger,
+    instruments: Instruments,
+  ) {
+    this.#metrics = graphqlMetrics(instruments.meter);
+    this.#tracer = instruments.tracer;
+  }
 
   start(connection: object, id: string, operationName: string | null | undefined): void {
     let runs = this.#runs.get(connection);
     if (!runs) this.#runs.set(connection, (runs = new Map()));
     const name = operationName ?? null;
-    const span = tracer.startSpan(
+    const span = this.#tracer.startSpan(
       name ? `subscription ${name}` : 'subscription',
       {
         kind: SpanKind.SERVER,

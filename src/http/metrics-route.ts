@@ -1,3 +1,4 @@
+import type { Meter } from '@opentelemetry/api';
 import type { FastifyInstance } from 'fastify';
 import { httpServerMetrics } from '../telemetry/metrics';
 
@@ -22,8 +23,8 @@ export function registerMetricsRoute(app: FastifyInstance, scrape: (() => Promis
  * Records `http.server.request.duration` for every request Fastify answers (GraphQL,
  * health, metrics, 404s). Register before the routes.
  */
-export function registerHttpServerMetrics(app: FastifyInstance): void {
-  const recorder = httpServerMetrics();
+export function registerHttpServerMetrics(app: FastifyInstance, meter: Meter): void {
+  const recorder = httpServerMetrics(meter);
   app.addHook('onResponse', (request, reply, done) => {
     recorder.request({
       method: request.method,

@@ -7,6 +7,7 @@ import { fastifyApolloDrainPlugin, fastifyApolloHandler } from '@as-integrations
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { ErrorCode } from '../errors';
 import { RequestLedger } from '../telemetry/ledger';
+import type { Instruments } from '../telemetry/instruments';
 import type { Logger } from '../telemetry/logger';
 import { registerHttpServerMetrics, registerMetricsRoute } from './metrics-route';
 import type { GatewayServices, GraphQLContext } from '../graphql/context';
@@ -40,13 +41,14 @@ export async function createHttpServer(options: {
   services: GatewayServices;
   logger: Logger;
   readiness: () => Readiness;
+  instruments: Instruments;
   /** Prometheus text for GET /metrics (from `startTelemetry`); without it /metrics answers 404. */
   scrapeMetrics?: () => Promise<string>;
 }): Promise<HttpServer> {
   const { services, logger } = options;
   const production = services.config.nodeEnv === 'production';
   const app = Fastify({ bodyLimit: BODY_LIMIT_BYTES, logger: false, forceCloseConnections: 'idle', return503OnClosing: true });
-  registerHttpServerMetrics(app);
+  registerHttpServerMetrics(app, options.instruments.meter);
   const schema = buildSchema();
   const formatError = createFormatError(logger);
   // WebSocket upgrades on /graphql (graphql-ws); drained with Apollo through its plugin.
@@ -58,9 +60,10 @@ export async function createHttpServer(options: {
     logger,
     formatError,
     maxPayloadBytes: BODY_LIMIT_BYTES,
+    instruments: options.instruments,
   });
   // The same subscriptions over Server-Sent Events, for clients without WebSocket.
-  const sse = registerSseRoute(app, { schema, services, logger, formatError });
+  const sse = registerSseRoute(app, { schema, services, logger, formatError, instruments: options.instruments });
 
   const apollo = new ApolloServer<GraphQLContext>({
     schema,
@@ -80,9 +83,9 @@ export async function createHttpServer(options: {
       production
         ? ApolloServerPluginLandingPageProductionDefault({ footer: false })
         : ApolloServerPluginLandingPageLocalDefault({ embed: true, footer: false }),
-      operationSpanPlugin(),
+      operationSpanPlugin(options.instruments.tracer),
       costExtensionPlugin(),
-      requestLogPlugin(),
+      requestLogPlugin(options.instruments.meter),
     ],
   });
   await apollo.start();

@@ -2,6 +2,7 @@ import type { ApolloServerPlugin } from '@apollo/server';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { GraphQLError, GraphQLSchema } from 'graphql';
 import { createHandler } from 'graphql-sse/lib/use/fastify';
+import type { Instruments } from '../telemetry/instruments';
 import type { Logger } from '../telemetry/logger';
 import type { GatewayServices, GraphQLContext } from '../graphql/context';
 import { queryLimitRules } from '../graphql/limits';
@@ -22,11 +23,11 @@ const OPERATION = 'sse';
  */
 export function registerSseRoute(
   app: FastifyInstance,
-  options: { schema: GraphQLSchema; services: GatewayServices; logger: Logger; formatError: FormatError },
+  options: { schema: GraphQLSchema; services: GatewayServices; logger: Logger; formatError: FormatError; instruments: Instruments },
 ): ApolloServerPlugin<GraphQLContext> {
   const { schema, services, formatError } = options;
   const logger = options.logger.child({ component: 'sse' });
-  const telemetry = new SubscriptionTelemetry(logger);
+  const telemetry = new SubscriptionTelemetry(logger, options.instruments);
   const limitRules = queryLimitRules(services.config.graphql);
   const open = new Set<FastifyReply>();
 

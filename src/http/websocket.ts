@@ -3,6 +3,7 @@ import type { ApolloServerPlugin } from '@apollo/server';
 import type { GraphQLError, GraphQLFormattedError, GraphQLSchema } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
+import type { Instruments } from '../telemetry/instruments';
 import type { Logger } from '../telemetry/logger';
 import type { GatewayServices, GraphQLContext } from '../graphql/context';
 import { queryLimitRules } from '../graphql/limits';
@@ -23,6 +24,7 @@ export interface SubscriptionServerOptions {
   maxPayloadBytes: number;
   /** On shutdown, sockets that have not finished the close handshake by then are cut. Default 1000 ms. */
   closeTimeoutMs?: number;
+  instruments: Instruments;
 }
 
 export interface SubscriptionServer {
@@ -51,7 +53,7 @@ export function createSubscriptionServer(options: SubscriptionServerOptions): Su
 
   const format = (errors: readonly GraphQLError[]): GraphQLFormattedError[] => formatErrors(formatError, errors);
 
-  const log = new SubscriptionTelemetry(logger);
+  const log = new SubscriptionTelemetry(logger, options.instruments);
   const limitRules = queryLimitRules(services.config.graphql);
 
   const cleanup = useServer<Record<string, unknown> | undefined>(

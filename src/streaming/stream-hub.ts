@@ -1,13 +1,13 @@
-import { ROOT_CONTEXT, SpanStatusCode, trace, type Context } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanStatusCode, trace, type Context, type Tracer } from '@opentelemetry/api';
 import type { CompletionCache } from '../cache/completion-cache';
+import { isStorable } from '../deepseek/provider';
 import { completionId } from '../cache/key';
 import type { ChatRequest, CompletionResult, DeepSeekApi, FinishReason, Usage } from '../deepseek/types';
 import { ErrorCode, GatewayError } from '../errors';
+import { noopInstruments, type Instruments } from '../telemetry/instruments';
 import type { Logger } from '../telemetry/logger';
-import { abortError, toError } from '../batching/errors';
+import { abortError, toError } from '../lib/abort';
 import type { CachePolicy } from '../batching/types';
-
-const tracer = trace.getTracer('deepseek-gateway');
 
 /** One piece of a streamed completion, as every subscriber of a stream receives it. */
 export interface StreamChunk {
@@ -40,6 +40,8 @@ export interface StreamHubOptions {
   maxBufferedChars?: number;
   /** Largest text of one chunk when a cached answer is replayed. Default 4096. */
   replayChunkChars?: number;
+  /** Tracer for the `stream hub upstream` spans (default: record nothing). */
+  instruments?: Instruments;
 }
 
 export interface StreamHubStats {
@@ -62,10 +64,6 @@ export interface StreamHubStats {
 const DEFAULT_MAX_BUFFERED_CHARS = 1024 * 1024;
 const DEFAULT_REPLAY_CHUNK_CHARS = 4096;
 
-/** DeepSeek documents this finish reason as a transient capacity failure: never keep it. */
-function isStorable(result: CompletionResult): boolean {
-  return result.finishReason !== 'insufficient_system_resource';
-}
 
 function textLength(chunk: StreamChunk): number {
   return chunk.delta.length + (chunk.reasoningDelta?.length ?? 0);
@@ -348,6 +346,7 @@ export class StreamHub {
   private readonly logger: Logger;
   private readonly maxBufferedChars: number;
   private readonly replayChunkChars: number;
+  private readonly tracer: Tracer;
   private closed = false;
   private upstreamStreams = 0;
   private joined = 0;
@@ -361,6 +360,7 @@ export class StreamHub {
     this.logger = options.logger;
     this.maxBufferedChars = options.maxBufferedChars ?? DEFAULT_MAX_BUFFERED_CHARS;
     this.replayChunkChars = Math.max(1, options.replayChunkChars ?? DEFAULT_REPLAY_CHUNK_CHARS);
+    this.tracer = (options.instruments ?? noopInstruments()).tracer;
   }
 
   /**
@@ -451,7 +451,7 @@ export class StreamHub {
   /** Reads the upstream into the shared buffer; stores a finished answer before the last chunk. */
   private async pump(stream: SharedStream, request: ChatRequest, traceContext: Context | undefined): Promise<void> {
     const parent = traceContext ?? ROOT_CONTEXT;
-    const span = tracer.startSpan('stream hub upstream', {}, parent);
+    const span = this.tracer.startSpan('stream hub upstream', {}, parent);
     let result: CompletionResult | undefined;
     try {
       const options = { signal: stream.controller.signal, traceContext: trace.setSpan(parent, span) };

@@ -15,6 +15,7 @@ import {
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace-node';
 import type { TelemetryConfig } from '../config';
+import { INSTRUMENTATION_SCOPE, noopInstruments, type Instruments } from './instruments';
 import type { Logger } from './logger';
 
 /**
@@ -36,6 +37,8 @@ export interface Telemetry {
   readonly enabled: boolean;
   /** True when spans are recorded and exported. */
   readonly tracing: boolean;
+  /** The tracer and meter the composition root hands every layer (no-ops where a signal is off). */
+  readonly instruments: Instruments;
   /** Prometheus exposition text of the current metrics; undefined when metrics are off. */
   readonly scrapeMetrics?: () => Promise<string>;
   /** Flushes pending spans, stops the providers and unregisters them; idempotent. */
@@ -56,7 +59,7 @@ export interface TelemetryOptions {
 /** Builds and registers the SDK from the config; call before the gateway is built. */
 export function startTelemetry(config: TelemetryConfig, options: TelemetryOptions = {}): Telemetry {
   if (!config.enabled) {
-    return { enabled: false, tracing: false, shutdown: async () => undefined };
+    return { enabled: false, tracing: false, instruments: noopInstruments(), shutdown: async () => undefined };
   }
   if (options.logger) diag.setLogger(diagLogger(options.logger), DiagLogLevel.WARN);
 
@@ -92,10 +95,18 @@ export function startTelemetry(config: TelemetryConfig, options: TelemetryOption
     };
   }
 
+  const noop = noopInstruments();
+  const instruments: Instruments = {
+    // Without a tracer provider the no-op tracer still carries an incoming span context on.
+    tracer: tracerProvider?.getTracer(INSTRUMENTATION_SCOPE) ?? noop.tracer,
+    meter: meterProvider?.getMeter(INSTRUMENTATION_SCOPE) ?? noop.meter,
+  };
+
   let stopping: Promise<void> | undefined;
   return {
     enabled: true,
     tracing: tracerProvider !== undefined,
+    instruments,
     scrapeMetrics,
     shutdown: () => {
       stopping ??= (async () => {

@@ -9,7 +9,7 @@ import {
 } from 'cockatiel';
 import type { Logger } from 'pino';
 import { ErrorCode, UpstreamError } from '../errors';
-import { abortable } from './abort';
+import { abortable } from '../lib/abort';
 import type { BreakerTransition, CircuitStateName, TransportCounters } from './status';
 import type { Classifier, Interceptor } from './types';
 

@@ -1,5 +1,5 @@
 import { OverloadedError } from '../errors';
-import { abortReason } from './abort';
+import { abortReason } from '../lib/abort';
 import type { TransportCounters } from './status';
 import type { Interceptor } from './types';
 

@@ -1,44 +1,5 @@
-import { linkSignals } from './abort';
+import { Deadline, linkSignals } from '../lib/abort';
 import type { Classifier, Interceptor } from './types';
-
-/** The abort reason of a deadline: internal, turned into UPSTREAM_TIMEOUT by the wrapper. */
-export class DeadlineExceeded extends Error {
-  constructor(readonly timeoutMs: number) {
-    super(`deadline of ${timeoutMs} ms exceeded`);
-    this.name = 'DeadlineExceeded';
-  }
-}
-
-/**
- * A fixed end time with a signal that aborts then (`AbortSignal.timeout`-style, but its
- * timer is cleared by `dispose()` so finished calls leave no timers behind).
- */
-export class Deadline {
-  readonly at: number;
-  readonly signal: AbortSignal;
-  readonly #controller = new AbortController();
-  readonly #timer: NodeJS.Timeout;
-
-  constructor(readonly timeoutMs: number) {
-    this.at = Date.now() + timeoutMs;
-    this.signal = this.#controller.signal;
-    this.#timer = setTimeout(() => this.#controller.abort(new DeadlineExceeded(timeoutMs)), timeoutMs);
-    // Never keep the process alive just for a deadline.
-    this.#timer.unref();
-  }
-
-  get expired(): boolean {
-    return this.signal.aborted;
-  }
-
-  remainingMs(now = Date.now()): number {
-    return Math.max(0, this.at - now);
-  }
-
-  dispose(): void {
-    clearTimeout(this.#timer);
-  }
-}
 
 /**
  * One deadline per call, created once and shared by every attempt and backoff wait, so

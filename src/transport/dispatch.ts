@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import { GatewayError, UpstreamError } from '../errors';
 import type { UpstreamMetrics } from '../telemetry/metrics';
-import { abortReason, linkSignals, type LinkedSignal } from './abort';
+import { abortReason, linkSignals, type LinkedSignal } from '../lib/abort';
 import { parseRetryAfter } from './retry-after';
 import type { Classifier, Dispatch, ResponseHeaders } from './types';
 

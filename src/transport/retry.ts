@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { UpstreamError } from '../errors';
-import { sleep } from './abort';
+import { sleep } from '../lib/abort';
 import type { RetryBudget } from './retry-budget';
 import type { TransportCounters } from './status';
 import type { Interceptor, TransportRequest } from './types';

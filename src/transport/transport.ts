@@ -1,18 +1,18 @@
-import { trace } from '@opentelemetry/api';
 import type { Readable } from 'node:stream';
 import type { Attributes, Context } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import type { Config } from '../config';
 import { GatewayError } from '../errors';
-import { abortReason, linkSignals } from './abort';
+import { Deadline, DeadlineExceeded, abortReason, linkSignals } from '../lib/abort';
 import { Breaker, breakerInterceptor } from './breaker';
 import { Bulkhead, bulkheadInterceptor } from './bulkhead';
-import { Deadline, DeadlineExceeded, deadlineInterceptor } from './deadline';
+import { deadlineInterceptor } from './deadline';
 import { createExchange } from './dispatch';
 import { KeyPool, keyPoolInterceptor } from './key-pool';
 import { createUpstreamPool, type UpstreamPool } from './pool';
 import { retryInterceptor } from './retry';
 import { RetryBudget } from './retry-budget';
+import { noopInstruments, type Instruments } from '../telemetry/instruments';
 import { upstreamMetrics } from '../telemetry/metrics';
 import { TransportCounters, type TransportStatus } from './status';
 import { tracingInterceptor } from './tracing';
@@ -64,6 +64,8 @@ export interface TransportOptions {
   /** Response header with the upstream's trace id, for logs and spans. */
   traceIdHeader?: string;
   tuning?: TransportTuning;
+  /** Tracer and meter for call and attempt spans and metrics (default: record nothing). */
+  instruments?: Instruments;
 }
 
 /** One upstream call that reads a whole response. */
@@ -136,8 +138,8 @@ export class Transport {
     });
     this.#breaker = new Breaker({ threshold: settings.breakerThreshold, cooldownMs: settings.breakerCooldownMs, logger });
     this.#bulkhead = new Bulkhead(settings.maxConcurrency, settings.maxQueue);
-    const tracer = trace.getTracer('deepseek-gateway');
-    const metrics = upstreamMetrics();
+    const { tracer, meter } = options.instruments ?? noopInstruments();
+    const metrics = upstreamMetrics(meter);
     const budget = new RetryBudget({
       ratio: settings.retryBudget,
       windowMs: options.tuning?.retryBudgetWindowMs,

@@ -1,7 +1,7 @@
 import type { Attributes, Context } from '@opentelemetry/api';
 import type { Readable } from 'node:stream';
 import type { UpstreamError } from '../errors';
-import type { Deadline } from './deadline';
+import type { Deadline } from '../lib/abort';
 
 /**
  * The shapes every transport wrapper shares. The transport knows HTTP and policies;

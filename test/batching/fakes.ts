@@ -1,5 +1,6 @@
 import { createCompletionCache, type CompletionCache } from '../../src/cache/completion-cache';
 import type { CallOptions, ChatRequest, CompletionRequest, CompletionResult, DeepSeekApi, FinishReason } from '../../src/deepseek/types';
+import type { Instruments } from '../../src/telemetry/instruments';
 import { silentLogger } from '../../src/telemetry/logger';
 import { cacheConfig, completionResult } from '../cache/fixtures';
 
@@ -68,10 +69,15 @@ export class FakeUpstream implements Pick<DeepSeekApi, 'complete'> {
 
 /** A real in-memory completion cache that records every call made to it. */
 export class RecordingCache implements CompletionCache {
-  readonly inner: CompletionCache = createCompletionCache({ config: cacheConfig(), logger: silentLogger() });
+  readonly inner: CompletionCache;
   readonly getManyCalls: string[][] = [];
   readonly setManyCalls: string[][] = [];
   readonly deleteCalls: string[] = [];
+
+  /** `instruments`: where the inner cache records its spans (default: nowhere). */
+  constructor(instruments?: Instruments) {
+    this.inner = createCompletionCache({ config: cacheConfig(), logger: silentLogger(), instruments });
+  }
 
   getMany(ids: readonly string[]): Promise<Array<CompletionResult | undefined>> {
     this.getManyCalls.push([...ids]);

@@ -1,4 +1,4 @@
-import { trace } from '@opentelemetry/api';
+import { createNoopMeter } from '@opentelemetry/api';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { CompletionService } from '../../src/batching/completion-service';
 import { silentLogger } from '../../src/telemetry/logger';
@@ -7,17 +7,14 @@ import { chatRequest, FakeUpstream, RecordingCache, settle } from './fakes';
 describe('coalescer and cache spans', () => {
   const exporter = new InMemorySpanExporter();
 
-  beforeAll(() => {
-    trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }));
-  });
-
-  afterAll(() => {
-    trace.disable();
-  });
+  const instruments = {
+    tracer: new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }).getTracer('test'),
+    meter: createNoopMeter(),
+  };
 
   it('records one span per coalescer batch and per cache round trip', async () => {
-    const cache = new RecordingCache();
-    const service = new CompletionService({ cache, upstream: new FakeUpstream(), logger: silentLogger(), batching: { windowMs: 0, maxSize: 100 } });
+    const cache = new RecordingCache(instruments);
+    const service = new CompletionService({ cache, upstream: new FakeUpstream(), logger: silentLogger(), batching: { windowMs: 0, maxSize: 100 }, instruments });
     const cachedRequest = chatRequest('cached');
     await service.createLoaders().completion.load({ request: cachedRequest, policy: 'USE' });
     // Answers go out as soon as a call ends; the batch (and its span) ends after the write.

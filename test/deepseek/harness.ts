@@ -1,3 +1,4 @@
+import type { Instruments } from '../../src/telemetry/instruments';
 import { Writable } from 'node:stream';
 import pino, { type Logger } from 'pino';
 import { testConfig, type Config } from '../../src/config';
@@ -43,6 +44,7 @@ export interface HarnessOptions {
   sim?: SimulatorOptions;
   config?: Partial<Config['deepseek']>;
   tuning?: TransportTuning;
+  instruments?: Instruments;
 }
 
 /** A logger at debug level that keeps its lines in memory. */
@@ -61,7 +63,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const sim = await startSimulator({ apiKeys: [GOOD_KEY], ...options.sim });
   const config = testSettings({ baseUrl: sim.url, ...options.config });
   const logs: string[] = [];
-  const client = createDeepSeekClient({ config, logger: capturingLogger(logs), tuning: options.tuning });
+  const client = createDeepSeekClient({ config, logger: capturingLogger(logs), tuning: options.tuning, instruments: options.instruments });
   return {
     sim,
     client,

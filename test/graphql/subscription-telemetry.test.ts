@@ -3,9 +3,8 @@ import WebSocket from 'ws';
 import { startGateway, type Gateway } from '../../src/app';
 import { testConfig } from '../../src/config';
 import { createLogger, silentLogger } from '../../src/telemetry/logger';
-import { propagation, trace } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
+import { startTelemetry, type Telemetry } from '../../src/telemetry/sdk';
 
 describe('subscription telemetry', () => {
   const lines: string[] = [];
@@ -52,17 +51,17 @@ describe('subscription telemetry', () => {
 describe('subscription spans', () => {
   const exporter = new InMemorySpanExporter();
   let gateway: Gateway;
+  let telemetry: Telemetry;
 
   beforeAll(async () => {
-    trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }));
-    // What startTelemetry registers: without a propagator no traceparent is written.
-    propagation.setGlobalPropagator(new W3CTraceContextPropagator());
-    gateway = await startGateway(testConfig({ SIMULATOR_LATENCY_MS: '0', SIMULATOR_TOKEN_DELAY_MS: '1' }), silentLogger());
+    // Wired as at start-up (W3C propagator included: without it no traceparent is written), spans kept in memory.
+    const config = testConfig({ SIMULATOR_LATENCY_MS: '0', SIMULATOR_TOKEN_DELAY_MS: '1' });
+    telemetry = startTelemetry(config.telemetry, { spanExporter: exporter });
+    gateway = await startGateway(config, silentLogger(), { telemetry });
   });
   afterAll(async () => {
     await gateway.close();
-    trace.disable();
-    propagation.disable();
+    await telemetry.shutdown();
   });
 
   it('an operation span parents the upstream stream the subscription starts, and the call to DeepSeek', async () => {

@@ -1,5 +1,5 @@
 import { ErrorCode, UpstreamError } from '../../src/errors';
-import { Deadline } from '../../src/transport/deadline';
+import { Deadline } from '../../src/lib/abort';
 import { chatRequest, failureOf, startHarness, type Harness } from '../deepseek/harness';
 
 describe('call deadline', () => {

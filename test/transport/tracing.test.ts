@@ -1,4 +1,4 @@
-import { propagation, trace, type Context, type TextMapPropagator } from '@opentelemetry/api';
+import { createNoopMeter, propagation, trace, type Context, type TextMapPropagator } from '@opentelemetry/api';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { GOOD_KEY, chatRequest, startHarness, type Harness } from '../deepseek/harness';
 
@@ -16,12 +16,15 @@ describe('tracing', () => {
   const exporter = new InMemorySpanExporter();
   let h: Harness;
 
+  const instruments = {
+    tracer: new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }).getTracer('test'),
+    meter: createNoopMeter(),
+  };
+
   beforeAll(() => {
-    trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }));
     propagation.setGlobalPropagator(traceparentPropagator);
   });
   afterAll(() => {
-    trace.disable();
     propagation.disable();
   });
   afterEach(async () => {
@@ -30,7 +33,7 @@ describe('tracing', () => {
   });
 
   it('records a call span with one child span per attempt and injects traceparent', async () => {
-    h = await startHarness();
+    h = await startHarness({ instruments });
     h.sim.faults.inject({ kind: 'status', status: 503 });
 
     await h.client.chat(chatRequest());

@@ -1,10 +1,7 @@
 import type { ApolloServerPlugin } from '@apollo/server';
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, propagation, trace, type TextMapGetter } from '@opentelemetry/api';
-import { INSTRUMENTATION_SCOPE } from '../../telemetry/metrics';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, propagation, trace, type TextMapGetter, type Tracer } from '@opentelemetry/api';
 import type { GraphQLContext } from '../context';
 import { responseErrorCodes } from './error-codes';
-
-const tracer = trace.getTracer(INSTRUMENTATION_SCOPE);
 
 /** Reads W3C trace context from Apollo's header map (names are lower-cased). */
 const headerGetter: TextMapGetter<Map<string, string>> = {
@@ -19,7 +16,7 @@ const headerGetter: TextMapGetter<Map<string, string>> = {
  * cache and upstream spans, so the upstream request carries this trace. The document and
  * variables are never recorded: they hold prompts.
  */
-export function operationSpanPlugin(): ApolloServerPlugin<GraphQLContext> {
+export function operationSpanPlugin(tracer: Tracer): ApolloServerPlugin<GraphQLContext> {
   return {
     async requestDidStart({ request, contextValue }) {
       const parent = request.http ? propagation.extract(ROOT_CONTEXT, request.http.headers, headerGetter) : ROOT_CONTEXT;

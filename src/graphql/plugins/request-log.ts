@@ -1,5 +1,5 @@
 import type { ApolloServerPlugin } from '@apollo/server';
-import { isSpanContextValid, trace } from '@opentelemetry/api';
+import { isSpanContextValid, trace, type Meter } from '@opentelemetry/api';
 import { graphqlMetrics } from '../../telemetry/metrics';
 import type { GraphQLContext } from '../context';
 import { responseErrorCodes } from './error-codes';
@@ -19,8 +19,8 @@ export function levelOf(codes: readonly string[]): Level {
  * duration, what it cost upstream and its trace id. It never holds the document, the
  * variables or any answer: prompts live there.
  */
-export function requestLogPlugin(): ApolloServerPlugin<GraphQLContext> {
-  const metrics = graphqlMetrics();
+export function requestLogPlugin(meter: Meter): ApolloServerPlugin<GraphQLContext> {
+  const metrics = graphqlMetrics(meter);
   return {
     async requestDidStart() {
       const startedAt = performance.now();

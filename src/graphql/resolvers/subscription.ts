@@ -1,5 +1,5 @@
 import type { StreamChunk } from '../../streaming/stream-hub';
-import { toError } from '../../batching/errors';
+import { toError } from '../../lib/abort';
 import type { ResolversTypes, SubscriptionResolvers } from '../generated/types';
 import { normaliseCompletionInput } from '../input/completion-input';
 import { FINISH_REASON } from './completion';

@@ -1,0 +1,27 @@
+import { ProxyTracerProvider, createNoopMeter, type Meter, type Tracer } from '@opentelemetry/api';
+
+/** Tracer and meter name of the gateway's instrumentation (the one instrumentation scope). */
+export const INSTRUMENTATION_SCOPE = 'deepseek-gateway';
+
+/**
+ * The tracer and meter every layer records with. Built once by the composition root from
+ * the started SDK (`Telemetry.instruments`, src/telemetry/sdk.ts) and handed to each layer's
+ * constructor, so no layer reaches for the global providers and a test can give a component
+ * its own in-memory provider.
+ */
+export interface Instruments {
+  readonly tracer: Tracer;
+  readonly meter: Meter;
+}
+
+/**
+ * Records nothing. Its tracer still hands on a caller's span context (a non-recording span
+ * with the parent's ids), so a `traceparent` passes through to DeepSeek without an SDK.
+ */
+export function noopInstruments(): Instruments {
+  return {
+    // A proxy provider without a delegate answers with the API's no-op tracer.
+    tracer: new ProxyTracerProvider().getTracer(INSTRUMENTATION_SCOPE),
+    meter: createNoopMeter(),
+  };
+}
