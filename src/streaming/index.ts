@@ -1,1 +1,2 @@
-export { StreamHub, type StreamChunk, type StreamHubOptions, type StreamHubStats } from './stream-hub';
+export { StreamHub } from './stream-hub';
+export type { StreamChunk, StreamHubOptions, StreamHubStats } from './types';

@@ -1,0 +1,156 @@
+import { ErrorCode, GatewayError } from '../errors';
+import type { Cursor } from './cursor';
+import type { StreamChunk } from './types';
+
+function textLength(chunk: StreamChunk): number {
+  return chunk.delta.length + (chunk.reasoningDelta?.length ?? 0);
+}
+
+/**
+ * Where a shared stream is:
+ * - `streaming`: the upstream response is being read; when the last subscriber leaves, it is aborted;
+ * - `storing`: the upstream finished; its answer is being written to the cache before the
+ *   last chunk goes out (so a query sent after the last chunk finds it). Paid for: never aborted;
+ * - `finished` / `failed`: every chunk (and the error) is in the buffer; nothing more comes.
+ */
+export type Phase = { name: 'streaming' } | { name: 'storing' } | { name: 'finished' } | { name: 'failed'; error: Error };
+
+/** A buffered chunk with the text count before it, so a cursor's lag is one subtraction. */
+interface Entry {
+  chunk: StreamChunk;
+  charsBefore: number;
+}
+
+/**
+ * ONE upstream stream (or one cached answer being replayed), SHARED by its subscribers.
+ * Shared: the buffer of chunks (from the first chunk while the stream is joinable, else from
+ * the slowest subscriber's position), the phase and the upstream abort controller.
+ * Per subscriber: only a `Cursor` (a position in this buffer and its pending `next()`).
+ * Nothing here waits for a subscriber: chunks are appended as they arrive, and each cursor
+ * reads at its own pace (graphql-ws asks for the next chunk only after the previous one was
+ * written to the socket), so a slow subscriber costs buffer, bounded by `maxBufferedChars`.
+ */
+export class SharedStream {
+  readonly controller = new AbortController();
+  readonly cursors = new Set<Cursor>();
+  phase: Phase = { name: 'streaming' };
+  /** Whether any subscriber's policy keeps the answer (USE or REFRESH; BYPASS does not). */
+  store = false;
+  /** False once the buffer no longer starts at chunk 0: a joiner could not be replayed. */
+  joinable = true;
+  /**
+   * The buffer. Released chunks leave holes before `first` (so releasing costs nothing per
+   * chunk); the array is compacted once the holes are half of it.
+   */
+  private entries: Array<Entry | undefined> = [];
+  private first = 0;
+  /** Stream index of `entries[first]`. */
+  private base = 0;
+  /** Text characters pushed since the start. */
+  private pushedChars = 0;
+  /** Most subscribers attached at once (for the span). */
+  peakSubscribers = 0;
+
+  constructor(
+    readonly id: string,
+    readonly model: string,
+    readonly cached: boolean,
+    private readonly maxBufferedChars: number,
+    private readonly events: { onSpill(stream: SharedStream): void; onEmpty(stream: SharedStream): void; onDropSlow(): void },
+  ) {}
+
+  get head(): number {
+    return this.base + this.entries.length - this.first;
+  }
+
+  get settled(): boolean {
+    return this.phase.name === 'finished' || this.phase.name === 'failed';
+  }
+
+  /** The chunk at `index`, when it is buffered. */
+  at(index: number): StreamChunk | undefined {
+    return this.entry(index)?.chunk;
+  }
+
+  attach(cursor: Cursor): void {
+    this.cursors.add(cursor);
+    this.peakSubscribers = Math.max(this.peakSubscribers, this.cursors.size);
+  }
+
+  /** A subscriber left (unsubscribed, disconnected, or dropped): the last one out stops the stream. */
+  detach(cursor: Cursor): void {
+    if (!this.cursors.delete(cursor)) return;
+    if (this.cursors.size === 0) this.events.onEmpty(this);
+  }
+
+  push(parts: Omit<StreamChunk, 'id' | 'index' | 'model' | 'cached'> & { model?: string }): void {
+    if (this.settled) return;
+    const chunk: StreamChunk = {
+      id: this.id,
+      index: this.head,
+      model: parts.model ?? this.model,
+      delta: parts.delta,
+      reasoningDelta: parts.reasoningDelta,
+      cached: this.cached,
+      ...(parts.finish ? { finish: parts.finish } : {}),
+    };
+    this.entries.push({ chunk, charsBefore: this.pushedChars });
+    this.pushedChars += textLength(chunk);
+    this.bound();
+    this.wake();
+  }
+
+  finish(): void {
+    if (this.settled) return;
+    this.phase = { name: 'finished' };
+    this.wake();
+  }
+
+  fail(error: Error): void {
+    if (this.settled) return;
+    this.phase = { name: 'failed', error };
+    this.wake();
+  }
+
+  private wake(): void {
+    for (const cursor of [...this.cursors]) cursor.pull();
+  }
+
+  private entry(index: number): Entry | undefined {
+    return index < this.base ? undefined : this.entries[this.first + index - this.base];
+  }
+
+  /** Text a cursor at `position` has yet to read. */
+  private lag(position: number): number {
+    const entry = this.entry(position);
+    return entry ? this.pushedChars - entry.charsBefore : 0;
+  }
+
+  /** Keeps the buffer within `maxBufferedChars` once the completion outgrows it (see the options). */
+  private bound(): void {
+    if (this.lag(this.base) <= this.maxBufferedChars) return;
+    if (this.joinable) {
+      this.joinable = false;
+      this.events.onSpill(this);
+    }
+    for (const cursor of [...this.cursors]) {
+      if (this.lag(cursor.position) > this.maxBufferedChars) {
+        this.events.onDropSlow();
+        cursor.fail(
+          new GatewayError(
+            ErrorCode.OVERLOADED,
+            `This subscription fell more than ${this.maxBufferedChars} characters behind its stream and was ended; subscribe again.`,
+          ),
+        );
+      }
+    }
+    let slowest = this.head;
+    for (const cursor of this.cursors) slowest = Math.min(slowest, cursor.position);
+    // Release what every remaining subscriber has read.
+    for (; this.base < slowest; this.base += 1) this.entries[this.first++] = undefined;
+    if (this.first > 64 && this.first * 2 > this.entries.length) {
+      this.entries = this.entries.slice(this.first);
+      this.first = 0;
+    }
+  }
+}

@@ -1,0 +1,57 @@
+import type { Instruments } from '../telemetry/instruments';
+import type { CompletionCache } from '../cache/completion-cache';
+import type { DeepSeekApi, FinishReason, Usage } from '../deepseek/types';
+import type { Logger } from '../telemetry/logger';
+
+/** One piece of a streamed completion, as every subscriber of a stream receives it. */
+export interface StreamChunk {
+  /** Content address of the request: the cache key and the `Completion.id` a query returns. */
+  id: string;
+  /** Position in the stream, from 0. */
+  index: number;
+  model: string;
+  /** Answer text this chunk adds ('' on reasoning chunks and on the last chunk). */
+  delta: string;
+  /** Reasoning text this chunk adds (thinking mode); null when it adds none. */
+  reasoningDelta: string | null;
+  /** On the last chunk only. */
+  finish?: { reason: FinishReason; usage: Usage };
+  /** True when the chunks are replayed from the cache (no upstream call for this stream). */
+  cached: boolean;
+}
+
+export interface StreamHubOptions {
+  cache: CompletionCache;
+  upstream: Pick<DeepSeekApi, 'chatStream'>;
+  logger: Logger;
+  /**
+   * Most text (characters of delta + reasoning) one shared stream keeps. Below it the whole
+   * completion so far is kept, so a late joiner can be replayed from the start. Above it the
+   * stream stops taking joiners (an identical subscription starts its own upstream stream),
+   * chunks every subscriber has passed are released, and a subscriber more than this far
+   * behind is ended with OVERLOADED. Default 1 Mi characters.
+   */
+  maxBufferedChars?: number;
+  /** Largest text of one chunk when a cached answer is replayed. Default 4096. */
+  replayChunkChars?: number;
+  /** Tracer for the `stream hub upstream` spans (default: record nothing). */
+  instruments?: Instruments;
+}
+
+export interface StreamHubStats {
+  /** Shared upstream streams open now (streaming, or storing their answer). */
+  activeStreams: number;
+  /** Subscribers attached to those streams. */
+  subscribers: number;
+  /** Upstream streams started since start. */
+  upstreamStreams: number;
+  /** Subscriptions that joined a stream another subscription had started. */
+  joined: number;
+  /** Subscriptions answered by replaying a cached completion. */
+  cacheReplays: number;
+  /** Upstream streams aborted because every subscriber had gone. */
+  abandoned: number;
+  /** Subscribers ended because they fell more than `maxBufferedChars` behind. */
+  droppedSlow: number;
+}
+
