@@ -1,3 +1,24 @@
+import type { CompletionResult } from '../deepseek/types';
+import { SharedStream } from './shared-stream';
+
+/**
+ * A stored answer as a settled stream a subscriber can read like a live one: reasoning
+ * first, then the answer, in pieces of at most `chunkChars`, then the finish chunk.
+ * Nobody shares it and nothing aborts it, so it has no buffer bound and no events.
+ */
+export function replayStream(id: string, result: CompletionResult, chunkChars: number): SharedStream {
+  const stream = new SharedStream(id, result.model, true, Number.POSITIVE_INFINITY, {
+    onSpill: () => undefined,
+    onEmpty: () => undefined,
+    onDropSlow: () => undefined,
+  });
+  for (const piece of split(result.reasoningContent ?? '', chunkChars)) stream.push({ delta: '', reasoningDelta: piece });
+  for (const piece of split(result.content, chunkChars)) stream.push({ delta: piece, reasoningDelta: null });
+  stream.push({ delta: '', reasoningDelta: null, finish: { reason: result.finishReason, usage: result.usage } });
+  stream.finish();
+  return stream;
+}
+
 /** `text` in pieces of at most `size` UTF-16 units, never splitting a surrogate pair. */
 export function split(text: string, size: number): string[] {
   const pieces: string[] = [];

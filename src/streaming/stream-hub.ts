@@ -7,9 +7,10 @@ import { ErrorCode, GatewayError } from '../errors';
 import { noopInstruments } from '../telemetry/instruments';
 import type { Logger } from '../telemetry/logger';
 import { abortError, toError } from '../lib/abort';
+import { dedupe, Singleflight } from '../lib/singleflight';
 import type { CachePolicy } from '../batching/types';
 import { Cursor } from './cursor';
-import { split } from './replay';
+import { replayStream } from './replay';
 import { SharedStream } from './shared-stream';
 import type { StreamChunk, StreamHubOptions, StreamHubStats } from './types';
 
@@ -31,11 +32,11 @@ const DEFAULT_REPLAY_CHUNK_CHARS = 4096;
  * joins a running stream or finds the stored answer.
  */
 export class StreamHub {
-  private readonly streams = new Map<string, SharedStream>();
+  private readonly streams = new Singleflight<string, SharedStream>();
   /** Every stream whose upstream is open, joinable or not (for `close`). */
   private readonly open = new Set<SharedStream>();
   /** Cache reads in flight by id, so a burst of identical subscriptions reads once. */
-  private readonly lookups = new Map<string, Promise<CompletionResult | undefined>>();
+  private readonly lookups = new Singleflight<string, Promise<CompletionResult | undefined>>();
   private readonly cache: CompletionCache;
   private readonly upstream: Pick<DeepSeekApi, 'chatStream'>;
   private readonly logger: Logger;
@@ -86,7 +87,7 @@ export class StreamHub {
         }
         if (hit) {
           this.cacheReplays += 1;
-          cursor.attach(this.replay(id, hit));
+          cursor.attach(replayStream(id, hit, this.replayChunkChars));
           return;
         }
         // Checked again after the read: an identical subscription may have started meanwhile.
@@ -185,7 +186,7 @@ export class StreamHub {
 
   /** Stops taking joiners for `stream` (it keeps serving the subscribers it has). */
   private forget(stream: SharedStream): void {
-    if (this.streams.get(stream.id) === stream) this.streams.delete(stream.id);
+    this.streams.forget(stream.id, stream);
   }
 
   /** The last subscriber left: abort the upstream unless the answer is already paid for. */
@@ -198,29 +199,9 @@ export class StreamHub {
     stream.controller.abort(abortError('Every subscriber of this stream has gone'));
   }
 
-  /** A settled stream holding `result` split into chunks: reasoning first, then the answer, then the finish. */
-  private replay(id: string, result: CompletionResult): SharedStream {
-    const stream = new SharedStream(id, result.model, true, Number.POSITIVE_INFINITY, {
-      onSpill: () => undefined,
-      onEmpty: () => undefined,
-      onDropSlow: () => undefined,
-    });
-    for (const piece of split(result.reasoningContent ?? '', this.replayChunkChars)) {
-      stream.push({ delta: '', reasoningDelta: piece });
-    }
-    for (const piece of split(result.content, this.replayChunkChars)) stream.push({ delta: piece, reasoningDelta: null });
-    stream.push({ delta: '', reasoningDelta: null, finish: { reason: result.finishReason, usage: result.usage } });
-    stream.finish();
-    return stream;
-  }
-
+  /** One cache read per id at a time, however many identical subscriptions arrive. */
   private lookup(id: string): Promise<CompletionResult | undefined> {
-    let pending = this.lookups.get(id);
-    if (!pending) {
-      pending = this.read(id).finally(() => this.lookups.delete(id));
-      this.lookups.set(id, pending);
-    }
-    return pending;
+    return dedupe(this.lookups, id, () => this.read(id));
   }
 
   /** The cache promises never to throw; this guards against one that does (fail open). */
