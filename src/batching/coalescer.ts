@@ -1,90 +1,18 @@
-import { SpanStatusCode, context, isSpanContextValid, trace, type Context, type Link, type Span, type Tracer } from '@opentelemetry/api';
+import { SpanStatusCode, context, trace, type Context, type Tracer } from '@opentelemetry/api';
 import type { Config } from '../config';
 import type { CompletionCache } from '../cache/completion-cache';
-import { isStorable } from '../deepseek/provider';
 import { completionId } from '../cache/key';
+import { isStorable } from '../deepseek/provider';
 import type { CompletionRequest, CompletionResult, DeepSeekApi } from '../deepseek/types';
-import type { EndWait, RequestLedger } from '../telemetry/ledger';
-import type { Logger } from '../telemetry/logger';
+import { abortError, abortReason, toError } from '../lib/abort';
+import { Singleflight } from '../lib/singleflight';
 import { noopInstruments, type Instruments } from '../telemetry/instruments';
+import type { Logger } from '../telemetry/logger';
 import { coalescerMetrics, type CoalescerMetrics } from '../telemetry/metrics';
 import { BatchWindow } from './batch-window';
-import { abortError, abortReason, toError } from '../lib/abort';
+import { batchParent, callParent, linksToOthers } from './batch-trace';
+import { RequestScope, type Flight, type OperationScope, type Waiter } from './request-scope';
 import type { CachePolicy, CoalescingStats, CompletionView } from './types';
-
-/** A batch span links to at most this many other operations' spans. */
-const MAX_BATCH_LINKS = 32;
-
-/** One load waiting for its answer: a slot of some per-request loader's batch. */
-interface Waiter {
-  readonly id: string;
-  readonly request: CompletionRequest;
-  readonly policy: CachePolicy;
-  readonly signal: AbortSignal | undefined;
-  /** The operation's cost ledger (and trace context), when it has one. */
-  readonly ledger: RequestLedger | undefined;
-  /** Set once the slot has its answer, error or abort; later outcomes are ignored. */
-  settled: boolean;
-  flight: Flight | undefined;
-  /** Ends this load's wait on an upstream call in its ledger. */
-  endWait: EndWait | undefined;
-  resolve(view: CompletionView): void;
-  reject(error: Error): void;
-}
-
-/** One upstream call, shared by every waiter for the same completion id in this process. */
-interface Flight {
-  readonly id: string;
-  readonly controller: AbortController;
-  readonly call: Promise<CompletionResult>;
-  /** Settles as soon as the call does: each waiter is answered as its own call ends. */
-  readonly done: Promise<CompletionResult>;
-  /** Waiters that may still read the answer; the call is aborted when this drops to 0. */
-  waiters: number;
-  /** Whether any waiter's policy keeps the answer (USE or REFRESH; BYPASS does not). */
-  store: boolean;
-  /** The call has ended and its waiters have their outcome. */
-  answered: boolean;
-}
-
-/**
- * The waiting loads of ONE operation. A single abort listener serves them all (Node warns
- * beyond 10 listeners on one signal, and a list field can hold hundreds of loads); it is
- * attached while at least one load waits and removed when none does, so even a
- * long-lived signal gathers no listeners.
- */
-export class RequestScope {
-  private readonly waiting = new Set<Waiter>();
-  private readonly onAbort = (): void => {
-    for (const waiter of [...this.waiting]) this.abandon(waiter);
-  };
-
-  constructor(
-    readonly signal: AbortSignal | undefined,
-    readonly ledger: RequestLedger | undefined,
-    private readonly enqueue: (request: CompletionRequest, policy: CachePolicy, scope: RequestScope) => Promise<CompletionView>,
-    private readonly abandon: (waiter: Waiter) => void,
-  ) {}
-
-  load(request: CompletionRequest, policy: CachePolicy): Promise<CompletionView> {
-    return this.enqueue(request, policy, this);
-  }
-
-  /** @internal */
-  hold(waiter: Waiter): void {
-    if (!this.signal) return;
-    if (this.waiting.size === 0) this.signal.addEventListener('abort', this.onAbort, { once: true });
-    this.waiting.add(waiter);
-  }
-
-  /** @internal */
-  release(waiter: Waiter): void {
-    if (this.waiting.delete(waiter) && this.waiting.size === 0) {
-      this.signal?.removeEventListener('abort', this.onAbort);
-    }
-  }
-}
-
 
 /**
  * The process-wide coalescer, SHARED by every request (one instance per process, owned by
@@ -97,7 +25,7 @@ export class RequestScope {
  *   nothing here outlives the call and a later load sees the cache's current answer.
  */
 export class Coalescer {
-  private readonly inFlight = new Map<string, Flight>();
+  private readonly inFlight = new Singleflight<string, Flight>();
   private readonly window: BatchWindow<Waiter>;
   private readonly cache: CompletionCache;
   private readonly upstream: Pick<DeepSeekApi, 'complete'>;
@@ -132,13 +60,15 @@ export class Coalescer {
   }
 
   /**
-   * The entry point for one operation's loads. `signal` is the operation's abort signal:
-   * when it aborts, its waiting loads reject with the abort reason at once, and a shared
-   * upstream call is aborted only when no waiter of any operation is left on it.
+   * The entry point for one operation's loads. When the operation's signal aborts, its
+   * waiting loads reject with the abort reason at once, and a shared upstream call is
+   * aborted only when no waiter of any operation is left on it.
    */
-  scope(signal?: AbortSignal, ledger?: RequestLedger): RequestScope {
-    return new RequestScope(signal, ledger, (request, policy, scope) => this.enqueue(request, policy, scope), (waiter) =>
-      this.abandon(waiter),
+  scope(operation: OperationScope = {}): RequestScope {
+    return new RequestScope(
+      operation,
+      (request, policy, scope) => this.enqueue(request, policy, scope),
+      (waiter) => this.abandon(waiter),
     );
   }
 
@@ -160,8 +90,7 @@ export class Coalescer {
         id,
         request,
         policy,
-        signal: scope.signal,
-        ledger: scope.ledger,
+        scope,
         settled: false,
         flight: undefined,
         endWait: undefined,
@@ -207,7 +136,7 @@ export class Coalescer {
     this.batchedLoads += batch.length;
     this.metrics.batch(batch.length);
     // The batch belongs to the trace of its first load; the other operations are linked.
-    const parent = batch.find((waiter) => waiter.ledger?.traceContext)?.ledger?.traceContext ?? context.active();
+    const parent = batchParent(batch, context.active());
     const span = this.tracer.startSpan('coalescer batch', { attributes: { 'coalescer.batch_size': batch.length } }, parent);
     if (span.isRecording()) span.addLinks(linksToOthers(batch, parent));
     const batchContext = trace.setSpan(parent, span);
@@ -223,7 +152,7 @@ export class Coalescer {
         if (running) {
           // Every policy may join: a running call's answer is fresh, so even REFRESH and
           // BYPASS get what they asked for. Only USE ever reads the cache.
-          waiter.endWait = waiter.ledger?.recordJoined();
+          waiter.endWait = waiter.scope.ledger?.recordJoined();
           this.join(running, waiter);
           joined += 1;
         } else if (waiter.policy === 'USE') {
@@ -242,7 +171,7 @@ export class Coalescer {
           const hit = found.get(waiter.id);
           if (hit) {
             hits += 1;
-            waiter.ledger?.recordCacheHits();
+            waiter.scope.ledger?.recordCacheHits();
             waiter.resolve({ ...hit, id: waiter.id, cached: true });
           } else {
             this.cacheMisses += 1;
@@ -257,11 +186,11 @@ export class Coalescer {
         // Checked again after the read: another batch may have started this call meanwhile.
         const running = this.inFlight.get(waiter.id);
         if (running) {
-          waiter.endWait = waiter.ledger?.recordJoined();
+          waiter.endWait = waiter.scope.ledger?.recordJoined();
           this.join(running, waiter);
           joined += 1;
         } else {
-          waiter.endWait = waiter.ledger?.recordUpstreamCall();
+          waiter.endWait = waiter.scope.ledger?.recordUpstreamCall();
           const flight = this.start(waiter, callParent(waiter, span, batchContext));
           started.push(flight);
           this.join(flight, waiter);
@@ -329,7 +258,7 @@ export class Coalescer {
     // Every waiter may have gone before the call settles: nobody else handles it then.
     flight.done.catch(() => undefined);
     // The request that started the call pays for it (joined requests ride along).
-    const ledger = waiter.ledger;
+    const ledger = waiter.scope.ledger;
     if (ledger) void call.then((result) => ledger.recordUsage(result.model, result.usage), () => undefined);
     this.inFlight.set(waiter.id, flight);
     this.upstreamCalls += 1;
@@ -349,13 +278,13 @@ export class Coalescer {
 
   /** Removes a call from the in-flight map (unless a newer call for the id replaced it). */
   private forget(flight: Flight): void {
-    if (this.inFlight.get(flight.id) === flight) this.inFlight.delete(flight.id);
+    this.inFlight.forget(flight.id, flight);
   }
 
   /** A waiter's request went away: answer its slot now; stop the call if it was the last. */
   private abandon(waiter: Waiter): void {
     if (waiter.settled) return;
-    waiter.reject(abortReason(waiter.signal));
+    waiter.reject(abortReason(waiter.scope.signal));
     const flight = waiter.flight;
     if (!flight || flight.answered) return;
     flight.waiters -= 1;
@@ -388,32 +317,4 @@ export class Coalescer {
       this.logger.warn({ err: error }, 'cache write failed; answers are served but not kept');
     }
   }
-}
-
-/**
- * The parent of an upstream call: the batch span when the load that starts it belongs to
- * the batch's trace, otherwise that load's own operation, so the upstream request always
- * carries the trace of the request that triggered it.
- */
-function callParent(waiter: Waiter, batchSpan: Span, batchContext: Context): Context {
-  const own = waiter.ledger?.traceContext;
-  if (!own) return batchContext;
-  return trace.getSpanContext(own)?.traceId === batchSpan.spanContext().traceId ? batchContext : own;
-}
-
-/** Links from a batch span to the operations of its other loads (distinct, capped). */
-function linksToOthers(batch: readonly Waiter[], parent: Context): Link[] {
-  const parentSpanId = trace.getSpanContext(parent)?.spanId;
-  const seen = new Set<string>();
-  const links: Link[] = [];
-  for (const waiter of batch) {
-    const own = waiter.ledger?.traceContext;
-    const spanContext = own && trace.getSpanContext(own);
-    if (!spanContext || !isSpanContextValid(spanContext)) continue;
-    if (spanContext.spanId === parentSpanId || seen.has(spanContext.spanId)) continue;
-    seen.add(spanContext.spanId);
-    links.push({ context: spanContext });
-    if (links.length >= MAX_BATCH_LINKS) break;
-  }
-  return links;
 }

@@ -4,10 +4,10 @@ import type { Config } from '../config';
 import type { CompletionCache } from '../cache/completion-cache';
 import { completionId, isCompletionId } from '../cache/key';
 import type { DeepSeekApi } from '../deepseek/types';
-import type { RequestLedger } from '../telemetry/ledger';
 import type { Instruments } from '../telemetry/instruments';
 import type { Logger } from '../telemetry/logger';
 import { Coalescer } from './coalescer';
+import type { OperationScope } from './request-scope';
 import { toError } from '../lib/abort';
 import { CACHE_POLICIES, type CoalescingStats, type CompletionLoadKey, type CompletionView } from './types';
 
@@ -53,19 +53,19 @@ export class CompletionService {
   }
 
   /**
-   * Builds the PER-REQUEST loaders: call once per GraphQL operation, in the context
-   * factory, with the operation's abort signal and cost ledger (which also carries the
-   * operation's trace context to the upstream calls its loads start).
+   * Builds the PER-REQUEST loaders: call once per GraphQL operation, when its context is
+   * built, with the operation's abort signal, cost ledger and trace context (the parent of
+   * the upstream calls its loads start).
    *
    * Their memo lives exactly as long as the operation. It must not outlive it: a later
    * operation would otherwise keep seeing an answer that has since been refreshed or
    * evicted. Everything shared across operations is in the coalescer, which memoises
    * nothing but the calls running now.
    */
-  createLoaders(options: { signal?: AbortSignal; ledger?: RequestLedger } = {}): RequestLoaders {
-    const { signal, ledger } = options;
+  createLoaders(operation: OperationScope = {}): RequestLoaders {
+    const { ledger, traceContext } = operation;
     const coalescer = this.coalescer;
-    const scope = coalescer.scope(signal, ledger);
+    const scope = coalescer.scope(operation);
     const cache = this.cache;
     // An explicit memo map, so `evict` can drop an id under every policy at once.
     const memo = new Map<string, Promise<CompletionView>>();
@@ -91,7 +91,7 @@ export class CompletionService {
         // A malformed id cannot be in the store: answer null without a round trip.
         const wellFormed = [...new Set(ids.filter(isCompletionId))];
         // The cache span belongs to this operation's trace.
-        const found = await context.with(ledger?.traceContext ?? context.active(), () => coalescer.lookup(wellFormed));
+        const found = await context.with(traceContext ?? context.active(), () => coalescer.lookup(wellFormed));
         ledger?.recordCacheHits(found.size);
         return ids.map((id) => {
           const result = found.get(id);

@@ -6,4 +6,5 @@ export {
   type CompletionView,
   type RequestLoaders,
 } from './completion-service';
+export type { OperationScope } from './request-scope';
 

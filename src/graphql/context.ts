@@ -1,13 +1,12 @@
-import type { Context } from '@opentelemetry/api';
 import type { Config } from '../config';
 import type { CompletionService, RequestLoaders } from '../batching/completion-service';
-import type { StreamHub } from '../streaming/stream-hub';
 import type { CompletionCache } from '../cache/completion-cache';
 import type { DeepSeekApi } from '../deepseek/types';
-import type { TransportStatus } from '../transport';
+import type { StreamHub } from '../streaming/stream-hub';
+import type { ObservedOperation } from '../telemetry/operation-observer';
 import type { Logger } from '../telemetry/logger';
+import type { TransportStatus } from '../transport';
 import type { CompletionBudget } from './limits';
-import type { RequestLedger } from '../telemetry/ledger';
 
 /** Process-wide services, built once at start-up and shared by every operation. */
 export interface GatewayServices {
@@ -19,20 +18,21 @@ export interface GatewayServices {
   streams: StreamHub;
 }
 
-/** Per-operation context: the shared services plus loaders that live for this operation only. */
+/**
+ * Per-operation context, built by ONE function (`OperationPipeline.begin`) for every
+ * transport: the shared services plus what lives for this operation only.
+ */
 export interface GraphQLContext {
   services: GatewayServices;
+  /**
+   * The operation as telemetry sees it: its trace context (the one carrier: parent of
+   * every span the operation causes), its cost ledger, and its span, metrics and log line.
+   */
+  operation: ObservedOperation;
   loaders: RequestLoaders;
   logger: Logger;
   /** Aborted when the client goes away, so shared upstream calls can be released. */
   signal: AbortSignal;
   /** Completions this operation may still ask for (MAX_COMPLETIONS_PER_OPERATION). */
   budget: CompletionBudget;
-  /**
-   * What this operation cost (cache hits, upstream calls, waits) and its trace context;
-   * read by the plugins in src/graphql/plugins. Absent outside Apollo's HTTP pipeline.
-   */
-  ledger?: RequestLedger;
-  /** The operation span's context where there is no ledger (WebSocket subscriptions). */
-  traceContext?: Context;
 }

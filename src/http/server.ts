@@ -4,22 +4,22 @@ import {
   ApolloServerPluginLandingPageProductionDefault,
 } from '@apollo/server/plugin/landingPage/default';
 import { fastifyApolloDrainPlugin, fastifyApolloHandler } from '@as-integrations/fastify';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import { ErrorCode } from '../errors';
-import { RequestLedger } from '../telemetry/ledger';
-import type { Instruments } from '../telemetry/instruments';
-import type { Logger } from '../telemetry/logger';
-import { registerHttpServerMetrics, registerMetricsRoute } from './metrics-route';
 import type { GatewayServices, GraphQLContext } from '../graphql/context';
 import { createFormatError } from '../graphql/format-error';
-import { CompletionBudget, queryLimitRules } from '../graphql/limits';
-import { registerHealthRoutes, type Readiness } from './health';
-import { costExtensionPlugin } from '../graphql/plugins/cost-extension';
-import { operationSpanPlugin } from '../graphql/plugins/operation-span';
-import { requestLogPlugin } from '../graphql/plugins/request-log';
+import { OperationPipeline } from '../graphql/pipeline';
+import { httpSubscriptionsPlugin } from '../graphql/plugins/http-subscriptions';
+import { operationPlugin } from '../graphql/plugins/operation';
 import { buildSchema } from '../graphql/schema';
-import { registerSseRoute } from './sse';
-import { createSubscriptionServer } from './websocket';
+import type { Instruments } from '../telemetry/instruments';
+import type { Logger } from '../telemetry/logger';
+import { responseSignal } from './disconnect';
+import { graphqlErrorHandler } from './error-handler';
+import { registerHealthRoutes, type Readiness } from './health';
+import { registerHttpServerMetrics, registerMetricsRoute } from './metrics-route';
+import { registerSseRoute, SSE_PATH } from './sse';
+import { createWebSocketTransport } from './websocket';
 
 export const GRAPHQL_PATH = '/graphql';
 
@@ -34,8 +34,10 @@ export interface HttpServer {
 }
 
 /**
- * Apollo Server 5 on Fastify 5, and graphql-ws subscriptions on the same `http.Server` and path.
- * Fastify was chosen by measurement: see docs/architecture.md.
+ * The HTTP edge: Apollo Server 5 on Fastify 5 for queries and mutations, graphql-ws
+ * subscriptions on the same `http.Server` and path, graphql-sse at `/graphql/stream`, and
+ * the health and metrics routes. All three GraphQL transports hand their operations to
+ * the one `OperationPipeline`. Fastify was chosen by measurement: see docs/architecture.md.
  */
 export async function createHttpServer(options: {
   services: GatewayServices;
@@ -49,68 +51,74 @@ export async function createHttpServer(options: {
   const production = services.config.nodeEnv === 'production';
   const app = Fastify({ bodyLimit: BODY_LIMIT_BYTES, logger: false, forceCloseConnections: 'idle', return503OnClosing: true });
   registerHttpServerMetrics(app, options.instruments.meter);
+  // While draining, every response closes its connection, so a keep-alive socket whose
+  // request finishes during the drain does not hold the shutdown open.
+  let draining = false;
+  app.addHook('onSend', async (_request, reply) => {
+    if (draining) reply.header('connection', 'close');
+  });
   const schema = buildSchema();
-  const formatError = createFormatError(logger);
+  const pipeline = new OperationPipeline(schema, services, createFormatError(logger), options.instruments);
+
   // WebSocket upgrades on /graphql (graphql-ws); drained with Apollo through its plugin.
-  const subscriptions = createSubscriptionServer({
+  const webSocket = createWebSocketTransport({
     server: app.server,
     path: GRAPHQL_PATH,
-    schema,
-    services,
+    pipeline,
     logger,
-    formatError,
     maxPayloadBytes: BODY_LIMIT_BYTES,
-    instruments: options.instruments,
   });
   // The same subscriptions over Server-Sent Events, for clients without WebSocket.
-  const sse = registerSseRoute(app, { schema, services, logger, formatError, instruments: options.instruments });
+  const sse = registerSseRoute(app, { pipeline, logger });
 
   const apollo = new ApolloServer<GraphQLContext>({
     schema,
     logger: apolloLogger(logger),
-    formatError,
+    formatError: pipeline.formatError,
     includeStacktraceInErrorResponses: false,
     introspection: !production,
     csrfPrevention: true,
-    validationRules: queryLimitRules(services.config.graphql),
+    validationRules: [...pipeline.limitRules],
     // main.ts owns signals: Apollo's own handlers would re-raise SIGTERM after stopping
     // and the process would exit 143 instead of 0.
     stopOnTerminationSignals: false,
     plugins: [
       fastifyApolloDrainPlugin(app),
-      subscriptions.drainPlugin,
+      webSocket.drainPlugin,
       sse,
       production
         ? ApolloServerPluginLandingPageProductionDefault({ footer: false })
         : ApolloServerPluginLandingPageLocalDefault({ embed: true, footer: false }),
-      operationSpanPlugin(options.instruments.tracer),
-      costExtensionPlugin(),
-      requestLogPlugin(options.instruments.meter),
+      httpSubscriptionsPlugin({ webSocketPath: GRAPHQL_PATH, ssePath: SSE_PATH }),
+      operationPlugin(),
     ],
   });
   await apollo.start();
 
-  app.setErrorHandler(graphqlErrorHandler(logger));
+  app.setErrorHandler(graphqlErrorHandler(logger, BODY_LIMIT_BYTES));
   app.route({
     url: GRAPHQL_PATH,
     method: ['GET', 'POST', 'OPTIONS'],
     handler: fastifyApolloHandler(apollo, {
       context: async (request, reply) => {
-        // Aborted when the client goes away before its answer is written, so an upstream
-        // call nobody waits for any more can be released.
-        const controller = new AbortController();
-        reply.raw.once('close', () => {
-          if (!reply.raw.writableFinished) controller.abort(new Error('client disconnected'));
-        });
-        const ledger = new RequestLedger(services.config.deepseek.prices);
-        return {
-          services,
-          loaders: services.completions.createLoaders({ signal: controller.signal, ledger }),
+        const context = pipeline.begin({
+          transport: 'http',
           logger: logger.child({ reqId: request.id }),
-          signal: controller.signal,
-          budget: new CompletionBudget(services.config.graphql.maxCompletionsPerOperation),
-          ledger,
-        };
+          signal: responseSignal(reply.raw),
+          headers: (name) => {
+            const value = request.headers[name];
+            return Array.isArray(value) ? value[0] : value;
+          },
+        });
+        // Apollo ends the operation when its response is ready; a request it refuses before
+        // running it (a malformed body, a batch) ends here, with the status it got.
+        reply.raw.once('close', () => {
+          if (context.operation.ended) return;
+          const status = reply.statusCode;
+          const code = status >= 500 ? ErrorCode.INTERNAL_SERVER_ERROR : status >= 400 ? ErrorCode.BAD_REQUEST : undefined;
+          context.operation.end({ status, codes: code ? [code] : [] });
+        });
+        return context;
       },
     }),
   });
@@ -122,40 +130,11 @@ export async function createHttpServer(options: {
     app,
     apollo,
     // apollo.stop() runs the drain plugin, which closes Fastify and waits for requests.
-    stop: () => apollo.stop(),
+    stop: () => {
+      draining = true;
+      return apollo.stop();
+    },
   };
-}
-
-/**
- * Fastify answers body errors (malformed JSON, too large, bad content type) before Apollo
- * sees the request; answer them as GraphQL errors in JSON, never HTML or a stack trace.
- */
-function graphqlErrorHandler(logger: Logger) {
-  return (error: FastifyError, _request: unknown, reply: import('fastify').FastifyReply) => {
-    const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
-    if (status === 500) logger.error({ err: error }, 'unhandled HTTP error');
-    const message = status === 500 ? 'Internal server error' : clientMessage(error);
-    return reply
-      .code(status)
-      .type('application/json; charset=utf-8')
-      .send({
-        errors: [{ message, extensions: { code: status === 500 ? ErrorCode.INTERNAL_SERVER_ERROR : ErrorCode.BAD_REQUEST } }],
-      });
-  };
-}
-
-function clientMessage(error: FastifyError): string {
-  switch (error.code) {
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return 'The request body is not valid JSON.';
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return `The request body is larger than ${BODY_LIMIT_BYTES} bytes.`;
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return 'Unsupported content type: send application/json.';
-    default:
-      return error.message;
-  }
 }
 
 function apolloLogger(logger: Logger) {

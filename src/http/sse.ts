@@ -1,72 +1,79 @@
 import type { ApolloServerPlugin } from '@apollo/server';
-import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { GraphQLError, GraphQLSchema } from 'graphql';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ExecutionResult, GraphQLFormattedError } from 'graphql';
 import { createHandler } from 'graphql-sse/lib/use/fastify';
-import type { Instruments } from '../telemetry/instruments';
+import { ErrorCode } from '../errors';
+import type { GraphQLContext } from '../graphql/context';
+import type { OperationPipeline } from '../graphql/pipeline';
 import type { Logger } from '../telemetry/logger';
-import type { GatewayServices, GraphQLContext } from '../graphql/context';
-import { queryLimitRules } from '../graphql/limits';
-import { formatErrors, prepareSubscription, subscriptionContext, type FormatError } from '../graphql/subscription-operation';
-import { SubscriptionTelemetry } from '../graphql/subscription-telemetry';
+import { responseSignal } from './disconnect';
 
 /** GraphQL over Server-Sent Events, for clients that cannot open a WebSocket. */
 export const SSE_PATH = '/graphql/stream';
 
-const OPERATION = 'sse';
+const EVENT_STREAM = 'text/event-stream';
+
+type SseContext = GraphQLContext & Record<PropertyKey, unknown>;
 
 /**
  * Subscriptions over SSE (graphql-sse, "distinct connections" mode: one HTTP request per
- * subscription, `Accept: text/event-stream`), beside graphql-ws on `/graphql`. The same
- * checks, limits, context, error formatting and telemetry as the WebSocket transport; a
- * client that disconnects ends its subscription (and, if it was the last, the upstream
- * stream). Returns an Apollo plugin that ends open SSE responses when the server drains.
+ * subscription, `Accept: text/event-stream`), beside graphql-ws on `/graphql`, through the
+ * same operation pipeline (checks, limits, context, error formatting, telemetry). A client
+ * that disconnects ends its subscription (and, if it was the last, the upstream stream).
+ * graphql-sse's "single connection" mode (PUT reservations, then operations by token) is
+ * not served. Returns an Apollo plugin that ends open SSE responses when the server drains.
  */
-export function registerSseRoute(
-  app: FastifyInstance,
-  options: { schema: GraphQLSchema; services: GatewayServices; logger: Logger; formatError: FormatError; instruments: Instruments },
-): ApolloServerPlugin<GraphQLContext> {
-  const { schema, services, formatError } = options;
+export function registerSseRoute(app: FastifyInstance, options: { pipeline: OperationPipeline; logger: Logger }): ApolloServerPlugin<GraphQLContext> {
+  const { pipeline } = options;
   const logger = options.logger.child({ component: 'sse' });
-  const telemetry = new SubscriptionTelemetry(logger, options.instruments);
-  const limitRules = queryLimitRules(services.config.graphql);
   const open = new Set<FastifyReply>();
+  // The context of each running request, from onSubscribe to onComplete.
+  const contexts = new WeakMap<object, GraphQLContext>();
 
-  const handler = createHandler<GraphQLContext & Record<PropertyKey, unknown>>({
-    schema,
+  const handler = createHandler<SseContext>({
     onSubscribe: (req, params) => {
-      telemetry.start(req.raw, OPERATION, params.operationName);
-      const prepared = prepareSubscription(schema, limitRules, params, 'GraphQL over SSE');
-      if ('errors' in prepared) {
-        const errors = formatErrors(formatError, prepared.errors);
-        telemetry.finish(req.raw, OPERATION, errors);
-        // Request-level errors answer like Apollo over HTTP: 400 with a JSON body, no stream.
-        return [JSON.stringify({ errors }), { status: 400, statusText: 'Bad Request', headers: { 'content-type': 'application/json; charset=utf-8' } }];
-      }
+      const subscribed = pipeline.subscribe(
+        {
+          transport: 'sse',
+          logger: logger.child({ reqId: req.raw.id }),
+          signal: responseSignal(req.context.reply.raw),
+          headers: (name) => headerOf(req.raw, name),
+        },
+        params,
+      );
+      if ('refused' in subscribed) return jsonError(400, 'Bad Request', subscribed.errors);
+      contexts.set(req.raw, subscribed.context);
       // graphql-sse takes the context from here when onSubscribe returns the arguments.
-      const contextValue = subscriptionContext(
-        services,
-        logger.child({ reqId: req.raw.id }),
-        disconnectSignal(req.context.reply),
-        telemetry.traceContext(req.raw, OPERATION),
-      ) as GraphQLContext & Record<PropertyKey, unknown>;
-      return { schema, ...prepared, contextValue };
+      return subscribed.args as typeof subscribed.args & { contextValue: SseContext };
     },
     onNext: (_ctx, req, result) => {
-      if (!result.errors || result.errors.length === 0) {
-        telemetry.next(req.raw, OPERATION, undefined);
-        return undefined;
-      }
-      const errors = formatErrors(formatError, result.errors);
-      telemetry.next(req.raw, OPERATION, errors);
-      return { ...result, errors: errors as unknown as GraphQLError[] };
+      const context = contexts.get(req.raw);
+      // Incremental-delivery patches never come from this schema (no @defer/@stream).
+      if (!context || 'hasNext' in result) return undefined;
+      return pipeline.next(context, result) as ExecutionResult | undefined;
     },
-    onComplete: (_ctx, req) => telemetry.finish(req.raw, OPERATION),
+    onComplete: (_ctx, req) => {
+      const context = contexts.get(req.raw);
+      contexts.delete(req.raw);
+      if (context) pipeline.complete(context);
+    },
   });
 
   app.route({
     url: SSE_PATH,
-    method: ['GET', 'POST', 'PUT', 'DELETE'],
+    method: ['GET', 'POST'],
     handler: async (request, reply) => {
+      if (!acceptsEventStream(request)) {
+        return reply
+          .code(406)
+          .header('content-type', 'application/json; charset=utf-8')
+          .send(
+            errorBody(
+              `${SSE_PATH} streams subscriptions as Server-Sent Events: send 'Accept: ${EVENT_STREAM}' and the operation ` +
+                `(POST a JSON body { query, variables }, or GET with query parameters). Queries and mutations go to /graphql.`,
+            ),
+          );
+      }
       open.add(reply);
       reply.raw.once('close', () => open.delete(reply));
       try {
@@ -75,7 +82,7 @@ export function registerSseRoute(
         logger.error({ err: error }, 'GraphQL over SSE request failed');
         if (!reply.raw.headersSent) {
           reply.raw.writeHead(500, { 'content-type': 'application/json; charset=utf-8' });
-          reply.raw.end(JSON.stringify({ errors: [{ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] }));
+          reply.raw.end(JSON.stringify(errorBody('Internal server error', ErrorCode.INTERNAL_SERVER_ERROR)));
         } else {
           reply.raw.end();
         }
@@ -94,11 +101,23 @@ export function registerSseRoute(
   };
 }
 
-/** Aborted when the response closes before it has finished (the client went away). */
-function disconnectSignal(reply: FastifyReply): AbortSignal {
-  const controller = new AbortController();
-  reply.raw.once('close', () => {
-    if (!reply.raw.writableFinished) controller.abort(new Error('client disconnected'));
-  });
-  return controller.signal;
+function acceptsEventStream(request: FastifyRequest): boolean {
+  return (request.headers.accept ?? '').toLowerCase().includes(EVENT_STREAM);
+}
+
+function headerOf(request: { headers: Record<string, string | string[] | undefined> }, name: string): string | undefined {
+  const value = request.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function errorBody(message: string, code: string = ErrorCode.BAD_REQUEST): { errors: GraphQLFormattedError[] } {
+  return { errors: [{ message, extensions: { code } }] };
+}
+
+/** Request-level errors answer like Apollo over HTTP: a status with a JSON body, no stream. */
+function jsonError(status: number, statusText: string, errors: GraphQLFormattedError[]) {
+  return [
+    JSON.stringify({ errors }),
+    { status, statusText, headers: { 'content-type': 'application/json; charset=utf-8' } },
+  ] as [string, { status: number; statusText: string; headers: Record<string, string> }];
 }

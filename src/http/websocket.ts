@@ -1,33 +1,27 @@
 import type { Server } from 'node:http';
 import type { ApolloServerPlugin } from '@apollo/server';
-import type { GraphQLError, GraphQLFormattedError, GraphQLSchema } from 'graphql';
+import type { GraphQLFormattedError } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { Instruments } from '../telemetry/instruments';
+import type { GraphQLContext } from '../graphql/context';
+import type { OperationPipeline } from '../graphql/pipeline';
 import type { Logger } from '../telemetry/logger';
-import type { GatewayServices, GraphQLContext } from '../graphql/context';
-import { queryLimitRules } from '../graphql/limits';
-import { formatErrors, prepareSubscription, subscriptionContext, type FormatError } from '../graphql/subscription-operation';
-import { SubscriptionTelemetry } from '../graphql/subscription-telemetry';
+import { socketSignal } from './disconnect';
 
-export interface SubscriptionServerOptions {
+export interface WebSocketTransportOptions {
   /** The HTTP server Fastify listens with: WebSocket upgrades on `path` are taken from it. */
   server: Server;
   path: string;
-  /** The same executable schema Apollo serves over HTTP. */
-  schema: GraphQLSchema;
-  services: GatewayServices;
+  /** The one operation pipeline (checks, limits, context, error formatting, telemetry). */
+  pipeline: OperationPipeline;
   logger: Logger;
-  /** The formatter Apollo uses (`createFormatError`), so errors look and mask the same. */
-  formatError: FormatError;
   /** Largest incoming WebSocket message (a subscribe payload), like the HTTP body limit. */
   maxPayloadBytes: number;
   /** On shutdown, sockets that have not finished the close handshake by then are cut. Default 1000 ms. */
   closeTimeoutMs?: number;
-  instruments: Instruments;
 }
 
-export interface SubscriptionServer {
+export interface WebSocketTransport {
   /** Apollo plugin: disposes the graphql-ws server when Apollo drains (`apollo.stop()`). */
   drainPlugin: ApolloServerPlugin<GraphQLContext>;
   /** Stops taking connections and closes every socket (1001 Going away). Idempotent. */
@@ -38,53 +32,57 @@ export interface SubscriptionServer {
  * GraphQL subscriptions over WebSocket (graphql-ws, protocol `graphql-transport-ws`, which
  * Apollo Sandbox, Apollo Client's GraphQLWsLink and Apollo Router speak) on the same HTTP
  * server and path as the HTTP endpoint. Only subscription operations are served here:
- * queries and mutations go over HTTP, where Apollo's plugins and limits apply.
- *
- * Errors take the same path as over HTTP: parse, validation, operation and variable errors
- * get Apollo's request-level codes; every other error goes through `formatError`, so keys
- * and raw upstream bodies never reach a client.
+ * queries and mutations go over HTTP. Every subscription goes through the operation
+ * pipeline: parse, validation and variable errors get Apollo's request-level codes (sent
+ * as graphql-ws `error` messages, the protocol's place for them); every other error is
+ * formatted like over HTTP, so keys and raw upstream bodies never reach a client.
  */
-export function createSubscriptionServer(options: SubscriptionServerOptions): SubscriptionServer {
-  const { schema, services, formatError } = options;
-  const logger = options.logger.child({ component: 'subscriptions' });
+export function createWebSocketTransport(options: WebSocketTransportOptions): WebSocketTransport {
+  const { pipeline } = options;
+  const logger = options.logger.child({ component: 'websocket' });
   const wsServer = new WebSocketServer({ server: options.server, path: options.path, maxPayload: options.maxPayloadBytes });
   // graphql-ws handles the first server error once; a second one must not crash the process.
   wsServer.on('error', (error) => logger.error({ err: error }, 'WebSocket server error'));
 
-  const format = (errors: readonly GraphQLError[]): GraphQLFormattedError[] => formatErrors(formatError, errors);
-
-  const log = new SubscriptionTelemetry(logger, options.instruments);
-  const limitRules = queryLimitRules(services.config.graphql);
+  // The contexts of each connection's running subscriptions (operation ids are unique per
+  // connection only); gone with the socket.
+  const running = new WeakMap<WebSocket, Map<string, GraphQLContext>>();
+  const contextOf = (socket: WebSocket, id: string): GraphQLContext | undefined => running.get(socket)?.get(id);
+  const forget = (socket: WebSocket, id: string): GraphQLContext | undefined => {
+    const context = contextOf(socket, id);
+    running.get(socket)?.delete(id);
+    return context;
+  };
 
   const cleanup = useServer<Record<string, unknown> | undefined>(
     {
-      schema,
       // Never put internal error text in a close reason, in development either.
       isProd: true,
       onSubscribe: (ctx, id, payload) => {
-        log.start(ctx, id, payload.operationName);
-        const prepared = prepareSubscription(schema, limitRules, payload, 'WebSocket');
-        if ('errors' in prepared) return prepared.errors;
-        return { schema, ...prepared };
+        const subscribed = pipeline.subscribe(
+          { transport: 'websocket', logger: logger.child({ subscriptionId: id }), signal: socketSignal(ctx.extra.socket) },
+          payload,
+        );
+        // graphql-ws formats these through `onError` and sends them as the `error` message;
+        // the operation has already ended.
+        if ('refused' in subscribed) return subscribed.refused;
+        let contexts = running.get(ctx.extra.socket);
+        if (!contexts) running.set(ctx.extra.socket, (contexts = new Map()));
+        contexts.set(id, subscribed.context);
+        return subscribed.args;
       },
-      context: (ctx, id): GraphQLContext =>
-        subscriptionContext(services, logger.child({ subscriptionId: id }), connectionSignal(ctx.extra.socket), log.traceContext(ctx, id)),
-      // Called for every chunk: only results carrying errors are reshaped.
       onNext: (ctx, id, _payload, _args, result) => {
-        if (!result.errors || result.errors.length === 0) {
-          log.next(ctx, id, undefined);
-          return undefined;
-        }
-        const errors = format(result.errors);
-        log.next(ctx, id, errors);
-        return { ...result, errors };
+        const context = contextOf(ctx.extra.socket, id);
+        return context ? pipeline.next(context, result) : undefined;
       },
-      onError: (ctx, id, _payload, errors) => {
-        const formatted = format(errors);
-        log.finish(ctx, id, formatted);
-        return formatted;
+      onError: (ctx, id, _payload, errors): GraphQLFormattedError[] => {
+        const context = forget(ctx.extra.socket, id);
+        return context ? pipeline.complete(context, errors) : pipeline.format(errors);
       },
-      onComplete: (ctx, id) => log.finish(ctx, id),
+      onComplete: (ctx, id) => {
+        const context = forget(ctx.extra.socket, id);
+        if (context) pipeline.complete(context);
+      },
     },
     wsServer,
   );
@@ -117,19 +115,4 @@ export function createSubscriptionServer(options: SubscriptionServerOptions): Su
       }),
     },
   };
-}
-
-const connectionSignals = new WeakMap<WebSocket, AbortSignal>();
-
-/** One abort signal per connection, aborted when the socket closes (the `GraphQLContext.signal`). */
-function connectionSignal(socket: WebSocket): AbortSignal {
-  let signal = connectionSignals.get(socket);
-  if (!signal) {
-    const controller = new AbortController();
-    if (socket.readyState === socket.CLOSED) controller.abort(new Error('client disconnected'));
-    else socket.once('close', () => controller.abort(new Error('client disconnected')));
-    signal = controller.signal;
-    connectionSignals.set(socket, signal);
-  }
-  return signal;
 }

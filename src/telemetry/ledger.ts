@@ -1,4 +1,3 @@
-import type { Context } from '@opentelemetry/api';
 import type { PriceTable } from '../config';
 import { estimateCostUsd, type TokenUsage } from './cost';
 
@@ -26,27 +25,29 @@ export type EndWait = () => void;
 const round = (ms: number): number => Math.round(ms * 10) / 10;
 
 /**
- * The cost ledger of ONE GraphQL request, made in the context factory. The coalescer
- * records into the ledger of every waiting load (a cache hit, a joined call, a fresh call
- * and its usage); the GraphQL plugins read it once the response is ready. It also carries
- * the operation's trace context, so loads batched with other requests' loads still start
- * their upstream calls in their own trace.
+ * The cost ledger of ONE GraphQL operation, made when the operation starts
+ * (`OperationObserver.start`). The coalescer records into the ledger of every waiting load
+ * (a cache hit, a joined call, a fresh call and its usage); the operation's end reads it.
+ * `now` is the clock (injectable for tests).
  */
 export class RequestLedger {
-  /** The operation span's context (set by the operation-span plugin); undefined before that. */
-  traceContext: Context | undefined;
   private upstreamCalls = 0;
   private cacheHits = 0;
   private joinedInFlight = 0;
   private costUsd = 0;
-  private readonly startedAt = performance.now();
+  private readonly startedAt: number;
   private finished: RequestCost | undefined;
   /** Waits open now; time is added to `waitedMs` only while at least one is open. */
   private openWaits = 0;
   private waitStartedAt = 0;
   private waitedMs = 0;
 
-  constructor(private readonly prices?: PriceTable) {}
+  constructor(
+    private readonly prices?: PriceTable,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.startedAt = now();
+  }
 
   recordCacheHits(count = 1): void {
     this.cacheHits += count;
@@ -73,7 +74,7 @@ export class RequestLedger {
   /** The figures, frozen at the first call (every plugin then reports the same numbers). */
   finish(): RequestCost {
     if (this.finished) return this.finished;
-    const now = performance.now();
+    const now = this.now();
     const totalMs = now - this.startedAt;
     // A wait still open (a load abandoned by a client that went away) counts until now.
     const upstreamMs = Math.min(totalMs, this.waitedMs + (this.openWaits > 0 ? now - this.waitStartedAt : 0));
@@ -90,14 +91,14 @@ export class RequestLedger {
   }
 
   private beginWait(): EndWait {
-    if (this.openWaits === 0) this.waitStartedAt = performance.now();
+    if (this.openWaits === 0) this.waitStartedAt = this.now();
     this.openWaits += 1;
     let ended = false;
     return () => {
       if (ended) return;
       ended = true;
       this.openWaits -= 1;
-      if (this.openWaits === 0) this.waitedMs += performance.now() - this.waitStartedAt;
+      if (this.openWaits === 0) this.waitedMs += this.now() - this.waitStartedAt;
     };
   }
 }

@@ -57,6 +57,29 @@ describe('the HTTP surface', () => {
     expect(await allowed.json()).toMatchObject({ data: { upstream: { mode: 'SIMULATOR' } } });
   });
 
+  it('answers a subscription sent as a plain HTTP request with a typed 400 saying where subscriptions are served', async () => {
+    const res = await gql(gateway, 'subscription { completionStream(input: {prompt: "x", thinking: false}) { delta } }');
+    expect(res.status).toBe(400);
+    expect(res.errors).toHaveLength(1);
+    expect(res.errors![0]!.extensions!.code).toBe('BAD_REQUEST');
+    expect(res.errors![0]!.message).toMatch(/WebSocket.*\/graphql.*\/graphql\/stream/);
+    expect(gateway.simulator!.counters.total).toBe(0);
+  });
+
+  it('tells a client that POSTs to /graphql/stream without Accept: text/event-stream what the endpoint expects', async () => {
+    const res = await fetch(`${gateway.url}/graphql/stream`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: 'subscription { completionStream(input: {prompt: "x"}) { delta } }' }),
+    });
+    expect(res.status).toBe(406);
+    expect(res.headers.get('content-type')).toMatch(/application\/json/);
+    const body = (await res.json()) as { errors: Array<{ message: string; extensions: { code: string } }> };
+    expect(body.errors[0]!.extensions.code).toBe('BAD_REQUEST');
+    expect(body.errors[0]!.message).toMatch(/Accept: text\/event-stream/);
+    expect(gateway.simulator!.counters.total).toBe(0);
+  });
+
   it('masks unexpected errors and never includes a stack trace', async () => {
     const res = await gql(gateway, '{ completion(input: {prompt: "x", model: "' + 'm'.repeat(100) + '"}) { id } }');
     const text = JSON.stringify(res);

@@ -25,8 +25,8 @@ export const Query: QueryResolvers = {
 
   // Not cached: model metadata and the balance are read live. The operation's trace
   // context parents the upstream span, as it does for completions.
-  models: async (_parent, _args, { services, signal, ledger }) =>
-    (await services.deepseek.models({ signal, traceContext: ledger?.traceContext })).map((model) => ({
+  models: async (_parent, _args, { services, signal, operation }) =>
+    (await services.deepseek.models({ signal, traceContext: operation.traceContext })).map((model) => ({
       id: model.id,
       ownedBy: model.ownedBy,
       name: model.name ?? null,
@@ -38,8 +38,8 @@ export const Query: QueryResolvers = {
       defaultReasoningEffort: model.defaultReasoningEffort ?? null,
     })),
 
-  balance: async (_parent, _args, { services, signal, ledger }) =>
-    services.deepseek.balance({ signal, traceContext: ledger?.traceContext }),
+  balance: async (_parent, _args, { services, signal, operation }) =>
+    services.deepseek.balance({ signal, traceContext: operation.traceContext }),
 
   upstream: (_parent, _args, { services }) => upstreamStatus(services),
 };

@@ -13,10 +13,10 @@ export const Subscription: SubscriptionResolvers = {
   completionStream: {
     // Validation errors (BAD_USER_INPUT) throw here, before any upstream work, and reach the
     // client like a query's. Everything later arrives through the iterator.
-    subscribe: (_parent, { input }, { services, budget, traceContext }) => {
-    budget.take(1, 'input');
+    subscribe: (_parent, { input }, { services, budget, operation }) => {
+      budget.take(1, 'input');
       const { request, policy } = normaliseCompletionInput(input, services.config.deepseek.model);
-      return errorsAsEvents(services.streams.subscribe(request, policy, traceContext));
+      return errorsAsEvents(services.streams.subscribe(request, policy, operation.traceContext));
     },
     // A stream's failure is thrown from the field resolver, so graphql-js reports it as a
     // located field error (`path: ["completionStream"]`) in a `next` payload, shaped by the

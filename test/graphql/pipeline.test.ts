@@ -6,7 +6,7 @@ import { createLogger, silentLogger } from '../../src/telemetry/logger';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import { startTelemetry, type Telemetry } from '../../src/telemetry/sdk';
 
-describe('subscription telemetry', () => {
+describe('one operation pipeline: the same telemetry over every transport', () => {
   const lines: string[] = [];
   let gateway: Gateway;
 
@@ -45,6 +45,48 @@ describe('subscription telemetry', () => {
     const answer = deltas.join('');
     expect(answer.length).toBeGreaterThan(20);
     expect(everything).not.toContain(answer.slice(0, 20));
+  });
+
+  const entries = (): Array<Record<string, unknown>> => lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+
+  it('writes the same one line for a subscription over SSE, naming its transport', async () => {
+    const before = entries().length;
+    const response = await fetch(`${gateway.url}/graphql/stream`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+      body: JSON.stringify({
+        query: 'subscription OverSse($input: CompletionInput!) { completionStream(input: $input) { delta } }',
+        variables: { input: { prompt: 'sse telemetry', thinking: false } },
+      }),
+    });
+    const events = await response.text();
+    expect(events).toContain('event: complete');
+    const logged = entries().slice(before).filter((entry) => entry.msg === 'graphql subscription');
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toMatchObject({ operationName: 'OverSse', operationType: 'subscription', transport: 'sse', outcome: 'ok' });
+    expect(logged[0]!.chunks).toBe(events.split('event: next').length - 1);
+  });
+
+  it('logs a query over HTTP with the same fields, and a request Apollo refuses before running it too', async () => {
+    const before = entries().length;
+    const ok = await fetch(gateway.graphqlUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: 'query Mode { upstream { mode } }' }),
+    });
+    expect(ok.status).toBe(200);
+    // A batch (JSON array) is refused by Apollo before any plugin runs.
+    const batch = await fetch(gateway.graphqlUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify([{ query: '{ upstream { mode } }' }, { query: '{ upstream { mode } }' }]),
+    });
+    expect(batch.status).toBe(400);
+    await batch.text();
+    const logged = entries().slice(before).filter((entry) => entry.msg === 'graphql request');
+    expect(logged).toHaveLength(2);
+    expect(logged[0]).toMatchObject({ operationName: 'Mode', operationType: 'query', transport: 'http', status: 200, outcome: 'ok', upstreamCalls: 0 });
+    expect(logged[1]).toMatchObject({ transport: 'http', status: 400, outcome: 'error', errorCodes: ['BAD_REQUEST'] });
   });
 });
 
@@ -89,5 +131,23 @@ describe('subscription spans', () => {
     expect(call.spanContext().traceId).toBe(operation.spanContext().traceId);
     const sent = gateway.simulator!.requests.at(-1)!;
     expect(String(sent.headers.traceparent)).toContain(operation.spanContext().traceId);
+  });
+
+  it('continues an incoming traceparent for a subscription over SSE', async () => {
+    const traceId = 'a1b2c3d4e5f60718293a4b5c6d7e8f90';
+    const response = await fetch(`${gateway.url}/graphql/stream`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream', traceparent: `00-${traceId}-1122334455667788-01` },
+      body: JSON.stringify({
+        query: 'subscription TracedSse($input: CompletionInput!) { completionStream(input: $input) { delta } }',
+        variables: { input: { prompt: 'trace this sse stream', thinking: false } },
+      }),
+    });
+    await response.text();
+    const operation = exporter.getFinishedSpans().find((span) => span.name === 'subscription TracedSse')!;
+    expect(operation.spanContext().traceId).toBe(traceId);
+    expect(operation.parentSpanContext?.spanId).toBe('1122334455667788');
+    const sent = gateway.simulator!.requests.at(-1)!;
+    expect(String(sent.headers.traceparent)).toContain(traceId);
   });
 });

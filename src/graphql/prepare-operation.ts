@@ -1,4 +1,3 @@
-import type { Context } from '@opentelemetry/api';
 import {
   GraphQLError,
   getOperationAST,
@@ -12,14 +11,12 @@ import {
   type ValidationRule,
 } from 'graphql';
 import { ErrorCode, isErrorCode } from '../errors';
-import type { Logger } from '../telemetry/logger';
-import type { GatewayServices, GraphQLContext } from './context';
-import { CompletionBudget } from './limits';
 
 /**
- * What the streaming transports (graphql-ws over WebSocket, graphql-sse over HTTP) share:
- * checking a subscribe payload the way Apollo checks an HTTP request, the per-operation
- * context, and error formatting through the same `formatError` as Apollo.
+ * What Apollo does for an HTTP request, for the streaming transports (graphql-ws over
+ * WebSocket, graphql-sse over HTTP): checking a subscribe payload (parse, validation with
+ * the query limits, operation, variables) with Apollo's codes, and error formatting
+ * through the same `formatError` as Apollo.
  */
 
 export type FormatError = (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError;
@@ -32,7 +29,13 @@ export interface SubscribePayload {
 
 export type PreparedSubscription =
   | { errors: GraphQLError[] }
-  | { document: DocumentNode; operationName: string | undefined; variableValues: Record<string, unknown> | undefined };
+  | {
+      document: DocumentNode;
+      operationName: string | undefined;
+      variableValues: Record<string, unknown> | undefined;
+      /** The name of the operation the document resolved to (for telemetry), if it has one. */
+      resolvedName: string | undefined;
+    };
 
 /**
  * Parses, validates (with the query limits) and resolves the operation; only subscription
@@ -72,23 +75,11 @@ export function prepareSubscription(
   }
   const variables = getVariableValues(schema, operation.variableDefinitions ?? [], payload.variables ?? {}, { maxErrors: 50 });
   if (variables.errors) return { errors: variables.errors.map((error) => withCode(error, ErrorCode.BAD_USER_INPUT)) };
-  return { document, operationName: payload.operationName ?? undefined, variableValues: payload.variables ?? undefined };
-}
-
-/** The GraphQL context of one subscription. */
-export function subscriptionContext(
-  services: GatewayServices,
-  logger: Logger,
-  signal: AbortSignal,
-  traceContext: Context | undefined,
-): GraphQLContext {
   return {
-    services,
-    loaders: services.completions.createLoaders({ signal }),
-    logger,
-    signal,
-    budget: new CompletionBudget(services.config.graphql.maxCompletionsPerOperation),
-    traceContext,
+    document,
+    operationName: payload.operationName ?? undefined,
+    variableValues: payload.variables ?? undefined,
+    resolvedName: operation.name?.value,
   };
 }
 

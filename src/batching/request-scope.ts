@@ -1,0 +1,93 @@
+import type { Context } from '@opentelemetry/api';
+import type { CompletionRequest, CompletionResult } from '../deepseek/types';
+import type { EndWait, RequestLedger } from '../telemetry/ledger';
+import type { CachePolicy, CompletionView } from './types';
+
+/** What an operation hands the coalescer with its loads. */
+export interface OperationScope {
+  /** Aborted when the operation's client goes away. */
+  readonly signal?: AbortSignal;
+  /** Where the operation's cost is recorded. */
+  readonly ledger?: RequestLedger;
+  /** The operation span's context: parent of the upstream calls its loads start. */
+  readonly traceContext?: Context;
+}
+
+/** One upstream call, shared by every waiter for the same completion id in this process. */
+export interface Flight {
+  readonly id: string;
+  readonly controller: AbortController;
+  readonly call: Promise<CompletionResult>;
+  /** Settles as soon as the call does: each waiter is answered as its own call ends. */
+  readonly done: Promise<CompletionResult>;
+  /** Waiters that may still read the answer; the call is aborted when this drops to 0. */
+  waiters: number;
+  /** Whether any waiter's policy keeps the answer (USE or REFRESH; BYPASS does not). */
+  store: boolean;
+  /** The call has ended and its waiters have their outcome. */
+  answered: boolean;
+}
+
+/** One load waiting for its answer: a slot of some per-request loader's batch. */
+export interface Waiter {
+  readonly id: string;
+  readonly request: CompletionRequest;
+  readonly policy: CachePolicy;
+  readonly scope: RequestScope;
+  /** Set once the slot has its answer, error or abort; later outcomes are ignored. */
+  settled: boolean;
+  flight: Flight | undefined;
+  /** Ends this load's wait on an upstream call in its ledger. */
+  endWait: EndWait | undefined;
+  resolve(view: CompletionView): void;
+  reject(error: Error): void;
+}
+
+/**
+ * The waiting loads of ONE operation. A single abort listener serves them all (Node warns
+ * beyond 10 listeners on one signal, and a list field can hold hundreds of loads); it is
+ * attached while at least one load waits and removed when none does, so even a
+ * long-lived signal gathers no listeners.
+ */
+export class RequestScope {
+  private readonly waiting = new Set<Waiter>();
+  private readonly onAbort = (): void => {
+    for (const waiter of [...this.waiting]) this.abandon(waiter);
+  };
+
+  constructor(
+    readonly operation: OperationScope,
+    private readonly enqueue: (request: CompletionRequest, policy: CachePolicy, scope: RequestScope) => Promise<CompletionView>,
+    private readonly abandon: (waiter: Waiter) => void,
+  ) {}
+
+  get signal(): AbortSignal | undefined {
+    return this.operation.signal;
+  }
+
+  get ledger(): RequestLedger | undefined {
+    return this.operation.ledger;
+  }
+
+  get traceContext(): Context | undefined {
+    return this.operation.traceContext;
+  }
+
+  load(request: CompletionRequest, policy: CachePolicy): Promise<CompletionView> {
+    return this.enqueue(request, policy, this);
+  }
+
+  /** A load of this operation is waiting: listen for the operation's abort. */
+  hold(waiter: Waiter): void {
+    if (!this.signal) return;
+    if (this.waiting.size === 0) this.signal.addEventListener('abort', this.onAbort, { once: true });
+    this.waiting.add(waiter);
+  }
+
+  /** A load has its outcome; the last one out removes the abort listener. */
+  release(waiter: Waiter): void {
+    if (this.waiting.delete(waiter) && this.waiting.size === 0) {
+      this.signal?.removeEventListener('abort', this.onAbort);
+    }
+  }
+}

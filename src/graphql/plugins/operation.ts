@@ -1,0 +1,32 @@
+import type { ApolloServerPlugin } from '@apollo/server';
+import type { GraphQLContext } from '../context';
+import { responseErrorCodes } from './error-codes';
+
+/**
+ * Apollo's side of the operation pipeline (src/graphql/pipeline.ts) for HTTP operations:
+ * tells the operation what its document resolved to, and ends it when the response is
+ * ready, which ends its span, records the `graphql.server.*` metrics and writes its one
+ * log line. The response gets what the operation cost as `extensions.cost` = { upstreamCalls,
+ * cacheHits, joinedInFlight, upstreamMs, overheadMs, totalMs, estimatedCostUsd }, so a
+ * developer sees in Sandbox whether a query hit the cache, joined another caller's call or
+ * waited on DeepSeek.
+ */
+export function operationPlugin(): ApolloServerPlugin<GraphQLContext> {
+  return {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ operation, operationName, contextValue }) {
+          if (operation) contextValue.operation.resolved(operation.operation, operationName ?? undefined);
+        },
+        async willSendResponse({ response, contextValue }) {
+          contextValue.operation.result(responseErrorCodes(response));
+          const cost = contextValue.operation.end({ status: response.http.status ?? 200 });
+          if (response.body.kind === 'single') {
+            const result = response.body.singleResult;
+            result.extensions = { ...result.extensions, cost };
+          }
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,164 @@
+import {
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  isSpanContextValid,
+  propagation,
+  trace,
+  type Context,
+  type Span,
+  type TextMapGetter,
+  type Tracer,
+} from '@opentelemetry/api';
+import type { PriceTable } from '../config';
+import type { Instruments } from './instruments';
+import { RequestLedger, type RequestCost } from './ledger';
+import type { Logger } from './logger';
+import { graphqlMetrics, type GraphQLMetrics } from './metrics';
+
+/** Where an operation came in. */
+export type OperationTransport = 'http' | 'websocket' | 'sse';
+
+/** Reads one request header by lower-case name (whatever the transport keeps them in). */
+export type HeaderReader = (name: string) => string | undefined;
+
+const headerGetter: TextMapGetter<HeaderReader> = {
+  keys: () => [],
+  get: (read, key) => read(key.toLowerCase()),
+};
+
+type Level = 'info' | 'warn' | 'error';
+
+/** Masked bugs are errors; DeepSeek or capacity trouble is a warning; the rest is traffic. */
+export function levelOf(codes: readonly string[]): Level {
+  if (codes.includes('INTERNAL_SERVER_ERROR')) return 'error';
+  if (codes.some((code) => code.startsWith('UPSTREAM_') || code === 'OVERLOADED')) return 'warn';
+  return 'info';
+}
+
+export interface OperationStart {
+  transport: OperationTransport;
+  /** Request headers, for an incoming W3C `traceparent`; none for WebSocket messages. */
+  headers?: HeaderReader;
+  /** The operation's logger (already carries the request or subscription id). */
+  logger: Logger;
+}
+
+/**
+ * The ONE telemetry observer of GraphQL operations, whatever their transport (HTTP,
+ * WebSocket, SSE): every operation is started here, told what it resolved to, told of each
+ * result it sent, and ended; the span, the `graphql.server.*` metrics and the one log line
+ * per operation come from here only. One instance per process (built by the HTTP edge).
+ */
+export class OperationObserver {
+  readonly #tracer: Tracer;
+  readonly #metrics: GraphQLMetrics;
+  readonly #prices: PriceTable | undefined;
+
+  constructor(instruments: Instruments, prices?: PriceTable) {
+    this.#tracer = instruments.tracer;
+    this.#metrics = graphqlMetrics(instruments.meter);
+    this.#prices = prices;
+  }
+
+  /** Starts an operation: its span (child of an incoming `traceparent`) and its cost ledger. */
+  start(init: OperationStart): ObservedOperation {
+    const parent = init.headers ? propagation.extract(ROOT_CONTEXT, init.headers, headerGetter) : ROOT_CONTEXT;
+    const span = this.#tracer.startSpan('GraphQL Operation', { kind: SpanKind.SERVER }, parent);
+    return new ObservedOperation(init.transport, span, trace.setSpan(parent, span), new RequestLedger(this.#prices), init.logger, this.#metrics);
+  }
+}
+
+/** How an operation ended, as its transport saw it. */
+export interface OperationEnd {
+  /** HTTP status of the response (HTTP and the SSE request); absent for WebSocket. */
+  status?: number;
+  /** Codes of errors reported at the end that `result` has not seen (e.g. a graphql-ws `error` message). */
+  codes?: readonly string[];
+}
+
+/**
+ * One operation as telemetry sees it. It is also the operation's ONE carrier of trace
+ * context (`traceContext`: the operation span, parent of every span the operation causes)
+ * and its cost ledger. `end` is idempotent: the first call wins.
+ */
+export class ObservedOperation {
+  readonly startedAt = performance.now();
+  type: string | undefined;
+  name: string | undefined;
+  /** Results sent (subscription payloads; 1 for a query or mutation). */
+  results = 0;
+  readonly #codes: string[] = [];
+  #ended = false;
+
+  constructor(
+    readonly transport: OperationTransport,
+    private readonly span: Span,
+    /** The operation span's context: parent of the batch, cache, stream and upstream spans. */
+    readonly traceContext: Context,
+    readonly ledger: RequestLedger,
+    readonly logger: Logger,
+    private readonly metrics: GraphQLMetrics,
+  ) {}
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** The document resolved to an operation: names the span, the metrics and the log line. */
+  resolved(type: string, name: string | undefined): void {
+    this.type = type;
+    this.name = name || undefined;
+    this.span.setAttribute('graphql.operation.type', type);
+    if (this.name) this.span.setAttribute('graphql.operation.name', this.name);
+    this.span.updateName(this.name ? `${type} ${this.name}` : type);
+  }
+
+  /** One result went out (a response, or one subscription payload) with these error codes. */
+  result(codes: readonly string[]): void {
+    this.results += 1;
+    this.#codes.push(...codes);
+  }
+
+  /** The operation is over: ends the span, records the metrics, writes the one log line. */
+  end(outcome: OperationEnd = {}): RequestCost {
+    const cost = this.ledger.finish();
+    if (this.#ended) return cost;
+    this.#ended = true;
+    this.#codes.push(...(outcome.codes ?? []));
+    const codes = this.#codes;
+    const distinct = [...new Set(codes)];
+    if (distinct.length > 0) {
+      this.span.setAttribute('graphql.error.codes', distinct);
+      this.span.setStatus({ code: SpanStatusCode.ERROR, message: distinct.join(',') });
+    }
+    if (outcome.status !== undefined) this.span.setAttribute('http.response.status_code', outcome.status);
+    // Streaming transports serve subscriptions only; their results are the chunks sent.
+    const subscription = this.transport !== 'http';
+    if (subscription) this.span.setAttribute('graphql.subscription.chunks', this.results);
+    this.span.end();
+
+    this.metrics.operation({ type: this.type, name: this.name, seconds: cost.totalMs / 1000, errorCodes: codes });
+    const spanContext = this.span.spanContext();
+    this.logger[levelOf(codes)](
+      {
+        operationName: this.name ?? null,
+        operationType: this.type ?? null,
+        transport: this.transport,
+        ...(outcome.status !== undefined ? { status: outcome.status } : {}),
+        outcome: codes.length === 0 ? 'ok' : 'error',
+        ...(codes.length > 0 ? { errorCodes: distinct, errorCount: codes.length } : {}),
+        ...(subscription ? { chunks: this.results } : {}),
+        durationMs: cost.totalMs,
+        upstreamCalls: cost.upstreamCalls,
+        cacheHits: cost.cacheHits,
+        joinedInFlight: cost.joinedInFlight,
+        upstreamMs: cost.upstreamMs,
+        estimatedCostUsd: cost.estimatedCostUsd,
+        ...(isSpanContextValid(spanContext) ? { traceId: spanContext.traceId } : {}),
+      },
+      subscription ? 'graphql subscription' : 'graphql request',
+    );
+    return cost;
+  }
+}
