@@ -6,7 +6,7 @@ import type { Config } from './config';
 import { createDeepSeekClient } from './deepseek';
 import type { GatewayServices } from './graphql/context';
 import { createHttpServer, GRAPHQL_PATH } from './http/server';
-import { startSimulator, type Simulator } from './simulator';
+import type { Simulator } from './simulator';
 import type { Logger } from './telemetry/logger';
 import { noopInstruments } from './telemetry/instruments';
 import { observeGateway } from './telemetry/observed';
@@ -45,6 +45,11 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     // A throwaway key: the simulator checks auth like DeepSeek does, so the real code path
     // (Bearer header, 401 handling) runs in development too.
     const key = `sk-sim-${randomBytes(16).toString('hex')}`;
+    // Loaded only here, so the production code path (a real key) never loads the simulator.
+    // `require`, not `import()`: in this CommonJS build `import()` stays a native ES import,
+    // which needs file extensions and which jest's CommonJS runtime cannot load.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { startSimulator } = require('./simulator') as typeof import('./simulator');
     simulator = await startSimulator({
       host: '127.0.0.1',
       port: 0,
