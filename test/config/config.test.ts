@@ -46,6 +46,13 @@ describe('loadConfig', () => {
     expect(message).toMatch(/BATCH_WINDOW_MS: expected milliseconds/);
   });
 
+  it.each([
+    [{ DEEPSEEK_TIMEOUT_MS: '-5' }, /DEEPSEEK_TIMEOUT_MS: expected milliseconds/],
+    [{ REDIS_URL: 'localhost:6379' }, /REDIS_URL: expected a redis:\/\/ or rediss:\/\/ URL/],
+  ])('refuses %p and names the variable', (env, message) => {
+    expect(problemsOf(env)).toMatch(message);
+  });
+
   it('refuses production without a key', () => {
     expect(problemsOf({ NODE_ENV: 'production' })).toMatch(/DEEPSEEK_API_KEY: required when NODE_ENV=production/);
   });
