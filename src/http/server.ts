@@ -1,8 +1,4 @@
 import { ApolloServer } from '@apollo/server';
-import {
-  ApolloServerPluginLandingPageLocalDefault,
-  ApolloServerPluginLandingPageProductionDefault,
-} from '@apollo/server/plugin/landingPage/default';
 import { fastifyApolloDrainPlugin, fastifyApolloHandler } from '@as-integrations/fastify';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { ErrorCode } from '../errors';
@@ -16,7 +12,9 @@ import type { Instruments } from '../telemetry/instruments';
 import type { Logger } from '../telemetry/logger';
 import { responseSignal } from './disconnect';
 import { graphqlErrorHandler } from './error-handler';
+import { GRAPHIQL_PATH, registerGraphiQL } from './graphiql';
 import { registerHealthRoutes, type Readiness } from './health';
+import { landingPage } from './landing-page';
 import { registerHttpServerMetrics, registerMetricsRoute } from './metrics-route';
 import { registerSseRoute, SSE_PATH } from './sse';
 import { createWebSocketTransport } from './websocket';
@@ -70,6 +68,8 @@ export async function createHttpServer(options: {
   });
   // The same subscriptions over Server-Sent Events, for clients without WebSocket.
   const sse = registerSseRoute(app, { pipeline, logger });
+  // Outside production, an explorer that works offline (Sandbox needs Apollo's CDN).
+  const explorer = production ? undefined : registerExplorer(app, logger);
 
   const apollo = new ApolloServer<GraphQLContext>({
     schema,
@@ -86,9 +86,7 @@ export async function createHttpServer(options: {
       fastifyApolloDrainPlugin(app),
       webSocket.drainPlugin,
       sse,
-      production
-        ? ApolloServerPluginLandingPageProductionDefault({ footer: false })
-        : ApolloServerPluginLandingPageLocalDefault({ embed: true, footer: false }),
+      landingPage({ production, explorerPath: explorer }),
       httpSubscriptionsPlugin({ webSocketPath: GRAPHQL_PATH, ssePath: SSE_PATH }),
       operationPlugin(),
     ],
@@ -135,6 +133,21 @@ export async function createHttpServer(options: {
       return apollo.stop();
     },
   };
+}
+
+/**
+ * GraphiQL at /graphiql from its npm packages (development dependencies: the production
+ * image has none of them). Returns its path, or undefined when the packages are not
+ * installed (a production-only install run outside production), which is logged.
+ */
+function registerExplorer(app: FastifyInstance, logger: Logger): string | undefined {
+  try {
+    registerGraphiQL(app, { path: GRAPHIQL_PATH, endpoint: GRAPHQL_PATH });
+    return GRAPHIQL_PATH;
+  } catch (error) {
+    logger.warn({ err: error }, 'GraphiQL is not served: its packages are not installed (npm ci installs them)');
+    return undefined;
+  }
 }
 
 function apolloLogger(logger: Logger) {

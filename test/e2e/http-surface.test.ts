@@ -17,6 +17,22 @@ describe('the HTTP surface', () => {
     expect(res.headers.get('content-type')).toMatch(/text\/html/);
     const html = await res.text();
     expect(html).toMatch(/sandbox/i);
+    // Where Sandbox says it cannot load (offline), it links to the explorer served here.
+    expect(html).toMatch(/cannot be loaded[\s\S]*<a href="\/graphiql">/);
+  });
+
+  it('serves GraphiQL at /graphiql outside production, every asset from this origin', async () => {
+    const res = await fetch(`${gateway.url}/graphiql`);
+    expect(res.status).toBe(200);
+    const html = await res.text();
+    const urls = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((match) => match[1]!);
+    expect(urls.filter((url) => /^[a-z]+:\/\//i.test(url))).toEqual([]);
+    const assets = urls.filter((url) => !url.startsWith('data:'));
+    expect(assets.length).toBeGreaterThan(0);
+    for (const asset of assets) {
+      expect(asset.startsWith('/graphiql/')).toBe(true);
+      expect((await fetch(`${gateway.url}${asset}`)).status).toBe(200);
+    }
   });
 
   it('sends GET / to the landing page', async () => {
