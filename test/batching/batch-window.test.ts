@@ -1,7 +1,5 @@
 import { BatchWindow } from '../../src/batching/batch-window';
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 function recorder(windowMs: number, maxSize: number) {
   const batches: number[][] = [];
   const window = new BatchWindow<number>({ windowMs, maxSize, run: (batch) => batches.push(batch) });
@@ -23,34 +21,43 @@ describe('BatchWindow', () => {
     expect(batches).toEqual([[1, 2], [3]]);
   });
 
-  it('with a window, closes windowMs after the first item', async () => {
-    const { batches, window } = recorder(30, 100);
+  describe('with a window (fake timers)', () => {
+    beforeEach(() => jest.useFakeTimers());
+    afterEach(() => jest.useRealTimers());
 
-    window.add(1);
-    await sleep(10);
-    window.add(2);
-    await sleep(5);
-    expect(batches).toEqual([]);
-    await sleep(40);
-    window.add(3);
-    await sleep(40);
+    it('closes windowMs after the first item', () => {
+      const { batches, window } = recorder(30, 100);
 
-    expect(batches).toEqual([[1, 2], [3]]);
-  });
+      window.add(1);
+      jest.advanceTimersByTime(10);
+      window.add(2);
+      jest.advanceTimersByTime(19);
+      expect(batches).toEqual([]);
+      jest.advanceTimersByTime(1);
+      expect(batches).toEqual([[1, 2]]);
+      window.add(3);
+      jest.advanceTimersByTime(30);
 
-  it('closes a batch at once when it reaches maxSize, and starts a new window after it', async () => {
-    const { batches, window } = recorder(30, 2);
+      expect(batches).toEqual([[1, 2], [3]]);
+    });
 
-    window.add(1);
-    window.add(2);
-    expect(batches).toEqual([[1, 2]]);
-    window.add(3);
-    await sleep(10);
-    window.add(4);
-    window.add(5);
-    await sleep(40);
+    it('closes a batch at once when it reaches maxSize, and starts a new window after it', () => {
+      const { batches, window } = recorder(30, 2);
 
-    expect(batches).toEqual([[1, 2], [3, 4], [5]]);
+      window.add(1);
+      window.add(2);
+      expect(batches).toEqual([[1, 2]]);
+      window.add(3);
+      jest.advanceTimersByTime(10);
+      window.add(4);
+      window.add(5);
+      expect(batches).toEqual([[1, 2], [3, 4]]);
+      jest.advanceTimersByTime(29);
+      expect(batches).toEqual([[1, 2], [3, 4]]);
+      jest.advanceTimersByTime(1);
+
+      expect(batches).toEqual([[1, 2], [3, 4], [5]]);
+    });
   });
 
   it('does not let the schedule of a batch closed early cut the next one short', async () => {

@@ -1,24 +1,31 @@
 import { DEFAULT_PRICES } from '../../src/config';
 import { RequestLedger } from '../../src/telemetry/ledger';
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** A clock the test moves by hand. */
+function manualClock(): { now: () => number; advance(ms: number): void } {
+  let at = 1000;
+  return { now: () => at, advance: (ms) => void (at += ms) };
+}
 
 describe('RequestLedger', () => {
-  it('counts overlapping upstream waits once (wall time), not per call', async () => {
-    const ledger = new RequestLedger();
+  it('counts overlapping upstream waits once (wall time), not per call', () => {
+    const clock = manualClock();
+    const ledger = new RequestLedger(undefined, clock.now);
     const first = ledger.recordUpstreamCall();
+    clock.advance(10);
     const second = ledger.recordJoined();
-    await sleep(60);
+    clock.advance(50);
     first();
+    clock.advance(5);
     second();
     second(); // idempotent
-    await sleep(40);
+    clock.advance(40);
     const cost = ledger.finish();
     expect(cost).toMatchObject({ upstreamCalls: 1, joinedInFlight: 1, cacheHits: 0 });
-    expect(cost.upstreamMs).toBeGreaterThanOrEqual(55);
-    expect(cost.upstreamMs).toBeLessThan(95);
-    expect(cost.totalMs).toBeGreaterThanOrEqual(cost.upstreamMs + 35);
-    expect(cost.overheadMs).toBeCloseTo(cost.totalMs - cost.upstreamMs, 0);
+    // One wait from 0 to 65 ms, however many loads waited inside it.
+    expect(cost.upstreamMs).toBe(65);
+    expect(cost.totalMs).toBe(105);
+    expect(cost.overheadMs).toBe(40);
   });
 
   it('freezes its figures at the first finish and estimates the cost of the calls it started', () => {
@@ -32,12 +39,14 @@ describe('RequestLedger', () => {
     expect(first.estimatedCostUsd).toBeGreaterThan(0);
   });
 
-  it('counts a wait still open at the end until the end', async () => {
-    const ledger = new RequestLedger();
+  it('counts a wait still open at the end until the end', () => {
+    const clock = manualClock();
+    const ledger = new RequestLedger(undefined, clock.now);
+    clock.advance(5);
     ledger.recordUpstreamCall();
-    await sleep(30);
+    clock.advance(30);
     const cost = ledger.finish();
-    expect(cost.upstreamMs).toBeGreaterThanOrEqual(25);
-    expect(cost.upstreamMs).toBeLessThanOrEqual(cost.totalMs);
+    expect(cost.upstreamMs).toBe(30);
+    expect(cost.totalMs).toBe(35);
   });
 });
