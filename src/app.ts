@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { CompletionService } from './batching/completion-service';
 import { StreamHub } from './streaming/stream-hub';
+import { AccountInfoCache } from './cache/account-info';
 import { createCompletionCache } from './cache/completion-cache';
 import type { Config } from './config';
 import { createDeepSeekClient } from './deepseek';
@@ -77,7 +78,8 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
   });
   // Process-wide fan-out of streamed completions (subscriptions); per subscriber only a cursor.
   const streams = new StreamHub({ cache, upstream: deepseek, logger: logger.child({ component: 'stream-hub' }), instruments });
-  const services: GatewayServices = { config, deepseek, completions, cache, streams };
+  const accountInfo = new AccountInfoCache({ upstream: deepseek, ttlMs: config.deepseek.accountInfoTtlMs });
+  const services: GatewayServices = { config, deepseek, completions, cache, streams, accountInfo };
   // Gauges and counters read from the layers' own figures at each scrape.
   const stopObserving = observeGateway({
     transport: () => deepseek.status(),

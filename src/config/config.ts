@@ -38,6 +38,8 @@ export interface Config {
     streamMaxMs: number;
     /** A key taken out of rotation (401/402) is tried again after this long; 0 = never. */
     keyRetryMs: number;
+    /** How long `models` and `balance` answers are kept (0 = read live every time). */
+    accountInfoTtlMs: number;
     /** USD per 1M tokens by model, for the estimated-cost figures (`DEEPSEEK_PRICES` over the defaults). */
     prices: PriceTable;
   };
@@ -49,13 +51,22 @@ export interface Config {
     namespace: string;
   };
   batching: { windowMs: number; maxSize: number };
+  /** Limits every operation is held to before it runs (src/graphql/limits). */
   graphql: {
     /** Completions one operation may ask for (fields plus `completions` list items). */
     maxCompletionsPerOperation: number;
     /** Deepest selection accepted (introspection excepted). */
     maxDepth: number;
-    /** Most aliases in one operation. */
+    /** Most aliases in one operation (`__typename` included). */
     maxAliases: number;
+    /** Lexical tokens per document. */
+    maxTokens: number;
+    /** Field selections per operation, fragments expanded (introspection excepted). */
+    maxFields: number;
+    /** Characters of an operation name. */
+    maxOperationNameLength: number;
+    /** Items of any list argument or variable (`messages`, `_entities` representations…). */
+    maxListItems: number;
   };
   /** The built-in simulator: in-process when `deepseek.mode` is `simulator`, or standalone on `port`. */
   simulator: { port: number; latencyMs: number; tokenDelayMs: number };
@@ -179,6 +190,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       maxQueue: raw.DEEPSEEK_MAX_QUEUE,
       streamMaxMs: raw.DEEPSEEK_STREAM_MAX_MS,
       keyRetryMs: raw.DEEPSEEK_KEY_RETRY_MS,
+      accountInfoTtlMs: raw.DEEPSEEK_ACCOUNT_INFO_TTL_MS,
       prices: prices.prices,
     },
     cache: {
@@ -193,6 +205,10 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       maxCompletionsPerOperation: raw.MAX_COMPLETIONS_PER_OPERATION,
       maxDepth: raw.GRAPHQL_MAX_DEPTH,
       maxAliases: raw.GRAPHQL_MAX_ALIASES,
+      maxTokens: raw.GRAPHQL_MAX_TOKENS,
+      maxFields: raw.GRAPHQL_MAX_FIELDS,
+      maxOperationNameLength: raw.GRAPHQL_MAX_OPERATION_NAME_LENGTH,
+      maxListItems: raw.GRAPHQL_MAX_LIST_ITEMS,
     },
     simulator: { port: raw.SIMULATOR_PORT, latencyMs: raw.SIMULATOR_LATENCY_MS, tokenDelayMs: raw.SIMULATOR_TOKEN_DELAY_MS },
     telemetry: telemetryConfig(raw),

@@ -66,6 +66,7 @@ export const envSchema = z.object({
   DEEPSEEK_MAX_QUEUE: int(0, 100_000, 'an integer from 0 to 100000').default(1000),
   DEEPSEEK_KEY_RETRY_MS: int(0, 86_400_000, 'milliseconds from 0 (never) to 86400000').default(300_000),
   DEEPSEEK_STREAM_MAX_MS: int(1000, 3_600_000, 'milliseconds from 1000 to 3600000').default(600_000),
+  DEEPSEEK_ACCOUNT_INFO_TTL_MS: int(0, 3_600_000, 'milliseconds from 0 (no caching) to 3600000').default(30_000),
 
   CACHE_MAX_ENTRIES: int(1, 10_000_000, 'an integer from 1 to 10000000').default(10_000),
   CACHE_TTL_SECONDS: int(1, 31_536_000, 'seconds from 1 to 31536000').default(86_400),
@@ -84,6 +85,10 @@ export const envSchema = z.object({
   MAX_COMPLETIONS_PER_OPERATION: int(1, 10_000, 'an integer from 1 to 10000').default(100),
   GRAPHQL_MAX_DEPTH: int(2, 100, 'an integer from 2 to 100').default(8),
   GRAPHQL_MAX_ALIASES: int(0, 1000, 'an integer from 0 to 1000').default(20),
+  GRAPHQL_MAX_TOKENS: int(50, 100_000, 'an integer from 50 to 100000').default(2000),
+  GRAPHQL_MAX_FIELDS: int(10, 100_000, 'an integer from 10 to 100000').default(500),
+  GRAPHQL_MAX_OPERATION_NAME_LENGTH: int(8, 1024, 'an integer from 8 to 1024').default(128),
+  GRAPHQL_MAX_LIST_ITEMS: int(16, 100_000, 'an integer from 16 to 100000').default(1000),
 
   BATCH_WINDOW_MS: int(0, 1000, 'milliseconds from 0 to 1000').default(0),
   BATCH_MAX_SIZE: int(1, 10_000, 'an integer from 1 to 10000').default(100),

@@ -16,6 +16,11 @@ export const ErrorCode = {
   UPSTREAM_TIMEOUT: 'UPSTREAM_TIMEOUT',
   OVERLOADED: 'OVERLOADED',
   INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
+  /**
+   * The client went away before its answer was complete (nginx's 499). No client ever
+   * reads it; it names that outcome in logs and metrics instead of an internal error.
+   */
+  CLIENT_CLOSED_REQUEST: 'CLIENT_CLOSED_REQUEST',
   // Apollo Server's own request-level codes, kept as Apollo clients know them.
   GRAPHQL_PARSE_FAILED: 'GRAPHQL_PARSE_FAILED',
   GRAPHQL_VALIDATION_FAILED: 'GRAPHQL_VALIDATION_FAILED',

@@ -21,8 +21,8 @@ export class GatewayError extends Error {
 
 /** The client sent something this service will not forward; `field` names the input path. */
 export class BadUserInputError extends GatewayError {
-  constructor(message: string, field: string) {
-    super(ErrorCode.BAD_USER_INPUT, message, { field });
+  constructor(message: string, field: string, extensions: SafeExtensions = {}) {
+    super(ErrorCode.BAD_USER_INPUT, message, { field, ...extensions });
   }
 }
 

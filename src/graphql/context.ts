@@ -1,5 +1,6 @@
 import type { Config } from '../config';
 import type { CompletionService, RequestLoaders } from '../batching/completion-service';
+import type { AccountInfoCache } from '../cache/account-info';
 import type { CompletionCache } from '../cache/completion-cache';
 import type { DeepSeekApi } from '../deepseek/types';
 import type { StreamHub } from '../streaming/stream-hub';
@@ -16,6 +17,8 @@ export interface GatewayServices {
   cache: CompletionCache;
   /** Fan-out of streamed completions (`Subscription.completionStream`). */
   streams: StreamHub;
+  /** The account's models and balance, kept briefly. */
+  accountInfo: AccountInfoCache;
 }
 
 /**

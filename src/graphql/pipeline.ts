@@ -1,17 +1,18 @@
-import type {
-  ExecutionArgs,
-  ExecutionResult,
-  FormattedExecutionResult,
+import {
   GraphQLError,
-  GraphQLFormattedError,
-  GraphQLSchema,
-  ValidationRule,
+  type ExecutionArgs,
+  type ExecutionResult,
+  type FormattedExecutionResult,
+  type GraphQLFormattedError,
+  type GraphQLSchema,
+  type ParseOptions,
+  type ValidationRule,
 } from 'graphql';
 import type { Instruments } from '../telemetry/instruments';
 import type { Logger } from '../telemetry/logger';
 import { OperationObserver, type HeaderReader, type OperationTransport } from '../telemetry/operation-observer';
 import type { GatewayServices, GraphQLContext } from './context';
-import { CompletionBudget, queryLimitRules } from './limits';
+import { CompletionBudget, checkRawOperation, parseOptions, queryLimitRules, queryLimits, type QueryLimits, type RawOperation } from './limits';
 import { formatErrors, prepareSubscription, type FormatError, type SubscribePayload } from './prepare-operation';
 
 /** How one transport hands an operation to the pipeline. */
@@ -23,6 +24,8 @@ export interface OperationInit {
   signal: AbortSignal;
   /** Request headers (W3C `traceparent`); WebSocket messages have none. */
   headers?: HeaderReader;
+  /** The operation as received (name, variables), checked before anything is parsed. */
+  raw?: RawOperation;
 }
 
 /** A checked subscribe payload, ready for graphql-js, with its operation's context. */
@@ -56,7 +59,9 @@ const TRANSPORT_NAMES: Record<OperationTransport, string> = {
  * the same validation with the same limits, the same error formatting, the same telemetry.
  */
 export class OperationPipeline {
+  readonly limits: QueryLimits;
   readonly limitRules: readonly ValidationRule[];
+  readonly parseOptions: ParseOptions;
   readonly #observer: OperationObserver;
 
   constructor(
@@ -65,14 +70,25 @@ export class OperationPipeline {
     readonly formatError: FormatError,
     instruments: Instruments,
   ) {
-    this.limitRules = queryLimitRules(services.config.graphql);
+    this.limits = queryLimits(services.config.graphql);
+    this.limitRules = queryLimitRules(this.limits);
+    this.parseOptions = parseOptions(this.limits);
     this.#observer = new OperationObserver(instruments, services.config.deepseek.prices);
   }
 
-  /** Starts one operation and builds its context. */
+  /**
+   * Starts one operation and builds its context. An operation over a limit that can be
+   * checked before parsing (`checkRawOperation`) is ended at once and the refusal thrown
+   * (a GraphQLError with its code and HTTP status, which Apollo sends as is).
+   */
   begin(init: OperationInit): GraphQLContext {
     const { services } = this;
     const operation = this.#observer.start({ transport: init.transport, headers: init.headers, logger: init.logger });
+    const refusal = init.raw && checkRawOperation(init.raw, this.limits);
+    if (refusal) {
+      operation.end({ status: 400, codes: [String(refusal.extensions.code)] });
+      throw refusal;
+    }
     return {
       services,
       operation,
@@ -93,8 +109,15 @@ export class OperationPipeline {
    * its errors come back as they are (`refused`, graphql-ws sends those) and formatted.
    */
   subscribe(init: OperationInit, payload: SubscribePayload): Subscribed | Refused {
-    const context = this.begin(init);
-    const prepared = prepareSubscription(this.schema, this.limitRules, payload, TRANSPORT_NAMES[init.transport]);
+    let context: GraphQLContext;
+    try {
+      context = this.begin({ ...init, raw: payload });
+    } catch (error) {
+      if (!(error instanceof GraphQLError)) throw error;
+      return { refused: [error], errors: this.format([error]) };
+    }
+    const limits = { rules: this.limitRules, parse: this.parseOptions };
+    const prepared = prepareSubscription(this.schema, limits, payload, TRANSPORT_NAMES[init.transport]);
     if ('errors' in prepared) {
       const errors = this.format(prepared.errors);
       context.operation.end({ codes: codesOf(errors) });

@@ -8,6 +8,7 @@ import {
   type DocumentNode,
   type GraphQLFormattedError,
   type GraphQLSchema,
+  type ParseOptions,
   type ValidationRule,
 } from 'graphql';
 import { ErrorCode, isErrorCode } from '../errors';
@@ -44,18 +45,18 @@ export type PreparedSubscription =
  */
 export function prepareSubscription(
   schema: GraphQLSchema,
-  limitRules: readonly ValidationRule[],
+  limits: { rules: readonly ValidationRule[]; parse: ParseOptions },
   payload: SubscribePayload,
   transport: string,
 ): PreparedSubscription {
   let document: DocumentNode;
   try {
-    document = parse(payload.query);
+    document = parse(payload.query, limits.parse);
   } catch (error) {
     if (error instanceof GraphQLError) return { errors: [withCode(error, ErrorCode.GRAPHQL_PARSE_FAILED)] };
     throw error;
   }
-  const invalid = validate(schema, document, [...specifiedRules, ...limitRules]);
+  const invalid = validate(schema, document, [...specifiedRules, ...limits.rules]);
   if (invalid.length > 0) return { errors: invalid.map((error) => withCode(error, ErrorCode.GRAPHQL_VALIDATION_FAILED)) };
   const operation = getOperationAST(document, payload.operationName);
   if (!operation) {

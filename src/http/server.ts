@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { ErrorCode } from '../errors';
 import type { GatewayServices, GraphQLContext } from '../graphql/context';
 import { createFormatError } from '../graphql/format-error';
+import type { RawOperation } from '../graphql/limits';
 import { OperationPipeline } from '../graphql/pipeline';
 import { httpSubscriptionsPlugin } from '../graphql/plugins/http-subscriptions';
 import { operationPlugin } from '../graphql/plugins/operation';
@@ -55,8 +56,8 @@ export async function createHttpServer(options: {
   app.addHook('onSend', async (_request, reply) => {
     if (draining) reply.header('connection', 'close');
   });
-  const schema = buildSchema();
-  const pipeline = new OperationPipeline(schema, services, createFormatError(logger), options.instruments);
+  const schema = buildSchema({ maxRepresentations: services.config.graphql.maxListItems });
+  const pipeline = new OperationPipeline(schema, services, createFormatError(logger, { hideSchemaDetails: production }), options.instruments);
 
   // WebSocket upgrades on /graphql (graphql-ws); drained with Apollo through its plugin.
   const webSocket = createWebSocketTransport({
@@ -79,6 +80,9 @@ export async function createHttpServer(options: {
     introspection: !production,
     csrfPrevention: true,
     validationRules: [...pipeline.limitRules],
+    parseOptions: pipeline.parseOptions,
+    // No "Did you mean …" in production: it would reveal the schema introspection hides.
+    hideSchemaDetailsFromClientErrors: production,
     // main.ts owns signals: Apollo's own handlers would re-raise SIGTERM after stopping
     // and the process would exit 143 instead of 0.
     stopOnTerminationSignals: false,
@@ -103,14 +107,18 @@ export async function createHttpServer(options: {
           transport: 'http',
           logger: logger.child({ reqId: request.id }),
           signal: responseSignal(reply.raw),
+          // Checked before Apollo parses anything: the operation name's length, list sizes.
+          raw: request.method === 'POST' ? (request.body as RawOperation) : { operationName: (request.query as RawOperation | undefined)?.operationName },
           headers: (name) => {
             const value = request.headers[name];
             return Array.isArray(value) ? value[0] : value;
           },
         });
         // Apollo ends the operation when its response is ready; a request it refuses before
-        // running it (a malformed body, a batch) ends here, with the status it got.
-        reply.raw.once('close', () => {
+        // running it (a batch, a missing query) ends here, once that refusal is written. (A
+        // client that goes away mid-operation closes the response unfinished; Apollo still
+        // ends that operation when it is done.)
+        reply.raw.once('finish', () => {
           if (context.operation.ended) return;
           const status = reply.statusCode;
           const code = status >= 500 ? ErrorCode.INTERNAL_SERVER_ERROR : status >= 400 ? ErrorCode.BAD_REQUEST : undefined;

@@ -47,6 +47,10 @@ export function httpServerMetrics(meter: Meter): HttpServerMetrics {
 
 /** Operation names come from clients: past this many distinct names, new ones are `(other)`. */
 const MAX_OPERATION_NAMES = 200;
+/** …and a name longer than this is `(too long)`, whatever validation let through. */
+const MAX_OPERATION_NAME_LABEL = 64;
+/** `extensions.code` values are public codes; anything else is counted as `(other)`. */
+const MAX_ERROR_CODE_LABEL = 40;
 
 export interface GraphQLOperationFigures {
   /** `query`, `mutation`, `subscription`, or undefined when the document did not resolve. */
@@ -64,7 +68,7 @@ export interface GraphQLMetrics {
 
 export function graphqlMetrics(meter: Meter): GraphQLMetrics {
   const requests = meter.createCounter('graphql.server.requests', {
-    description: 'GraphQL operations answered, by operation and outcome (ok, or error when the response has any error).',
+    description: 'GraphQL operations answered, by operation and outcome (ok; client_closed when the client went away; error when the response has any other error).',
     unit: '{request}',
     valueType: ValueType.INT,
   });
@@ -82,6 +86,7 @@ export function graphqlMetrics(meter: Meter): GraphQLMetrics {
   const names = new Set<string>();
   const boundedName = (name: string | undefined): string => {
     if (!name) return '';
+    if (name.length > MAX_OPERATION_NAME_LABEL) return '(too long)';
     if (names.has(name)) return name;
     if (names.size >= MAX_OPERATION_NAMES) return '(other)';
     names.add(name);
@@ -94,12 +99,13 @@ export function graphqlMetrics(meter: Meter): GraphQLMetrics {
       const attributes: Attributes = {
         'graphql.operation.type': operationType,
         'graphql.operation.name': operationName,
-        outcome: errorCodes.length === 0 ? 'ok' : 'error',
+        outcome: errorCodes.length === 0 ? 'ok' : errorCodes.every((code) => code === 'CLIENT_CLOSED_REQUEST') ? 'client_closed' : 'error',
       };
       requests.add(1, attributes);
       duration.record(seconds, attributes);
       for (const code of errorCodes) {
-        errors.add(1, { 'graphql.operation.type': operationType, 'graphql.operation.name': operationName, 'error.type': code });
+        const errorType = /^[A-Z_]+$/.test(code) && code.length <= MAX_ERROR_CODE_LABEL ? code : '(other)';
+        errors.add(1, { 'graphql.operation.type': operationType, 'graphql.operation.name': operationName, 'error.type': errorType });
       }
     },
   };

@@ -27,13 +27,25 @@ const headerGetter: TextMapGetter<HeaderReader> = {
   get: (read, key) => read(key.toLowerCase()),
 };
 
-type Level = 'info' | 'warn' | 'error';
+type Level = 'debug' | 'info' | 'warn' | 'error';
 
-/** Masked bugs are errors; DeepSeek or capacity trouble is a warning; the rest is traffic. */
+const CLIENT_CLOSED = 'CLIENT_CLOSED_REQUEST';
+
+/**
+ * Masked bugs are errors; DeepSeek or capacity trouble is a warning; a client that went
+ * away is routine (debug); the rest is traffic.
+ */
 export function levelOf(codes: readonly string[]): Level {
   if (codes.includes('INTERNAL_SERVER_ERROR')) return 'error';
   if (codes.some((code) => code.startsWith('UPSTREAM_') || code === 'OVERLOADED')) return 'warn';
+  if (codes.length > 0 && codes.every((code) => code === CLIENT_CLOSED)) return 'debug';
   return 'info';
+}
+
+/** `ok`, `client_closed` (every error is the client's going away), or `error`. */
+export function outcomeOf(codes: readonly string[]): 'ok' | 'client_closed' | 'error' {
+  if (codes.length === 0) return 'ok';
+  return codes.every((code) => code === CLIENT_CLOSED) ? 'client_closed' : 'error';
 }
 
 export interface OperationStart {
@@ -146,7 +158,7 @@ export class ObservedOperation {
         operationType: this.type ?? null,
         transport: this.transport,
         ...(outcome.status !== undefined ? { status: outcome.status } : {}),
-        outcome: codes.length === 0 ? 'ok' : 'error',
+        outcome: outcomeOf(codes),
         ...(codes.length > 0 ? { errorCodes: distinct, errorCount: codes.length } : {}),
         ...(subscription ? { chunks: this.results } : {}),
         durationMs: cost.totalMs,

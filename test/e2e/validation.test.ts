@@ -52,7 +52,7 @@ describe('input validation happens before any upstream call', () => {
     const before = gateway.simulator!.counters.total;
     const inputs = Array.from({ length: 101 }, (_, i) => ({ prompt: `item ${i}` }));
     const res = await gql(gateway, 'query ($inputs: [CompletionInput!]!) { completions(inputs: $inputs) { id } }', { inputs });
-    expect(res.errors![0]!.extensions).toEqual({ code: 'BAD_USER_INPUT', field: 'inputs' });
+    expect(res.errors![0]!.extensions).toEqual({ code: 'BAD_USER_INPUT', field: 'inputs', limit: 'MAX_COMPLETIONS_PER_OPERATION' });
     expect(gateway.simulator!.counters.total).toBe(before);
   });
 

@@ -67,6 +67,32 @@ describe('one operation pipeline: the same telemetry over every transport', () =
     expect(logged[0]!.chunks).toBe(events.split('event: next').length - 1);
   });
 
+  it('logs a client that went away as client_closed at debug level, never as a masked internal error', async () => {
+    const before = entries().length;
+    gateway.simulator!.setOptions({ latencyMs: 400 });
+    const controller = new AbortController();
+    const request = fetch(gateway.graphqlUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: 'query Gone { completion(input: {prompt: "abandoned", thinking: false}) { id } }' }),
+      signal: controller.signal,
+    }).catch(() => undefined);
+    // Abort once the upstream call is under way.
+    while (gateway.simulator!.counters.inFlight === 0) await new Promise((resolve) => setImmediate(resolve));
+    controller.abort();
+    await request;
+    while (!entries().slice(before).some((entry) => entry.msg === 'graphql request')) await new Promise((resolve) => setTimeout(resolve, 5));
+    gateway.simulator!.setOptions({ latencyMs: 0 });
+    const fresh = entries().slice(before);
+    expect(fresh.find((entry) => entry.msg === 'graphql request')).toMatchObject({
+      operationName: 'Gone',
+      outcome: 'client_closed',
+      errorCodes: ['CLIENT_CLOSED_REQUEST'],
+      level: 'debug',
+    });
+    expect(fresh.filter((entry) => entry.level === 'error')).toEqual([]);
+  });
+
   it('logs a query over HTTP with the same fields, and a request Apollo refuses before running it too', async () => {
     const before = entries().length;
     const ok = await fetch(gateway.graphqlUrl, {

@@ -211,7 +211,7 @@ export type MutationEvictCompletionArgs = {
  */
 export type Query = {
   __typename?: 'Query';
-  /** The account balance at DeepSeek (needs an upstream call; never cached). */
+  /** The account balance at DeepSeek (kept for DEEPSEEK_ACCOUNT_INFO_TTL_MS; counts against the per-operation completion budget). */
   balance: Balance;
   /** Read-through: identical inputs share one upstream call and one cached answer. */
   completion: Completion;
@@ -219,7 +219,7 @@ export type Query = {
   completions: Array<Maybe<Completion>>;
   /** Fill-in-the-middle (DeepSeek beta FIM endpoint, non-thinking mode only). */
   fimCompletion: Completion;
-  /** The models DeepSeek serves to this gateway's account. */
+  /** The models DeepSeek serves to this gateway's account (kept for DEEPSEEK_ACCOUNT_INFO_TTL_MS; counts against the per-operation completion budget). */
   models: Array<Model>;
   /** Breaker state, concurrency, API keys, cache and coalescing figures of this replica. */
   upstream: UpstreamStatus;

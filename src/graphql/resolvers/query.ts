@@ -23,10 +23,12 @@ export const Query: QueryResolvers = {
     return loaders.completion.load(normaliseFimInput(input, services.config.deepseek.model));
   },
 
-  // Not cached: model metadata and the balance are read live. The operation's trace
-  // context parents the upstream span, as it does for completions.
-  models: async (_parent, _args, { services, signal, operation }) =>
-    (await services.deepseek.models({ signal, traceContext: operation.traceContext })).map((model) => ({
+  // Model metadata and the balance are kept briefly (DEEPSEEK_ACCOUNT_INFO_TTL_MS), and each
+  // field counts against the operation's budget like a completion, since each may cost an
+  // upstream call. The operation's trace context parents the upstream span.
+  models: async (_parent, _args, { services, budget, operation }) => {
+    budget.take(1, 'models');
+    return (await services.accountInfo.models(operation.traceContext)).map((model) => ({
       id: model.id,
       ownedBy: model.ownedBy,
       name: model.name ?? null,
@@ -36,10 +38,13 @@ export const Query: QueryResolvers = {
       outputModalities: model.outputModalities ?? null,
       reasoningEffortLevels: model.reasoningEffortLevels ?? null,
       defaultReasoningEffort: model.defaultReasoningEffort ?? null,
-    })),
+    }));
+  },
 
-  balance: async (_parent, _args, { services, signal, operation }) =>
-    services.deepseek.balance({ signal, traceContext: operation.traceContext }),
+  balance: async (_parent, _args, { services, budget, operation }) => {
+    budget.take(1, 'balance');
+    return services.accountInfo.balance(operation.traceContext);
+  },
 
   upstream: (_parent, _args, { services }) => upstreamStatus(services),
 };

@@ -1,0 +1,149 @@
+import { createClient } from 'graphql-ws';
+import WebSocket from 'ws';
+import type { Gateway } from '../../src/app';
+import { gql, startTestGateway, type GraphQLResponse } from '../helpers/gateway';
+
+/**
+ * The probes an attacker tried (docs: issue "Hostile input and partial failure"), as fixed
+ * cases: each is refused before any work with a typed error naming the limit, and costs
+ * no upstream call. Timing is measured by `npm run probes`, not here.
+ */
+describe('hostile input is refused before any work, with a typed error naming the limit', () => {
+  let gateway: Gateway;
+
+  beforeAll(async () => {
+    gateway = await startTestGateway();
+  });
+  afterAll(async () => {
+    await gateway.close();
+  });
+
+  const upstreamCalls = (): number => gateway.simulator!.counters.total;
+
+  async function post(body: unknown): Promise<GraphQLResponse> {
+    const response = await fetch(gateway.graphqlUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    return { status: response.status, headers: response.headers, ...((await response.json()) as object) };
+  }
+
+  it('stops parsing a 300,000-alias document at GRAPHQL_MAX_TOKENS', async () => {
+    const aliases = Array.from({ length: 300_000 }, (_, i) => `a${i}: __typename`).join(' ');
+    const res = await post({ query: `{ ${aliases} }` });
+    expect(res.status).toBe(400);
+    expect(res.errors![0]!.extensions).toMatchObject({ code: 'GRAPHQL_PARSE_FAILED', limit: 'GRAPHQL_MAX_TOKENS' });
+    expect(res.errors![0]!.message).toMatch(/more than 2000 tokens \(GRAPHQL_MAX_TOKENS\)/);
+  });
+
+  it('counts aliased __typename against GRAPHQL_MAX_ALIASES (no loophole)', async () => {
+    const aliases = Array.from({ length: 21 }, (_, i) => `a${i}: __typename`).join(' ');
+    const res = await gql(gateway, `{ ${aliases} }`);
+    expect(res.status).toBe(400);
+    expect(res.errors![0]!.extensions).toMatchObject({ code: 'GRAPHQL_VALIDATION_FAILED', limit: 'GRAPHQL_MAX_ALIASES' });
+  });
+
+  it('refuses fragments that multiply fields past GRAPHQL_MAX_FIELDS', async () => {
+    // Each fragment spreads the one before it twice under two fields: 2^10 fields from ~100 tokens.
+    const fragments = Array.from({ length: 10 }, (_, i) =>
+      i === 0 ? 'fragment F0 on UpstreamStatus { mode circuit }' : `fragment F${i} on UpstreamStatus { mode ...F${i - 1} circuit ...F${i - 1} }`,
+    );
+    const res = await gql(gateway, `{ upstream { ...F9 } } ${fragments.join(' ')}`);
+    expect(res.status).toBe(400);
+    expect(res.errors![0]!.extensions).toMatchObject({ code: 'GRAPHQL_VALIDATION_FAILED', limit: 'GRAPHQL_MAX_FIELDS' });
+  });
+
+  it('refuses 100,000 repeated fields at the token limit', async () => {
+    const res = await post({ query: `{ upstream { ${'mode '.repeat(100_000)} } }` });
+    expect(res.status).toBe(400);
+    expect(res.errors![0]!.extensions).toMatchObject({ code: 'GRAPHQL_PARSE_FAILED', limit: 'GRAPHQL_MAX_TOKENS' });
+  });
+
+  it('refuses an operation name over GRAPHQL_MAX_OPERATION_NAME_LENGTH, in the document or the request', async () => {
+    const name = 'N'.repeat(40_000);
+    const inDocument = await gql(gateway, `query ${name} { __typename }`);
+    expect(inDocument.status).toBe(400);
+    expect(inDocument.errors![0]!.extensions).toMatchObject({ code: 'GRAPHQL_VALIDATION_FAILED', limit: 'GRAPHQL_MAX_OPERATION_NAME_LENGTH' });
+    const inRequest = await post({ query: '{ __typename }', operationName: name });
+    expect(inRequest.status).toBe(400);
+    expect(inRequest.errors![0]!.extensions).toMatchObject({ code: 'BAD_REQUEST', limit: 'GRAPHQL_MAX_OPERATION_NAME_LENGTH' });
+    // The name is never echoed back.
+    expect(JSON.stringify(inRequest).length).toBeLessThan(2000);
+  });
+
+  it('refuses 200,000 messages at GRAPHQL_MAX_LIST_ITEMS without an upstream call', async () => {
+    const before = upstreamCalls();
+    const messages = Array.from({ length: 200_000 }, () => ({ role: 'USER', content: 'x' }));
+    const res = await post({
+      query: 'query ($input: CompletionInput!) { completion(input: $input) { id } }',
+      variables: { input: { messages, cache: 'BYPASS' } },
+    });
+    expect(res.status).toBe(400);
+    expect(res.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', limit: 'GRAPHQL_MAX_LIST_ITEMS', field: 'input.messages' });
+    expect(upstreamCalls()).toBe(before);
+  });
+
+  it('refuses 60,000 entity representations, and an unknown __typename, as BAD_USER_INPUT', async () => {
+    const id = `cmpl_v1_${'A'.repeat(43)}`;
+    const many = Array.from({ length: 60_000 }, () => ({ __typename: 'Completion', id }));
+    const query = 'query ($r: [_Any!]!) { _entities(representations: $r) { ... on Completion { id } } }';
+    const tooMany = await post({ query, variables: { r: many } });
+    expect(tooMany.status).toBe(400);
+    expect(tooMany.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', limit: 'GRAPHQL_MAX_LIST_ITEMS' });
+
+    const unknown = await post({ query, variables: { r: [{ __typename: 'Nope', id: 'x' }] } });
+    expect(unknown.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'representations[0].__typename' });
+  });
+
+  it('answers an APQ hash that does not match its query with a 400 BAD_REQUEST, not an internal error', async () => {
+    const res = await post({ query: '{ __typename }', extensions: { persistedQuery: { version: 1, sha256Hash: 'f'.repeat(64) } } });
+    expect(res.status).toBe(400);
+    expect(res.errors![0]!.extensions!.code).toBe('BAD_REQUEST');
+  });
+
+  it('serves 20 aliased `models` fields from one upstream call, and counts them against the budget', async () => {
+    const before = gateway.simulator!.counters.byPath['/models'] ?? 0;
+    const fields = Array.from({ length: 20 }, (_, i) => `m${i}: models { id }`).join(' ');
+    const res = await gql(gateway, `{ ${fields} }`);
+    expect(res.errors).toBeUndefined();
+    expect((gateway.simulator!.counters.byPath['/models'] ?? 0) - before).toBe(1);
+
+    const budget = await startTestGateway({ MAX_COMPLETIONS_PER_OPERATION: '3' });
+    try {
+      const over = await gql(budget, '{ a: models { id } b: models { id } c: balance { isAvailable } d: models { id } }');
+      expect(over.errors!.map((error) => error.extensions!.limit)).toEqual(['MAX_COMPLETIONS_PER_OPERATION']);
+    } finally {
+      await budget.close();
+    }
+  });
+
+  it('refuses an over-long operation name over WebSocket before recording it anywhere', async () => {
+    const client = createClient({ url: gateway.graphqlUrl.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
+    try {
+      const errors = await new Promise<unknown>((resolve) => {
+        client.subscribe(
+          { query: 'subscription { completionStream(input: {prompt: "x"}) { delta } }', operationName: 'W'.repeat(1 << 20) },
+          { next: () => undefined, error: resolve, complete: () => resolve(undefined) },
+        );
+      });
+      expect(errors).toEqual([expect.objectContaining({ extensions: expect.objectContaining({ limit: 'GRAPHQL_MAX_OPERATION_NAME_LENGTH' }) })]);
+    } finally {
+      await client.dispose();
+    }
+  });
+});
+
+describe('in production', () => {
+  it('shows no field suggestions ("Did you mean …")', async () => {
+    const gateway = await startTestGateway({ NODE_ENV: 'production', DEEPSEEK_API_KEY: 'sk-production-key-0000' });
+    try {
+      const res = await gql(gateway, '{ upstreem { mode } }');
+      expect(res.errors![0]!.extensions!.code).toBe('GRAPHQL_VALIDATION_FAILED');
+      expect(res.errors![0]!.message).toMatch(/upstreem/);
+      expect(res.errors![0]!.message).not.toMatch(/Did you mean/);
+    } finally {
+      await gateway.close();
+    }
+  });
+});
