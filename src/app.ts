@@ -77,7 +77,13 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     instruments,
   });
   // Process-wide fan-out of streamed completions (subscriptions); per subscriber only a cursor.
-  const streams = new StreamHub({ cache, upstream: deepseek, logger: logger.child({ component: 'stream-hub' }), instruments });
+  const streams = new StreamHub({
+    cache,
+    upstream: deepseek,
+    logger: logger.child({ component: 'stream-hub' }),
+    instruments,
+    maxBufferedBytes: config.streaming.maxBufferedBytes,
+  });
   const accountInfo = new AccountInfoCache({ upstream: deepseek, ttlMs: config.deepseek.accountInfoTtlMs });
   const services: GatewayServices = { config, deepseek, completions, cache, streams, accountInfo };
   // Gauges and counters read from the layers' own figures at each scrape.

@@ -10,7 +10,29 @@ export type LogLevel = RawEnv['LOG_LEVEL'];
 /** The one typed configuration object, built once at start-up. */
 export interface Config {
   nodeEnv: NodeEnv;
-  server: { host: string; port: number };
+  server: {
+    host: string;
+    port: number;
+    /** Largest request body (HTTP) and WebSocket message accepted. */
+    bodyLimitBytes: number;
+    /** A request (headers and body) must have arrived within this; 0 = no limit. */
+    requestTimeoutMs: number;
+    /** Request headers must have arrived within this. */
+    headersTimeoutMs: number;
+    /** An idle keep-alive connection is closed after this. */
+    keepAliveTimeoutMs: number;
+    /** Most open connections (0 = no cap). */
+    maxConnections: number;
+    /** How long a shutdown waits for in-flight operations, streams included, before cutting them. */
+    shutdownGraceMs: number;
+  };
+  /** Subscriptions (src/streaming, src/http/websocket.ts, src/http/sse.ts). */
+  streaming: {
+    /** Subscriptions one WebSocket connection may have running at once. */
+    maxSubscriptionsPerConnection: number;
+    /** How far (estimated bytes) a subscriber may fall behind its stream before it is ended. */
+    maxBufferedBytes: number;
+  };
   logLevel: LogLevel;
   deepseek: {
     /**
@@ -171,7 +193,20 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
 
   return {
     nodeEnv: raw.NODE_ENV,
-    server: { host: raw.HOST, port: raw.PORT },
+    server: {
+      host: raw.HOST,
+      port: raw.PORT,
+      bodyLimitBytes: raw.HTTP_BODY_LIMIT_BYTES,
+      requestTimeoutMs: raw.HTTP_REQUEST_TIMEOUT_MS,
+      headersTimeoutMs: raw.HTTP_HEADERS_TIMEOUT_MS,
+      keepAliveTimeoutMs: raw.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+      maxConnections: raw.HTTP_MAX_CONNECTIONS,
+      shutdownGraceMs: raw.SHUTDOWN_GRACE_MS,
+    },
+    streaming: {
+      maxSubscriptionsPerConnection: raw.MAX_SUBSCRIPTIONS_PER_CONNECTION,
+      maxBufferedBytes: raw.STREAM_MAX_BUFFERED_BYTES,
+    },
     logLevel: raw.LOG_LEVEL,
     deepseek: {
       mode,

@@ -128,6 +128,17 @@ export class OperationPipeline {
     return { context, args: { schema: this.schema, document, operationName, variableValues, contextValue: context } };
   }
 
+  /**
+   * A subscription a transport refuses before checking its payload (e.g. too many on one
+   * connection): recorded as an operation like any other, and its errors formatted.
+   */
+  reject(init: OperationInit, error: GraphQLError): Refused {
+    const context = this.begin(init);
+    const errors = this.format([error]);
+    context.operation.end({ codes: codesOf(errors) });
+    return { refused: [error], errors };
+  }
+
   /** One result of a running subscription: its errors formatted (and counted); undefined when it has none. */
   next(context: GraphQLContext, result: ExecutionResult): FormattedExecutionResult | undefined {
     if (!result.errors || result.errors.length === 0) {

@@ -22,9 +22,6 @@ import { createWebSocketTransport } from './websocket';
 
 export const GRAPHQL_PATH = '/graphql';
 
-/** Largest request body accepted: a 1M-token context is about 3.5 MB of text. */
-const BODY_LIMIT_BYTES = 8 * 1024 * 1024;
-
 export interface HttpServer {
   app: FastifyInstance;
   apollo: ApolloServer<GraphQLContext>;
@@ -48,7 +45,24 @@ export async function createHttpServer(options: {
 }): Promise<HttpServer> {
   const { services, logger } = options;
   const production = services.config.nodeEnv === 'production';
-  const app = Fastify({ bodyLimit: BODY_LIMIT_BYTES, logger: false, forceCloseConnections: 'idle', return503OnClosing: true });
+  const limits = services.config.server;
+  const app = Fastify({
+    // A 1M-token context is about 3.5 MB of text; the default leaves room for that.
+    bodyLimit: limits.bodyLimitBytes,
+    logger: false,
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+    // A client must send its whole request within requestTimeoutMs (a socket that sends a
+    // few bytes and goes silent is cut, not held forever); answers may take as long as
+    // DeepSeek does. Node checks these timers every connectionsCheckingInterval.
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    http: {
+      headersTimeout: limits.requestTimeoutMs > 0 ? Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs) : limits.headersTimeoutMs,
+      connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
+    },
+  });
+  if (limits.maxConnections > 0) app.server.maxConnections = limits.maxConnections;
   registerHttpServerMetrics(app, options.instruments.meter);
   // While draining, every response closes its connection, so a keep-alive socket whose
   // request finishes during the drain does not hold the shutdown open.
@@ -65,7 +79,8 @@ export async function createHttpServer(options: {
     path: GRAPHQL_PATH,
     pipeline,
     logger,
-    maxPayloadBytes: BODY_LIMIT_BYTES,
+    maxPayloadBytes: limits.bodyLimitBytes,
+    maxSubscriptionsPerConnection: services.config.streaming.maxSubscriptionsPerConnection,
   });
   // The same subscriptions over Server-Sent Events, for clients without WebSocket.
   const sse = registerSseRoute(app, { pipeline, logger });
@@ -97,7 +112,7 @@ export async function createHttpServer(options: {
   });
   await apollo.start();
 
-  app.setErrorHandler(graphqlErrorHandler(logger, BODY_LIMIT_BYTES));
+  app.setErrorHandler(graphqlErrorHandler(logger, limits.bodyLimitBytes));
   app.route({
     url: GRAPHQL_PATH,
     method: ['GET', 'POST', 'OPTIONS'],

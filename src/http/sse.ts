@@ -6,6 +6,7 @@ import { ErrorCode } from '../errors';
 import type { GraphQLContext } from '../graphql/context';
 import type { OperationPipeline } from '../graphql/pipeline';
 import type { Logger } from '../telemetry/logger';
+import { csrfRefusal } from './csrf';
 import { responseSignal } from './disconnect';
 
 /** GraphQL over Server-Sent Events, for clients that cannot open a WebSocket. */
@@ -74,6 +75,9 @@ export function registerSseRoute(app: FastifyInstance, options: { pipeline: Oper
             ),
           );
       }
+      // A stream starts paid work: a page on another site must not be able to start one.
+      const csrf = csrfRefusal(request.headers);
+      if (csrf) return reply.code(400).header('content-type', 'application/json; charset=utf-8').send(errorBody(csrf));
       open.add(reply);
       reply.raw.once('close', () => open.delete(reply));
       try {

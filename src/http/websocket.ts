@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import type { ApolloServerPlugin } from '@apollo/server';
-import type { GraphQLFormattedError } from 'graphql';
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import { ErrorCode } from '../errors';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { GraphQLContext } from '../graphql/context';
@@ -17,6 +18,8 @@ export interface WebSocketTransportOptions {
   logger: Logger;
   /** Largest incoming WebSocket message (a subscribe payload), like the HTTP body limit. */
   maxPayloadBytes: number;
+  /** Subscriptions one connection may have running at once (MAX_SUBSCRIPTIONS_PER_CONNECTION). */
+  maxSubscriptionsPerConnection: number;
   /** On shutdown, sockets that have not finished the close handshake by then are cut. Default 1000 ms. */
   closeTimeoutMs?: number;
 }
@@ -59,10 +62,12 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): We
       // Never put internal error text in a close reason, in development either.
       isProd: true,
       onSubscribe: (ctx, id, payload) => {
-        const subscribed = pipeline.subscribe(
-          { transport: 'websocket', logger: logger.child({ subscriptionId: id }), signal: socketSignal(ctx.extra.socket) },
-          payload,
-        );
+        const init = { transport: 'websocket' as const, logger: logger.child({ subscriptionId: id }), signal: socketSignal(ctx.extra.socket) };
+        // Each subscription holds a stream buffer: bound how many one connection runs.
+        if ((running.get(ctx.extra.socket)?.size ?? 0) >= options.maxSubscriptionsPerConnection) {
+          return pipeline.reject(init, tooManySubscriptions(options.maxSubscriptionsPerConnection)).refused;
+        }
+        const subscribed = pipeline.subscribe(init, payload);
         // graphql-ws formats these through `onError` and sends them as the `error` message;
         // the operation has already ended.
         if ('refused' in subscribed) return subscribed.refused;
@@ -115,4 +120,11 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): We
       }),
     },
   };
+}
+
+function tooManySubscriptions(max: number): GraphQLError {
+  return new GraphQLError(
+    `A connection may run at most ${max} subscriptions at once (MAX_SUBSCRIPTIONS_PER_CONNECTION); complete one first or open another connection.`,
+    { extensions: { code: ErrorCode.BAD_REQUEST, limit: 'MAX_SUBSCRIPTIONS_PER_CONNECTION' } },
+  );
 }

@@ -7,7 +7,7 @@ import { SharedStream } from './shared-stream';
  * Nobody shares it and nothing aborts it, so it has no buffer bound and no events.
  */
 export function replayStream(id: string, result: CompletionResult, chunkChars: number): SharedStream {
-  const stream = new SharedStream(id, result.model, true, Number.POSITIVE_INFINITY, {
+  const stream = new SharedStream(id, result.model, true, { maxBufferedBytes: Number.POSITIVE_INFINITY, chunkOverheadBytes: 0 }, {
     onSpill: () => undefined,
     onEmpty: () => undefined,
     onDropSlow: () => undefined,

@@ -2,9 +2,23 @@ import { ErrorCode, GatewayError } from '../errors';
 import type { Cursor } from './cursor';
 import type { StreamChunk } from './types';
 
-function textLength(chunk: StreamChunk): number {
-  return chunk.delta.length + (chunk.reasoningDelta?.length ?? 0);
+/** What a buffered chunk is taken to cost: see `BufferCost`. */
+function costOf(chunk: StreamChunk, cost: BufferCost): number {
+  return 2 * (chunk.delta.length + (chunk.reasoningDelta?.length ?? 0)) + cost.chunkOverheadBytes;
 }
+
+/**
+ * How buffered chunks are counted against the cap: an estimate in bytes of two per UTF-16
+ * code unit of text (V8's wide strings; ASCII takes less) plus a fixed overhead per chunk
+ * object (its fields and the buffer slot), so many tiny chunks are not free.
+ */
+export interface BufferCost {
+  maxBufferedBytes: number;
+  chunkOverheadBytes: number;
+}
+
+/** The default per-chunk overhead of `BufferCost`. */
+export const CHUNK_OVERHEAD_BYTES = 96;
 
 /**
  * Where a shared stream is:
@@ -18,7 +32,7 @@ export type Phase = { name: 'streaming' } | { name: 'storing' } | { name: 'finis
 /** A buffered chunk with the text count before it, so a cursor's lag is one subtraction. */
 interface Entry {
   chunk: StreamChunk;
-  charsBefore: number;
+  bytesBefore: number;
 }
 
 /**
@@ -28,7 +42,7 @@ interface Entry {
  * Per subscriber: only a `Cursor` (a position in this buffer and its pending `next()`).
  * Nothing here waits for a subscriber: chunks are appended as they arrive, and each cursor
  * reads at its own pace (graphql-ws asks for the next chunk only after the previous one was
- * written to the socket), so a slow subscriber costs buffer, bounded by `maxBufferedChars`.
+ * written to the socket), so a slow subscriber costs buffer, bounded by `maxBufferedBytes`.
  */
 export class SharedStream {
   readonly controller = new AbortController();
@@ -47,7 +61,7 @@ export class SharedStream {
   /** Stream index of `entries[first]`. */
   private base = 0;
   /** Text characters pushed since the start. */
-  private pushedChars = 0;
+  private pushedBytes = 0;
   /** Most subscribers attached at once (for the span). */
   peakSubscribers = 0;
 
@@ -55,7 +69,7 @@ export class SharedStream {
     readonly id: string,
     readonly model: string,
     readonly cached: boolean,
-    private readonly maxBufferedChars: number,
+    private readonly cost: BufferCost,
     private readonly events: { onSpill(stream: SharedStream): void; onEmpty(stream: SharedStream): void; onDropSlow(): void },
   ) {}
 
@@ -94,8 +108,8 @@ export class SharedStream {
       cached: this.cached,
       ...(parts.finish ? { finish: parts.finish } : {}),
     };
-    this.entries.push({ chunk, charsBefore: this.pushedChars });
-    this.pushedChars += textLength(chunk);
+    this.entries.push({ chunk, bytesBefore: this.pushedBytes });
+    this.pushedBytes += costOf(chunk, this.cost);
     this.bound();
     this.wake();
   }
@@ -123,23 +137,23 @@ export class SharedStream {
   /** Text a cursor at `position` has yet to read. */
   private lag(position: number): number {
     const entry = this.entry(position);
-    return entry ? this.pushedChars - entry.charsBefore : 0;
+    return entry ? this.pushedBytes - entry.bytesBefore : 0;
   }
 
-  /** Keeps the buffer within `maxBufferedChars` once the completion outgrows it (see the options). */
+  /** Keeps the buffer within `maxBufferedBytes` once the completion outgrows it (see the options). */
   private bound(): void {
-    if (this.lag(this.base) <= this.maxBufferedChars) return;
+    if (this.lag(this.base) <= this.cost.maxBufferedBytes) return;
     if (this.joinable) {
       this.joinable = false;
       this.events.onSpill(this);
     }
     for (const cursor of [...this.cursors]) {
-      if (this.lag(cursor.position) > this.maxBufferedChars) {
+      if (this.lag(cursor.position) > this.cost.maxBufferedBytes) {
         this.events.onDropSlow();
         cursor.fail(
           new GatewayError(
             ErrorCode.OVERLOADED,
-            `This subscription fell more than ${this.maxBufferedChars} characters behind its stream and was ended; subscribe again.`,
+            `This subscription fell more than ${this.cost.maxBufferedBytes} bytes behind its stream (STREAM_MAX_BUFFERED_BYTES) and was ended; read faster or subscribe again.`,
           ),
         );
       }

@@ -11,12 +11,12 @@ import { dedupe, Singleflight } from '../lib/singleflight';
 import type { CachePolicy } from '../batching/types';
 import { Cursor } from './cursor';
 import { replayStream } from './replay';
-import { SharedStream } from './shared-stream';
+import { CHUNK_OVERHEAD_BYTES, SharedStream, type BufferCost } from './shared-stream';
 import type { StreamChunk, StreamHubOptions, StreamHubStats } from './types';
 
 export type { StreamChunk, StreamHubOptions, StreamHubStats } from './types';
 
-const DEFAULT_MAX_BUFFERED_CHARS = 1024 * 1024;
+const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
 const DEFAULT_REPLAY_CHUNK_CHARS = 4096;
 
 /**
@@ -40,7 +40,7 @@ export class StreamHub {
   private readonly cache: CompletionCache;
   private readonly upstream: Pick<DeepSeekApi, 'chatStream'>;
   private readonly logger: Logger;
-  private readonly maxBufferedChars: number;
+  private readonly bufferCost: BufferCost;
   private readonly replayChunkChars: number;
   private readonly tracer: Tracer;
   private closed = false;
@@ -54,7 +54,10 @@ export class StreamHub {
     this.cache = options.cache;
     this.upstream = options.upstream;
     this.logger = options.logger;
-    this.maxBufferedChars = options.maxBufferedChars ?? DEFAULT_MAX_BUFFERED_CHARS;
+    this.bufferCost = {
+      maxBufferedBytes: options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES,
+      chunkOverheadBytes: options.chunkOverheadBytes ?? CHUNK_OVERHEAD_BYTES,
+    };
     this.replayChunkChars = Math.max(1, options.replayChunkChars ?? DEFAULT_REPLAY_CHUNK_CHARS);
     this.tracer = (options.instruments ?? noopInstruments()).tracer;
   }
@@ -130,7 +133,7 @@ export class StreamHub {
   }
 
   private start(id: string, request: ChatRequest, traceContext: Context | undefined): SharedStream {
-    const stream = new SharedStream(id, request.model, false, this.maxBufferedChars, {
+    const stream = new SharedStream(id, request.model, false, this.bufferCost, {
       onSpill: (s) => this.forget(s),
       onEmpty: (s) => this.abandon(s),
       onDropSlow: () => {

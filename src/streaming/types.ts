@@ -25,13 +25,15 @@ export interface StreamHubOptions {
   upstream: Pick<DeepSeekApi, 'chatStream'>;
   logger: Logger;
   /**
-   * Most text (characters of delta + reasoning) one shared stream keeps. Below it the whole
-   * completion so far is kept, so a late joiner can be replayed from the start. Above it the
-   * stream stops taking joiners (an identical subscription starts its own upstream stream),
-   * chunks every subscriber has passed are released, and a subscriber more than this far
-   * behind is ended with OVERLOADED. Default 1 Mi characters.
+   * Most a shared stream keeps, in estimated bytes (see `BufferCost`). Below it the whole
+   * completion so far is kept, so a late joiner can be replayed from the start. Above it
+   * the stream stops taking joiners (an identical subscription starts its own upstream
+   * stream), chunks every subscriber has passed are released, and a subscriber more than
+   * this far behind is ended with OVERLOADED. Default 1 MiB (STREAM_MAX_BUFFERED_BYTES).
    */
-  maxBufferedChars?: number;
+  maxBufferedBytes?: number;
+  /** Overhead counted per buffered chunk (default `CHUNK_OVERHEAD_BYTES`). */
+  chunkOverheadBytes?: number;
   /** Largest text of one chunk when a cached answer is replayed. Default 4096. */
   replayChunkChars?: number;
   /** Tracer for the `stream hub upstream` spans (default: record nothing). */
@@ -51,7 +53,7 @@ export interface StreamHubStats {
   cacheReplays: number;
   /** Upstream streams aborted because every subscriber had gone. */
   abandoned: number;
-  /** Subscribers ended because they fell more than `maxBufferedChars` behind. */
+  /** Subscribers ended because they fell more than `maxBufferedBytes` behind. */
   droppedSlow: number;
 }
 

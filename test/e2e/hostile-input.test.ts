@@ -1,3 +1,5 @@
+import { connect } from 'node:net';
+import { once } from 'node:events';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import type { Gateway } from '../../src/app';
@@ -118,6 +120,47 @@ describe('hostile input is refused before any work, with a typed error naming th
     }
   });
 
+  it('does not let a cross-site page start a paid stream over SSE (CSRF prevention on /graphql/stream)', async () => {
+    const before = upstreamCalls();
+    const query = encodeURIComponent('subscription { completionStream(input: {prompt: "x", thinking: false}) { delta } }');
+    const simple = await fetch(`${gateway.url}/graphql/stream?query=${query}`, {
+      headers: { accept: 'text/event-stream', origin: 'https://evil.example' },
+    });
+    expect(simple.status).toBe(400);
+    expect(await simple.text()).toMatch(/Cross-Site Request Forgery/);
+    const form = await fetch(`${gateway.url}/graphql/stream`, {
+      method: 'POST',
+      headers: { accept: 'text/event-stream', 'content-type': 'text/plain', origin: 'https://evil.example' },
+      body: JSON.stringify({ query: decodeURIComponent(query) }),
+    });
+    expect(form.status).toBe(400);
+    await form.text();
+    expect(upstreamCalls()).toBe(before);
+  });
+
+  it('ends a subscription past MAX_SUBSCRIPTIONS_PER_CONNECTION with a typed error', async () => {
+    const limited = await startTestGateway({ MAX_SUBSCRIPTIONS_PER_CONNECTION: '2', SIMULATOR_TOKEN_DELAY_MS: '20' });
+    const client = createClient({ url: limited.graphqlUrl.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
+    try {
+      const outcome = (prompt: string) =>
+        new Promise<unknown>((resolve) => {
+          client.subscribe(
+            { query: `subscription { completionStream(input: {prompt: "${prompt}", thinking: false}) { delta } }` },
+            { next: () => undefined, error: resolve, complete: () => resolve('completed') },
+          );
+        });
+      const first = outcome('one');
+      const second = outcome('two');
+      const third = await outcome('three');
+      expect(third).toEqual([expect.objectContaining({ extensions: expect.objectContaining({ code: 'BAD_REQUEST', limit: 'MAX_SUBSCRIPTIONS_PER_CONNECTION' }) })]);
+      expect(await first).toBe('completed');
+      expect(await second).toBe('completed');
+    } finally {
+      await client.dispose();
+      await limited.close();
+    }
+  });
+
   it('refuses an over-long operation name over WebSocket before recording it anywhere', async () => {
     const client = createClient({ url: gateway.graphqlUrl.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
     try {
@@ -130,6 +173,32 @@ describe('hostile input is refused before any work, with a typed error naming th
       expect(errors).toEqual([expect.objectContaining({ extensions: expect.objectContaining({ limit: 'GRAPHQL_MAX_OPERATION_NAME_LENGTH' }) })]);
     } finally {
       await client.dispose();
+    }
+  });
+});
+
+describe('sockets that send part of a request and go silent', () => {
+  it('are cut after HTTP_REQUEST_TIMEOUT_MS, while other requests are served', async () => {
+    const gateway = await startTestGateway({ HTTP_REQUEST_TIMEOUT_MS: '1000', HTTP_HEADERS_TIMEOUT_MS: '1000' });
+    const { port } = new URL(gateway.url);
+    try {
+      const sockets = await Promise.all(
+        Array.from({ length: 20 }, async () => {
+          const socket = connect(Number(port), '127.0.0.1');
+          await once(socket, 'connect');
+          socket.on('error', () => undefined);
+          socket.resume(); // read whatever the server answers, so its close is seen
+          socket.write('POST /graphql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"query":');
+          return socket;
+        }),
+      );
+      // Served while the silent sockets are open.
+      expect((await gql(gateway, '{ __typename }')).data).toEqual({ __typename: 'Query' });
+      // Each is closed by the server (408 or a reset), not held until the client gives up.
+      await Promise.all(sockets.map((socket) => (socket.closed ? undefined : once(socket, 'close'))));
+      expect(sockets.every((socket) => socket.closed)).toBe(true);
+    } finally {
+      await gateway.close();
     }
   });
 });

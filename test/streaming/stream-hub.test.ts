@@ -108,7 +108,7 @@ describe('StreamHub', () => {
   let cache: RecordingCache;
   let hub: StreamHub;
 
-  function makeHub(options: { maxBufferedChars?: number; replayChunkChars?: number } = {}): StreamHub {
+  function makeHub(options: { maxBufferedBytes?: number; chunkOverheadBytes?: number; replayChunkChars?: number } = {}): StreamHub {
     return new StreamHub({ cache, upstream, logger: silentLogger(), ...options });
   }
 
@@ -312,7 +312,8 @@ describe('StreamHub', () => {
   });
 
   it('bounds the shared buffer: past the cap it takes no joiners and ends a subscriber that falls too far behind', async () => {
-    hub = makeHub({ maxBufferedChars: 10 });
+    // 10 characters: two bytes each, no per-chunk overhead.
+    hub = makeHub({ maxBufferedBytes: 20, chunkOverheadBytes: 0 });
     const request = chatRequest('bounded');
     const fast = reader(hub.subscribe(request, 'USE'));
     const slow = hub.subscribe(request, 'USE'); // never reads
@@ -342,7 +343,8 @@ describe('StreamHub', () => {
   });
 
   it('serves a stream far longer than the cap to subscribers that keep up', async () => {
-    hub = makeHub({ maxBufferedChars: 10 });
+    // 10 characters: two bytes each, no per-chunk overhead.
+    hub = makeHub({ maxBufferedBytes: 20, chunkOverheadBytes: 0 });
     const request = chatRequest('long');
     const readers = [reader(hub.subscribe(request, 'USE')), reader(hub.subscribe(request, 'USE'))];
     await settle();
