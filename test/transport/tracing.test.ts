@@ -1,6 +1,8 @@
 import { createNoopMeter, propagation, trace, type Context, type TextMapPropagator } from '@opentelemetry/api';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { GOOD_KEY, chatRequest, startHarness, type Harness } from '../deepseek/harness';
+import { noopInstruments } from '../../src/telemetry/instruments';
+import { GOOD_KEY, chatRequest, startHarness, waitFor, type Harness } from '../deepseek/harness';
+import { testMeter } from './metrics-reader';
 
 /** A minimal W3C `traceparent` propagator, enough to see what the transport injects. */
 const traceparentPropagator: TextMapPropagator = {
@@ -56,5 +58,31 @@ describe('tracing', () => {
     const sent = h.sim.requests.map((r) => r.headers.traceparent);
     expect(sent).toEqual(attempts.map((s) => `00-${s.spanContext().traceId}-${s.spanContext().spanId}-01`));
     expect(JSON.stringify(spans.map((s) => [s.name, s.attributes]))).not.toContain(GOOD_KEY);
+  });
+});
+
+describe('call duration', () => {
+  let h: Harness;
+  afterEach(async () => {
+    await h.close();
+  });
+
+  it('covers the whole call, a stream body included: call duration ≥ the attempt durations', async () => {
+    const metrics = testMeter();
+    const tokenDelayMs = 20;
+    h = await startHarness({ sim: { tokenDelayMs }, instruments: { tracer: noopInstruments().tracer, meter: metrics.meter } });
+
+    let deltas = 0;
+    for await (const event of h.client.chatStream(chatRequest())) if (event.type === 'delta') deltas += 1;
+    // Both figures are recorded when the body closes, a tick after the last event.
+    await waitFor(() => h.client.status().inFlight === 0);
+
+    const call = await metrics.histogram('gateway.upstream.call.duration');
+    const attempt = await metrics.histogram('http.client.request.duration');
+    expect([call.count, attempt.count]).toEqual([1, 1]);
+    // The simulator waits tokenDelayMs before every chunk after the first: a lower bound only.
+    expect(attempt.sum).toBeGreaterThanOrEqual(((deltas - 1) * tokenDelayMs) / 1000);
+    expect(call.sum).toBeGreaterThanOrEqual(attempt.sum);
+    await metrics.shutdown();
   });
 });
