@@ -95,4 +95,18 @@ describe('call deadline', () => {
     deadline.dispose();
     expect(deadline.expired).toBe(false);
   });
+
+  it('aborts with the reason its owner names, once its time has passed', () => {
+    jest.useFakeTimers();
+    try {
+      const named = new Error('named by the owner');
+      const deadline = new Deadline(100, () => named);
+      jest.advanceTimersByTime(99);
+      expect(deadline.expired).toBe(false);
+      jest.advanceTimersByTime(1);
+      expect(deadline.signal.reason).toBe(named);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
 });
