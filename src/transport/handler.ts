@@ -4,15 +4,23 @@ import { abortReason } from '../lib/abort';
 import type { UpstreamHandler, UpstreamRequest, UpstreamResponse } from './types';
 
 /**
+ * A body its reader stopped reading: a plain `destroy()` (undici names it
+ * `RequestAbortedError`) or leaving a `for await` loop early (Node's `AbortError`,
+ * `ABORT_ERR`). That is the reader's choice (it had what it wanted), not a failure.
+ */
+function closedByReader(error: Error): boolean {
+  return error instanceof errors.RequestAbortedError || (error as { code?: unknown }).code === 'ABORT_ERR';
+}
+
+/**
  * Why a stream's body ended: the abort that cut it (the caller, the stream lifetime,
- * shutdown), the error it was destroyed with, or nothing when it was read to the end or its
- * reader closed it. undici names a plain `destroy()` by the reader `RequestAbortedError`:
- * that is the reader's choice (it had what it wanted), not a failure.
+ * shutdown), the error it failed or was destroyed with (a socket error, a problem its reader
+ * reported), or nothing when it was read to the end or its reader closed it.
  */
 function endReason(body: Readable, signal: AbortSignal | undefined): Error | undefined {
   if (signal?.aborted) return abortReason(signal);
   const error = body.errored;
-  return error && !(error instanceof errors.RequestAbortedError) ? error : undefined;
+  return error && !closedByReader(error) ? error : undefined;
 }
 
 export interface DeliverOptions {
