@@ -31,6 +31,7 @@ export function isHealthFailure(error: unknown): boolean {
     case 'network':
     case 'timeout':
     case 'closed':
+      // No answer came (a shutdown cut the call; counted as an outage, as it always was).
       return true;
     case 'invalid-response':
       // A 2xx the handler could not use: worth a retry (unreadable, or an error object that

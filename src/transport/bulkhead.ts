@@ -13,9 +13,9 @@ interface Waiter {
 
 /**
  * At most `capacity` holders at once and a FIFO queue of at most `queueCapacity` waiters;
- * beyond that `acquire` fails at once with an `overloaded` TransportError. A waiter whose signal aborts
- * leaves the queue immediately. (cockatiel's bulkhead keeps aborted waiters queued until
- * their turn, which is why this one is hand-written.)
+ * beyond that `acquire` fails at once with an `overloaded` TransportError. A waiter whose
+ * signal aborts leaves the queue immediately. (cockatiel's bulkhead keeps aborted waiters
+ * queued until their turn, which is why this one is hand-written.)
  */
 export class Bulkhead {
   #active = 0;
