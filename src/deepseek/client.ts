@@ -4,10 +4,18 @@ import { UnreachableCaseError } from '../errors';
 import { genAiRequestAttributes, genAiResponseAttributes, type GenAiOperation } from '../telemetry/gen-ai';
 import { noopInstruments, type Instruments } from '../telemetry/instruments';
 import { usageMetrics, type UsageMetrics } from '../telemetry/metrics';
-import { Transport, headerValue, type TransportResponse, type TransportStatus, type TransportTuning } from '../transport';
-import { classifyFailure, streamTruncated } from './classify-error';
+import {
+  Transport,
+  headerValue,
+  type TransportStatus,
+  type TransportTuning,
+  type UpstreamHandler,
+  type UpstreamRequest,
+  type UpstreamResponse,
+} from '../transport';
+import { errorTypeOf, publicError, streamBodyFailure, streamTruncated } from './classify-error';
 import { readJsonBody } from './json-body';
-import { JSON_HEADERS, PATHS, SSE_HEADERS, TRACE_ID_HEADER } from './provider';
+import { JSON_HEADERS, PATHS, RETRYABLE_STATUSES, SSE_HEADERS, TRACE_ID_HEADER } from './provider';
 import { toWireChatRequest, toWireFimRequest } from './request-body';
 import { fromWireBalance, fromWireChatCompletion, fromWireFimCompletion, fromWireModelList } from './response';
 import { readSseData } from './sse-stream';
@@ -33,9 +41,12 @@ export interface DeepSeekClientOptions {
   instruments?: Instruments;
 }
 
-/** Reads a JSON response and maps it, with the response's trace id. */
+/**
+ * Reads a JSON response and maps it, with the response's trace id. Runs inside the
+ * transport, so a body it cannot use throws a retryable `invalid-response` TransportError.
+ */
 function json<T>(map: (json: unknown, traceId: string | undefined) => T) {
-  return async ({ headers, body }: TransportResponse): Promise<T> => {
+  return async ({ headers, body }: UpstreamResponse): Promise<T> => {
     const traceId = headerValue(headers, TRACE_ID_HEADER);
     return map(await readJsonBody(body, traceId), traceId);
   };
@@ -46,10 +57,19 @@ function describeCompletion(result: CompletionResult) {
   return { ...genAiResponseAttributes(result), ...(result.traceId ? { 'upstream.trace_id': result.traceId } : {}) };
 }
 
+/** The upstream request for a DeepSeek call: built once, never changed by the transport. */
+function upstreamRequest(
+  fields: Pick<UpstreamRequest, 'method' | 'path' | 'headers' | 'body' | 'spanAttributes'> & { stream?: boolean },
+  options: CallOptions,
+): UpstreamRequest {
+  return { ...fields, stream: fields.stream ?? false, signal: options.signal, traceContext: options.traceContext };
+}
+
 /**
  * The typed DeepSeek client: maps `types.ts` requests to DeepSeek's wire format and
  * back, over the resilient transport. Every failure reaches the caller as an
- * `UpstreamError` (or `OverloadedError`, or the caller's own abort reason).
+ * `UpstreamError` (or `OverloadedError`, or the caller's own abort reason), mapped from the
+ * transport's `TransportError` in one place (`classify-error.ts`).
  */
 export class DeepSeekClient implements DeepSeekApi {
   readonly #transport: Transport;
@@ -60,9 +80,10 @@ export class DeepSeekClient implements DeepSeekApi {
     this.#usage = usageMetrics(options.config.prices, instruments.meter);
     this.#transport = new Transport({
       settings: options.config,
-      classify: classifyFailure,
       logger: options.logger,
       traceIdHeader: TRACE_ID_HEADER,
+      retryableStatuses: RETRYABLE_STATUSES,
+      errorType: errorTypeOf,
       tuning: options.tuning,
       instruments,
     });
@@ -73,33 +94,37 @@ export class DeepSeekClient implements DeepSeekApi {
    * as a result like any other; callers must not cache it.
    */
   async chat(request: ChatRequest, options: CallOptions = {}): Promise<CompletionResult> {
-    const result = await this.#transport.request({
-      method: 'POST',
-      path: PATHS.chat,
-      headers: JSON_HEADERS,
-      body: JSON.stringify(toWireChatRequest(request, false)),
-      signal: options.signal,
-      traceContext: options.traceContext,
-      spanAttributes: genAiRequestAttributes('chat', request.model, request.maxTokens),
-      describe: describeCompletion,
-      consume: json(fromWireChatCompletion),
-    });
+    const result = await this.#call(
+      upstreamRequest(
+        {
+          method: 'POST',
+          path: PATHS.chat,
+          headers: JSON_HEADERS,
+          body: JSON.stringify(toWireChatRequest(request, false)),
+          spanAttributes: genAiRequestAttributes('chat', request.model, request.maxTokens),
+        },
+        options,
+      ),
+      { onResponse: json(fromWireChatCompletion), describe: describeCompletion },
+    );
     return this.#counted('chat', result);
   }
 
   /** `POST /beta/completions` (fill in the middle). */
   async fim(request: FimRequest, options: CallOptions = {}): Promise<CompletionResult> {
-    const result = await this.#transport.request({
-      method: 'POST',
-      path: PATHS.fim,
-      headers: JSON_HEADERS,
-      body: JSON.stringify(toWireFimRequest(request)),
-      signal: options.signal,
-      traceContext: options.traceContext,
-      spanAttributes: genAiRequestAttributes('text_completion', request.model, request.maxTokens),
-      describe: describeCompletion,
-      consume: json(fromWireFimCompletion),
-    });
+    const result = await this.#call(
+      upstreamRequest(
+        {
+          method: 'POST',
+          path: PATHS.fim,
+          headers: JSON_HEADERS,
+          body: JSON.stringify(toWireFimRequest(request)),
+          spanAttributes: genAiRequestAttributes('text_completion', request.model, request.maxTokens),
+        },
+        options,
+      ),
+      { onResponse: json(fromWireFimCompletion), describe: describeCompletion },
+    );
     return this.#counted('text_completion', result);
   }
 
@@ -116,24 +141,38 @@ export class DeepSeekClient implements DeepSeekApi {
 
   /**
    * Streams a chat completion: a `delta` per chunk with text, then one `finish` with the
-   * assembled result. Retries, breaker, bulkhead and keys apply to opening the stream only.
-   * Leaving the loop early (break, return, throw) aborts the upstream request.
+   * assembled result. Retries, breaker, bulkhead and keys apply to opening the stream only;
+   * the stream lifetime bounds the rest. Leaving the loop early (break, return, throw)
+   * aborts the upstream request.
    */
   async *chatStream(request: ChatRequest, options: CallOptions = {}): AsyncGenerator<StreamEvent, void, undefined> {
-    const stream = await this.#transport.openStream({
-      method: 'POST',
-      path: PATHS.chat,
-      headers: SSE_HEADERS,
-      body: JSON.stringify(toWireChatRequest(request, true)),
-      signal: options.signal,
-      traceContext: options.traceContext,
-      spanAttributes: { ...genAiRequestAttributes('chat', request.model, request.maxTokens), 'gen_ai.request.stream': true },
-    });
-    const traceId = headerValue(stream.headers, TRACE_ID_HEADER);
+    let attempts = 0;
+    const response = await this.#call(
+      upstreamRequest(
+        {
+          method: 'POST',
+          path: PATHS.chat,
+          headers: SSE_HEADERS,
+          body: JSON.stringify(toWireChatRequest(request, true)),
+          stream: true,
+          spanAttributes: { ...genAiRequestAttributes('chat', request.model, request.maxTokens), 'gen_ai.request.stream': true },
+        },
+        options,
+      ),
+      {
+        onExchange: () => {
+          attempts += 1;
+        },
+        // The body is read below, outside the transport; the exchange ends when it closes.
+        onResponse: async (opened) => opened,
+      },
+    );
+    const { body } = response;
+    const traceId = headerValue(response.headers, TRACE_ID_HEADER);
     const assembler = new ChatStreamAssembler(request.model, traceId);
     let result: CompletionResult | undefined;
     try {
-      for await (const data of readSseData(stream.body)) {
+      for await (const data of readSseData(body)) {
         if (data === '[DONE]') {
           result = assembler.finish();
           break;
@@ -145,35 +184,30 @@ export class DeepSeekClient implements DeepSeekApi {
       if (!result) throw streamTruncated(traceId);
       this.#counted('chat', result);
     } catch (error) {
-      throw stream.settle(error);
+      const failure = streamBodyFailure(error, options.signal, attempts);
+      // Ends the exchange with the failure, so the call's and the attempt's telemetry see it.
+      body.destroy(failure);
+      throw publicError(failure);
     } finally {
-      stream.close();
+      if (!body.destroyed) body.destroy();
     }
     yield { type: 'finish', result };
   }
 
   /** `GET /models`. */
   models(options: CallOptions = {}): Promise<ModelInfo[]> {
-    return this.#transport.request({
-      method: 'GET',
-      path: PATHS.models,
-      headers: { accept: 'application/json' },
-      signal: options.signal,
-      traceContext: options.traceContext,
-      consume: json(fromWireModelList),
-    });
+    return this.#call(
+      upstreamRequest({ method: 'GET', path: PATHS.models, headers: { accept: 'application/json' } }, options),
+      { onResponse: json(fromWireModelList) },
+    );
   }
 
   /** `GET /user/balance`. */
   balance(options: CallOptions = {}): Promise<Balance> {
-    return this.#transport.request({
-      method: 'GET',
-      path: PATHS.balance,
-      headers: { accept: 'application/json' },
-      signal: options.signal,
-      traceContext: options.traceContext,
-      consume: json(fromWireBalance),
-    });
+    return this.#call(
+      upstreamRequest({ method: 'GET', path: PATHS.balance, headers: { accept: 'application/json' } }, options),
+      { onResponse: json(fromWireBalance) },
+    );
   }
 
   /** Breaker, bulkhead, pool and key state, for the GraphQL `upstream` field and `/readyz`. */
@@ -185,6 +219,15 @@ export class DeepSeekClient implements DeepSeekApi {
   #counted(operation: GenAiOperation, result: CompletionResult): CompletionResult {
     this.#usage.record({ operation, model: result.model, usage: result.usage });
     return result;
+  }
+
+  /** One call through the transport; its failure as the public error. */
+  async #call<T>(request: UpstreamRequest, handler: UpstreamHandler<T>): Promise<T> {
+    try {
+      return await this.#transport.request(request, handler);
+    } catch (error) {
+      throw publicError(error);
+    }
   }
 
   /** Aborts calls in flight and closes the undici pool. */

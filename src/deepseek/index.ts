@@ -2,7 +2,7 @@ import { DeepSeekClient, type DeepSeekClientOptions } from './client';
 
 export { DeepSeekClient, type DeepSeekClientOptions } from './client';
 export type { TransportStatus, KeyStatus, TransportTuning } from '../transport';
-export { classifyFailure, sanitizeUpstreamMessage } from './classify-error';
+export { toGatewayError, sanitizeUpstreamMessage } from './classify-error';
 export {
   PATHS,
   TRACE_ID_HEADER,

@@ -7,7 +7,8 @@ const MAX_JSON_BODY = 64 * 1024 * 1024;
 /**
  * Reads a JSON body. DeepSeek sends blank lines (`\n`) while a request waits to be
  * scheduled, before the JSON itself, so leading whitespace is stripped first. A body that
- * still is not JSON becomes a retryable UPSTREAM_UNAVAILABLE; the raw text is never shown.
+ * still is not JSON is a retryable `invalid-response` (UPSTREAM_UNAVAILABLE once mapped); the
+ * raw text is never shown.
  */
 export async function readJsonBody(body: Readable, traceId?: string): Promise<unknown> {
   const chunks: Buffer[] = [];

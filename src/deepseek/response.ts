@@ -5,7 +5,8 @@ import type { WireUsage } from './wire';
 
 /**
  * Validates DeepSeek's response JSON and maps it to the provider-neutral types. Anything
- * missing that a result needs is an UPSTREAM_UNAVAILABLE (retryable), never a half result.
+ * missing that a result needs is a retryable `invalid-response` (UPSTREAM_UNAVAILABLE once
+ * mapped), never a half result.
  */
 
 type Json = Record<string, unknown>;

@@ -1,15 +1,6 @@
-import { ErrorCode, UpstreamError } from '../errors';
-import { errorInBody, streamTruncated } from './classify-error';
+import { badStreamEvent, errorInBody, streamTruncated } from './classify-error';
 import { toCreatedAt, toFinishReason, toUsage } from './response';
 import type { CompletionResult, StreamEvent, Usage } from './types';
-
-function badEvent(reason: string, traceId?: string): UpstreamError {
-  return new UpstreamError(ErrorCode.UPSTREAM_UNAVAILABLE, `DeepSeek sent an unreadable stream event (${reason})`, {
-    status: 200,
-    traceId,
-    retryable: false,
-  });
-}
 
 const ZERO_USAGE: Usage = { promptTokens: 0, completionTokens: 0, totalTokens: 0, cacheHitTokens: 0, cacheMissTokens: 0 };
 
@@ -41,19 +32,19 @@ export class ChatStreamAssembler {
     try {
       chunk = JSON.parse(data);
     } catch {
-      throw badEvent('not JSON', this.traceId);
+      throw badStreamEvent('not JSON', this.traceId);
     }
-    if (typeof chunk !== 'object' || chunk === null) throw badEvent('not an object', this.traceId);
+    if (typeof chunk !== 'object' || chunk === null) throw badStreamEvent('not an object', this.traceId);
     const json = chunk as Record<string, unknown>;
     // Mid-stream nothing is retried, whatever the error says.
-    if ('error' in json && json.error) throw errorInBody(json.error, this.traceId).with({ retryable: false });
+    if ('error' in json && json.error) throw errorInBody(json.error, this.traceId, { midStream: true });
     if (typeof json.id === 'string') this.#id = json.id;
     if (typeof json.model === 'string') this.#model = json.model;
     if (typeof json.created === 'number') this.#created = json.created;
     const usage = toUsage(json.usage);
     if (usage) this.#usage = usage;
 
-    if (!Array.isArray(json.choices)) throw badEvent('missing choices', this.traceId);
+    if (!Array.isArray(json.choices)) throw badStreamEvent('missing choices', this.traceId);
     const choice = json.choices[0] as Record<string, unknown> | undefined;
     if (!choice) return undefined;
     if (typeof choice.finish_reason === 'string') this.#finishReason = choice.finish_reason;

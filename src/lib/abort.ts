@@ -158,7 +158,8 @@ export class DeadlineExceeded extends Error {
 /**
  * A fixed end time with a signal that aborts then (`AbortSignal.timeout`-style, but its
  * timer is cleared by `dispose()` so finished work leaves no timers behind, and it never
- * keeps the process alive).
+ * keeps the process alive). The abort reason is a `DeadlineExceeded` unless the owner names
+ * its own, so work cut by the deadline fails with an error that already says why.
  */
 export class Deadline {
   readonly at: number;
@@ -166,10 +167,13 @@ export class Deadline {
   readonly #controller = new AbortController();
   readonly #timer: NodeJS.Timeout;
 
-  constructor(readonly timeoutMs: number) {
+  constructor(
+    readonly timeoutMs: number,
+    reason: () => Error = () => new DeadlineExceeded(timeoutMs),
+  ) {
     this.at = Date.now() + timeoutMs;
     this.signal = this.#controller.signal;
-    this.#timer = setTimeout(() => this.#controller.abort(new DeadlineExceeded(timeoutMs)), timeoutMs);
+    this.#timer = setTimeout(() => this.#controller.abort(reason()), timeoutMs);
     this.#timer.unref();
   }
 

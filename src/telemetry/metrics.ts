@@ -135,7 +135,7 @@ export interface UpstreamAttemptFigures {
 }
 
 export interface UpstreamMetrics {
-  /** One whole call: every attempt, backoff and queue wait included. */
+  /** One whole call: every attempt, backoff and queue wait included, and a stream's body. */
   call(figures: UpstreamCallFigures): void;
   /** One HTTP exchange (attempt). */
   attempt(figures: UpstreamAttemptFigures): void;

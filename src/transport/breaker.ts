@@ -8,21 +8,45 @@ import {
   type CircuitBreakerPolicy,
 } from 'cockatiel';
 import type { Logger } from 'pino';
-import { ErrorCode, UpstreamError } from '../errors';
 import { abortable } from '../lib/abort';
+import { TransportError } from './errors';
 import type { BreakerTransition, CircuitStateName, TransportCounters } from './status';
-import type { Classifier, Interceptor } from './types';
+import type { Interceptor } from './types';
 
 const MAX_TRANSITIONS = 50;
 
-/** Outcomes that say something about DeepSeek's health: overload, outage, slowness. */
+/** Answers about the request or the account (rejected, key refused, no balance), not about health. */
+const CALLER_FAULT_STATUSES: ReadonlySet<number> = new Set([400, 401, 402, 403, 422]);
+
+/**
+ * Outcomes that say something about the upstream's health: overload, outage, slowness. An
+ * answer about the request or the account does not; nor does anything that sent no request.
+ */
 export function isHealthFailure(error: unknown): boolean {
-  if (!(error instanceof UpstreamError)) return false;
-  return (
-    error.code === ErrorCode.UPSTREAM_UNAVAILABLE ||
-    error.code === ErrorCode.UPSTREAM_TIMEOUT ||
-    error.code === ErrorCode.UPSTREAM_RATE_LIMITED
-  );
+  if (!(error instanceof TransportError)) return false;
+  const { failure } = error;
+  switch (failure.kind) {
+    case 'status':
+      return !CALLER_FAULT_STATUSES.has(failure.status);
+    case 'network':
+    case 'timeout':
+    case 'closed':
+      // No answer came (a shutdown cut the call; counted as an outage, as it always was).
+      return true;
+    case 'invalid-response':
+      // A 2xx the handler could not use: worth a retry (unreadable, or an error object that
+      // says overload) is a health failure; a rejection or a refused key inside it is not.
+      return error.retryable;
+    case 'circuit-open':
+    case 'overloaded':
+    case 'no-key':
+      return false;
+  }
+}
+
+/** No answer from the upstream at all: the caller gave up, or the local queue was full. */
+function gotNoAnswer(error: unknown): boolean {
+  return !(error instanceof TransportError) || error.kind === 'overloaded';
 }
 
 export interface BreakerOptions {
@@ -50,7 +74,7 @@ export class Breaker {
     // aborted, the local queue was full) also counts: only an answer from DeepSeek (even
     // a 400) proves it is back. Rejections, auth and balance errors never count.
     const counts = (error: Error): boolean =>
-      isHealthFailure(error) || (this.policy.state === CircuitState.HalfOpen && !(error instanceof UpstreamError));
+      isHealthFailure(error) || (this.policy.state === CircuitState.HalfOpen && gotNoAnswer(error));
     this.policy = circuitBreaker(handleWhen(counts), {
       halfOpenAfter: options.cooldownMs,
       breaker: new ConsecutiveBreaker(options.threshold),
@@ -99,23 +123,23 @@ function toName(state: CircuitState): CircuitStateName {
 }
 
 /**
- * Counts whole calls (outside the retry wrapper): a call that succeeds on its third
- * attempt is one success. While open, calls fail at once with UPSTREAM_UNAVAILABLE and
- * never reach the network.
+ * Counts whole calls (outside the retry policy): a call that succeeds on its third attempt
+ * is one success; a stream counts once its headers are in. While open, calls fail at once
+ * with a `circuit-open` error and never reach the network.
  */
-export function breakerInterceptor(breaker: Breaker, classify: Classifier, counters: TransportCounters): Interceptor {
-  return (next) => async (request) => {
+export function breakerInterceptor(breaker: Breaker, counters: TransportCounters): Interceptor {
+  return (next) => async (request, handler) => {
     try {
       // cockatiel makes calls that arrive during a HALF_OPEN probe wait for its outcome;
       // `abortable` lets such a waiter leave as soon as its caller gives up.
       return await abortable(
-        breaker.policy.execute(() => next(request)),
+        breaker.policy.execute(() => next(request, handler)),
         request.signal,
       );
     } catch (error) {
       if (error instanceof BrokenCircuitError || error instanceof IsolatedCircuitError) {
         counters.shortCircuited += 1;
-        throw classify({ kind: 'circuit-open', retryInMs: breaker.retryInMs() });
+        throw new TransportError({ kind: 'circuit-open', retryInMs: breaker.retryInMs() });
       }
       throw error;
     }

@@ -1,5 +1,5 @@
-import { OverloadedError } from '../errors';
 import { abortReason } from '../lib/abort';
+import { TransportError } from './errors';
 import type { TransportCounters } from './status';
 import type { Interceptor } from './types';
 
@@ -13,9 +13,9 @@ interface Waiter {
 
 /**
  * At most `capacity` holders at once and a FIFO queue of at most `queueCapacity` waiters;
- * beyond that `acquire` fails at once with `OverloadedError`. A waiter whose signal aborts
- * leaves the queue immediately. (cockatiel's bulkhead keeps aborted waiters queued until
- * their turn, which is why this one is hand-written.)
+ * beyond that `acquire` fails at once with an `overloaded` TransportError. A waiter whose
+ * signal aborts leaves the queue immediately. (cockatiel's bulkhead keeps aborted waiters
+ * queued until their turn, which is why this one is hand-written.)
  */
 export class Bulkhead {
   #active = 0;
@@ -42,7 +42,7 @@ export class Bulkhead {
       this.#active += 1;
       return Promise.resolve(this.#releaser());
     }
-    if (this.#queue.size >= this.queueCapacity) return Promise.reject(new OverloadedError());
+    if (this.#queue.size >= this.queueCapacity) return Promise.reject(new TransportError({ kind: 'overloaded' }));
     return new Promise<Release>((resolve, reject) => {
       const waiter: Waiter = { grant: resolve, signal };
       if (signal) {
@@ -78,25 +78,25 @@ export class Bulkhead {
 }
 
 /**
- * Holds one slot per *attempt*, from sending the request until its response body is
- * done (for streams: until the stream closes). Backoff waits between attempts hold no
- * slot, so a retrying call never blocks fresh calls while it sleeps.
+ * Holds one slot per *attempt*, from sending the request until its exchange is over (the
+ * body read, or for a stream closed: `onResponseEnd`). Backoff waits between attempts hold
+ * no slot, so a retrying call never blocks fresh calls while it sleeps.
  */
 export function bulkheadInterceptor(bulkhead: Bulkhead, counters: TransportCounters): Interceptor {
-  return (next) => async (request) => {
+  return (next) => async (request, handler) => {
     let release: Release;
     try {
       release = await bulkhead.acquire(request.signal);
     } catch (error) {
-      if (error instanceof OverloadedError) counters.rejectedOverloaded += 1;
+      if (error instanceof TransportError && error.kind === 'overloaded') counters.rejectedOverloaded += 1;
       throw error;
     }
     try {
-      return await next({
-        ...request,
-        onExchangeEnd: () => {
+      return await next(request, {
+        ...handler,
+        onResponseEnd(error) {
           release();
-          request.onExchangeEnd?.();
+          handler.onResponseEnd?.(error);
         },
       });
     } catch (error) {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { UpstreamError } from '../errors';
+import { TransportError } from './errors';
 import type { KeyDisableReason, KeyStatus } from './status';
-import type { Classifier, Interceptor } from './types';
+import type { Interceptor } from './types';
 
 /** `key_` + the first 8 hex characters of sha256(key). Reveals nothing usable about the key. */
 export function keyFingerprint(secret: string): string {
@@ -133,39 +133,42 @@ export class KeyPool {
   }
 }
 
-function disableReasonOf(error: unknown): KeyDisableReason | undefined {
-  if (!(error instanceof UpstreamError)) return undefined;
-  if (error.details.status === 401) return 'unauthorized';
-  if (error.details.status === 402) return 'insufficient_balance';
+/** A 401 (the key is wrong) or 402 (its account has no balance) takes the key out of rotation. */
+function refusalOf(error: unknown): KeyDisableReason | undefined {
+  if (!(error instanceof TransportError) || error.failure.kind !== 'status') return undefined;
+  if (error.failure.status === 401) return 'unauthorized';
+  if (error.failure.status === 402) return 'insufficient_balance';
   return undefined;
 }
 
 /**
  * Puts a key on each exchange. A 401 or 402 disables that key and the same attempt goes
  * on with the next active key (not counted as a retry; each key is tried at most once per
- * attempt). A success through a key under probe puts it back in the rotation. When no
- * key is left the call fails with the last refusal (401 →
- * UPSTREAM_AUTH_FAILED, 402 → UPSTREAM_INSUFFICIENT_BALANCE), without a request when the
- * pool was already empty.
+ * attempt). A success through a key under probe puts it back in the rotation. When no key
+ * is left the call fails with the last refusal (the 401 or 402 itself), or with a `no-key`
+ * error and no request when the pool was already empty.
  */
-export function keyPoolInterceptor(keys: KeyPool, classify: Classifier): Interceptor {
-  return (next) => async (request) => {
+export function keyPoolInterceptor(keys: KeyPool): Interceptor {
+  return (next) => async (request, handler) => {
     const tried = new Set<ApiKey>();
     let lastRefusal: unknown;
     for (;;) {
       const key = keys.pick(tried);
-      if (!key) throw lastRefusal ?? classify({ kind: 'no-key', reason: keys.lastDisableReason });
+      if (!key) throw lastRefusal ?? new TransportError({ kind: 'no-key', reason: keys.lastDisableReason });
       tried.add(key);
       try {
-        const response = await next({
-          ...request,
-          headers: { ...request.headers, authorization: key.authorization() },
-          keyFingerprint: key.fingerprint,
-        });
+        const value = await next(
+          {
+            ...request,
+            headers: { ...request.headers, authorization: key.authorization() },
+            key: { fingerprint: key.fingerprint },
+          },
+          handler,
+        );
         keys.succeeded(key);
-        return response;
+        return value;
       } catch (error) {
-        const reason = disableReasonOf(error);
+        const reason = refusalOf(error);
         if (!reason || request.signal?.aborted) {
           keys.released(key);
           throw error;

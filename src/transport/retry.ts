@@ -1,9 +1,9 @@
 import type { Logger } from 'pino';
-import { UpstreamError } from '../errors';
 import { sleep } from '../lib/abort';
+import { TransportError } from './errors';
 import type { RetryBudget } from './retry-budget';
 import type { TransportCounters } from './status';
-import type { Interceptor, TransportRequest } from './types';
+import type { ErrorType, Interceptor, UpstreamRequest } from './types';
 
 export interface RetryOptions {
   /** Retries after the first attempt (2 → at most 3 attempts). */
@@ -13,6 +13,8 @@ export interface RetryOptions {
   budget: RetryBudget;
   counters: TransportCounters;
   logger: Logger;
+  /** Names the failure that caused a retry (span attribute and log line). */
+  errorType: ErrorType;
   /** Source of jitter in [0, 1); injectable for tests. */
   random?: () => number;
 }
@@ -22,27 +24,23 @@ export function backoffDelay(retryIndex: number, baseMs: number, maxMs: number, 
   return Math.floor(random() * Math.min(maxMs, baseMs * 2 ** retryIndex));
 }
 
-/** Puts the call's attempt count on an upstream error; other errors pass unchanged. */
-export function withAttempts(error: unknown, attempts: number): unknown {
-  return error instanceof UpstreamError ? error.with({ attempts }) : error;
-}
-
 /**
- * Retries an attempt that failed with a retryable `UpstreamError` (429, 500, 502, 503,
- * 504, resets, refused connections, connect/header timeouts: the classifier decides).
- * Never retries a rejection, an auth/balance failure, a caller abort or the deadline.
- * The wait is the jittered backoff or `Retry-After`, whichever is longer; when that wait
- * would end past the call's deadline the call fails now with the last error. Each retry
+ * Retries an attempt that failed with a `retryable` TransportError: a status on the allow-list
+ * (429, 500, 502, 503, 504 unless the provider says otherwise), a reset, refused connection or
+ * connect/header timeout, or a 2xx its handler found unusable and worth another try. Never
+ * retries anything else: a rejection, a refused key, a full queue, a caller's abort, the
+ * deadline. The wait is the jittered backoff or `Retry-After`, whichever is longer; when that
+ * wait would end past the call's deadline the call fails now with the last error. Each retry
  * must also fit the retry budget. undici itself retries no POST; this is the opt-in.
  */
 export function retryInterceptor(options: RetryOptions): Interceptor {
   const random = options.random ?? Math.random;
 
-  function delayBeforeRetry(error: unknown, attempt: number, request: TransportRequest<unknown>): number | undefined {
+  function delayBeforeRetry(error: unknown, attempt: number, request: UpstreamRequest): number | undefined {
     if (request.signal?.aborted) return undefined;
-    if (!(error instanceof UpstreamError) || !error.retryable) return undefined;
+    if (!(error instanceof TransportError) || !error.retryable) return undefined;
     if (attempt > options.maxRetries) return undefined;
-    const delay = Math.max(backoffDelay(attempt - 1, options.baseMs, options.maxMs, random), error.details.retryAfterMs ?? 0);
+    const delay = Math.max(backoffDelay(attempt - 1, options.baseMs, options.maxMs, random), error.retryAfterMs ?? 0);
     if (request.deadline && Date.now() + delay >= request.deadline.at) return undefined;
     if (!options.budget.tryRetry()) {
       options.counters.retryBudgetExhausted += 1;
@@ -51,23 +49,20 @@ export function retryInterceptor(options: RetryOptions): Interceptor {
     return delay;
   }
 
-  return (next) => async (request) => {
+  return (next) => async (request, handler) => {
     options.budget.recordCall();
     // What made the previous attempt fail, for the next attempt's span.
-    let retryReason: string | undefined;
+    let reason: string | undefined;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await next({ ...request, attempt, retryReason });
+        return await next({ ...request, retry: { attempt, reason } }, handler);
       } catch (error) {
         const delay = delayBeforeRetry(error, attempt, request);
-        if (delay === undefined) throw withAttempts(error, request.stats.attempts);
+        if (delay === undefined) throw error;
         options.counters.retries += 1;
-        retryReason = (error as UpstreamError).code;
-        options.logger.debug(
-          { path: request.path, attempt, delayMs: delay, code: (error as UpstreamError).code },
-          'retrying upstream call',
-        );
-        // An abort during the wait ends the call; the deadline wrapper names the cause.
+        reason = options.errorType(error);
+        options.logger.debug({ path: request.path, attempt, delayMs: delay, code: reason }, 'retrying upstream call');
+        // An abort during the wait ends the call; the deadline policy names the cause.
         await sleep(delay, request.signal);
       }
     }

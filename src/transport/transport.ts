@@ -1,29 +1,20 @@
-import type { Readable } from 'node:stream';
-import type { Attributes, Context } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import type { Config } from '../config';
-import { GatewayError } from '../errors';
-import { Deadline, DeadlineExceeded, abortReason, linkSignals } from '../lib/abort';
+import { noopInstruments, type Instruments } from '../telemetry/instruments';
+import { upstreamMetrics } from '../telemetry/metrics';
+import { attemptTelemetry } from './attempt-telemetry';
 import { Breaker, breakerInterceptor } from './breaker';
 import { Bulkhead, bulkheadInterceptor } from './bulkhead';
+import { callTelemetry } from './call-telemetry';
 import { deadlineInterceptor } from './deadline';
-import { createExchange } from './dispatch';
+import { DEFAULT_RETRYABLE_STATUSES, TransportError, transportErrorType } from './errors';
+import { createExchange } from './exchange';
 import { KeyPool, keyPoolInterceptor } from './key-pool';
 import { createUpstreamPool, type UpstreamPool } from './pool';
 import { retryInterceptor } from './retry';
 import { RetryBudget } from './retry-budget';
-import { noopInstruments, type Instruments } from '../telemetry/instruments';
-import { upstreamMetrics } from '../telemetry/metrics';
 import { TransportCounters, type TransportStatus } from './status';
-import { tracingInterceptor } from './tracing';
-import {
-  compose,
-  type Classifier,
-  type Dispatch,
-  type HttpMethod,
-  type ResponseHeaders,
-  type TransportResponse,
-} from './types';
+import { compose, type Dispatch, type ErrorType, type UpstreamHandler, type UpstreamRequest } from './types';
 
 /** The config fields the transport reads. */
 export type TransportSettings = Pick<
@@ -58,59 +49,31 @@ export interface TransportTuning {
 
 export interface TransportOptions {
   settings: TransportSettings;
-  /** Maps HTTP-level failures to public errors (the provider's error table). */
-  classify: Classifier;
   logger: Logger;
-  /** Response header with the upstream's trace id, for logs and spans. */
+  /** Response header with the upstream's trace id: on errors, spans and logs. */
   traceIdHeader?: string;
+  /** Statuses worth another attempt (default: 429, 500, 502, 503, 504). */
+  retryableStatuses?: ReadonlySet<number>;
+  /**
+   * How spans, metrics and logs name a failure (default: the TransportError's kind, ABORTED
+   * for anything else). The provider passes the names its dashboards know.
+   */
+  errorType?: ErrorType;
   tuning?: TransportTuning;
   /** Tracer and meter for call and attempt spans and metrics (default: record nothing). */
   instruments?: Instruments;
 }
 
-/** One upstream call that reads a whole response. */
-export interface CallSpec<T> {
-  method: HttpMethod;
-  path: string;
-  /** Extra headers (content-type, accept); never authorization. */
-  headers?: Record<string, string>;
-  body?: string;
-  signal?: AbortSignal;
-  /** Parent of the call's spans (default: the active context). */
-  traceContext?: Context;
-  /** Attributes for the call span known before the call (never secrets or prompt text). */
-  spanAttributes?: Attributes;
-  /** Attributes for the call span from the consumed value (e.g. token usage). */
-  describe?(value: T): Attributes;
-  /** Reads the 2xx response; throwing an `UpstreamError` fails (and maybe retries) the attempt. */
-  consume(response: TransportResponse): Promise<T>;
-}
-
-export type StreamSpec = Omit<CallSpec<never>, 'consume' | 'describe'>;
-
-/** An established stream: status and headers are in, the body is still flowing. */
-export interface OpenStream {
-  statusCode: number;
-  headers: ResponseHeaders;
-  body: Readable;
-  /**
-   * Names an error met while reading the body: the caller's abort reason, UPSTREAM_TIMEOUT
-   * past `streamMaxMs`, an `UpstreamError` as is, or UPSTREAM_UNAVAILABLE for socket errors.
-   */
-  settle(error: unknown): unknown;
-  /** Ends the exchange: aborts the upstream request unless the body already ended. */
-  close(): void;
-}
-
 /**
  * The resilient pooled transport: one undici pool and the policies around it, composed
- * outermost first as tracing → breaker → deadline → retry (+ budget) → bulkhead → key pool
- * → exchange. The breaker counts calls, the deadline bounds a whole call, retries happen
- * inside both, and each attempt holds one concurrency slot.
+ * outermost first as call telemetry → breaker → deadline → retry (+ budget) → bulkhead →
+ * key pool → attempt telemetry → exchange. The breaker counts calls, the deadline bounds a
+ * whole call, retries happen inside both, each attempt holds one concurrency slot and one
+ * key, and every exchange is traced. Failures are `TransportError`s (or a caller's abort
+ * reason); mapping them to public errors is the provider's business.
  */
 export class Transport {
   readonly #settings: TransportSettings;
-  readonly #classify: Classifier;
   readonly #upstream: UpstreamPool;
   readonly #keys: KeyPool;
   readonly #breaker: Breaker;
@@ -121,9 +84,9 @@ export class Transport {
   #closed = false;
 
   constructor(options: TransportOptions) {
-    const { settings, classify, logger } = options;
+    const { settings, logger } = options;
+    const errorType = options.errorType ?? transportErrorType;
     this.#settings = settings;
-    this.#classify = classify;
     this.#keys = new KeyPool(settings.apiKeys, {
       retryAfterMs: settings.keyRetryMs,
       onDisable: (key, reason) => logger.warn({ keyFingerprint: key.fingerprint, reason }, 'upstream API key disabled'),
@@ -140,6 +103,7 @@ export class Transport {
     this.#bulkhead = new Bulkhead(settings.maxConcurrency, settings.maxQueue);
     const { tracer, meter } = options.instruments ?? noopInstruments();
     const metrics = upstreamMetrics(meter);
+    const displayUrl = this.#upstream.displayUrl;
     const budget = new RetryBudget({
       ratio: settings.retryBudget,
       windowMs: options.tuning?.retryBudgetWindowMs,
@@ -150,18 +114,14 @@ export class Transport {
       createExchange({
         dispatcher: this.#upstream.pool,
         basePath: this.#upstream.basePath,
-        displayUrl: this.#upstream.displayUrl,
-        classify,
-        logger,
-        tracer,
         traceIdHeader: options.traceIdHeader,
+        retryableStatuses: options.retryableStatuses ?? DEFAULT_RETRYABLE_STATUSES,
         scrub: (text) => this.#keys.scrub(text),
         inFlight: this.#inFlight,
-        metrics,
       }),
-      tracingInterceptor(tracer, this.#upstream.displayUrl, metrics),
-      breakerInterceptor(this.#breaker, classify, this.#counters),
-      deadlineInterceptor({ timeoutMs: settings.timeoutMs, classify }),
+      callTelemetry({ tracer, metrics, displayUrl, errorType }),
+      breakerInterceptor(this.#breaker, this.#counters),
+      deadlineInterceptor({ timeoutMs: settings.timeoutMs, streamMaxMs: settings.streamMaxMs }),
       retryInterceptor({
         maxRetries: settings.maxRetries,
         baseMs: settings.retryBaseMs,
@@ -169,72 +129,34 @@ export class Transport {
         budget,
         counters: this.#counters,
         logger,
+        errorType,
         random: options.tuning?.random,
       }),
       bulkheadInterceptor(this.#bulkhead, this.#counters),
-      keyPoolInterceptor(this.#keys, classify),
+      keyPoolInterceptor(this.#keys),
+      attemptTelemetry({ tracer, metrics, logger, displayUrl, traceIdHeader: options.traceIdHeader, errorType }),
     );
   }
 
-  /** Makes one call and reads its whole response through `spec.consume`. */
-  async request<T>(spec: CallSpec<T>): Promise<T> {
-    return this.#run({ ...spec, streaming: false });
-  }
-
   /**
-   * Opens a stream: policies apply until the response status and headers are in; the body
-   * is then bounded by the caller's signal and `streamMaxMs`, and never retried.
+   * Makes one call; `handler.onResponse` reads the 2xx response into its value. For a
+   * stream (`request.stream`) the handler may return while the body flows: the policies then
+   * hold the call (slot, lifetime, spans) until the body closes, and a stream is never
+   * retried once its response is in. Rejects with a `TransportError` or the caller's abort
+   * reason.
    */
-  async openStream(spec: StreamSpec): Promise<OpenStream> {
-    const lifetime = new Deadline(this.#settings.streamMaxMs);
-    const linked = linkSignals(spec.signal, lifetime.signal);
-    const end = (): void => {
-      linked.dispose();
-      lifetime.dispose();
-    };
-    const stats = { attempts: 0 };
-    const settle = (error: unknown): unknown => {
-      if (spec.signal?.aborted) return abortReason(spec.signal);
-      if (lifetime.expired) {
-        return this.#classify({
-          kind: 'timeout',
-          phase: 'stream',
-          timeoutMs: this.#settings.streamMaxMs,
-          attempts: stats.attempts,
-        });
-      }
-      if (error instanceof GatewayError) return error;
-      return this.#classify({ kind: 'network', error }).with({ attempts: stats.attempts });
-    };
-    let response: TransportResponse;
-    try {
-      response = await this.#run(
-        {
-          ...spec,
-          streaming: true,
-          signal: linked.signal,
-          callerSignal: spec.signal,
-          bodySignal: linked.signal,
-          onExchangeEnd: end,
-          consume: async (r) => r,
-        },
-        stats,
-      );
-    } catch (error) {
-      end();
-      // Only a stream lifetime shorter than the call deadline can end here unnamed.
-      throw error instanceof DeadlineExceeded ? settle(error) : error;
+  async request<T>(request: UpstreamRequest, handler: UpstreamHandler<T>): Promise<T> {
+    this.#counters.calls += 1;
+    if (this.#closed) {
+      this.#counters.failures += 1;
+      throw new TransportError({ kind: 'closed' });
     }
-    const { body } = response;
-    return {
-      statusCode: response.statusCode,
-      headers: response.headers,
-      body,
-      settle,
-      close: () => {
-        if (!body.destroyed) body.destroy();
-      },
-    };
+    try {
+      return await this.#dispatch(request, handler);
+    } catch (error) {
+      if (!request.signal?.aborted) this.#counters.failures += 1;
+      throw error;
+    }
   }
 
   status(): TransportStatus {
@@ -256,31 +178,8 @@ export class Transport {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    const reason = this.#classify({ kind: 'closed' });
+    const reason = new TransportError({ kind: 'closed' });
     for (const controller of this.#inFlight) controller.abort(reason);
     await this.#upstream.pool.close();
-  }
-
-  async #run<T>(
-    spec: CallSpec<T> & Partial<{ streaming: boolean; callerSignal: AbortSignal; bodySignal: AbortSignal; onExchangeEnd: () => void }>,
-    stats = { attempts: 0 },
-  ): Promise<T> {
-    this.#counters.calls += 1;
-    if (this.#closed) {
-      this.#counters.failures += 1;
-      throw this.#classify({ kind: 'closed' });
-    }
-    try {
-      return await this.#dispatch({
-        ...spec,
-        headers: { ...spec.headers },
-        callerSignal: spec.callerSignal ?? spec.signal,
-        stats,
-      });
-    } catch (error) {
-      const callerSignal = spec.callerSignal ?? spec.signal;
-      if (!callerSignal?.aborted) this.#counters.failures += 1;
-      throw error;
-    }
   }
 }

@@ -1,107 +1,100 @@
 import type { Attributes, Context } from '@opentelemetry/api';
 import type { Readable } from 'node:stream';
-import type { UpstreamError } from '../errors';
-import type { Deadline } from '../lib/abort';
 
 /**
- * The shapes every transport wrapper shares. The transport knows HTTP and policies;
- * it knows nothing about DeepSeek's JSON. Turning a failed exchange into a public
- * `UpstreamError` is delegated to a `Classifier` supplied by the provider layer.
+ * The transport's contract, after undici's dispatcher: a dispatch takes an immutable
+ * request and a handler; interceptors wrap the dispatch and, where they care about a
+ * response, the handler. The transport knows HTTP and its policies, nothing about
+ * DeepSeek's JSON or the gateway's public error codes.
  */
 
 export type HttpMethod = 'GET' | 'POST';
 
-export type ResponseHeaders = Record<string, string | string[] | undefined>;
+export type ResponseHeaders = Readonly<Record<string, string | string[] | undefined>>;
 
-/** A 2xx response handed to `consume`, its body not read yet. */
-export interface TransportResponse {
-  statusCode: number;
-  headers: ResponseHeaders;
-  body: Readable;
+/** One upstream call as the client built it. Policies never change it; they pass copies on. */
+export interface UpstreamRequest {
+  readonly method: HttpMethod;
+  /** Path below the base URL, e.g. `/chat/completions`. */
+  readonly path: string;
+  /** Request headers; never authorization (the key pool adds it to its copy). */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body?: string;
+  /**
+   * The one abort signal: the caller's. The deadline policy hands inner policies a copy
+   * whose signal also fires at the deadline; nothing else replaces it.
+   */
+  readonly signal?: AbortSignal;
+  /**
+   * true: the handler returns while the body still flows (SSE). The call deadline then stops
+   * at the response headers and the stream lifetime bounds the body; the exchange is over
+   * when the body closes.
+   */
+  readonly stream: boolean;
+  /**
+   * Parent of the call span (default: the active context). The call-telemetry policy passes
+   * on a copy with the call span's context, the parent of the attempt spans. Explicit, so it
+   * works without a context manager.
+   */
+  readonly traceContext?: Context;
+  /** Attributes for the call span known before the call (never secrets or prompt text). */
+  readonly spanAttributes?: Attributes;
+
+  // What outer policies tell inner ones, each in its own namespace, set on copies only.
+  /** Set by the deadline policy: when the call's time is up (ms since epoch). */
+  readonly deadline?: { readonly at: number };
+  /** Set by the retry policy: the 1-based attempt and, from the second on, why it repeats. */
+  readonly retry?: { readonly attempt: number; readonly reason?: string };
+  /** Set by the key pool: the fingerprint of the key this exchange uses. */
+  readonly key?: { readonly fingerprint: string };
 }
 
-/** Facts about one call, shared by all of its attempts. */
-export interface CallStats {
-  /** HTTP exchanges started so far (key rotations included). */
-  attempts: number;
+/** A 2xx response whose status and headers are in; the body has not been read. */
+export interface UpstreamResponse {
+  readonly status: number;
+  readonly headers: ResponseHeaders;
+  readonly body: Readable;
 }
 
 /**
- * One upstream call as it travels through the wrappers. Outer wrappers fill the optional
- * fields for the inner ones (the deadline, the attempt number, the key), always on a copy.
+ * What a call does with its response, and the events of its exchanges. Interceptors that
+ * care wrap it (`{ ...handler, onResponseEnd() {…} }`), always passing each callback on.
  */
-export interface TransportRequest<T> {
-  method: HttpMethod;
-  /** Path below the base URL, e.g. `/chat/completions`. */
-  path: string;
-  /** Request headers without authorization (the key pool adds it). */
-  headers: Record<string, string>;
-  body?: string;
-  /** Reads a 2xx response into the call's value; throw (ideally an `UpstreamError`) to fail the attempt. */
-  consume(response: TransportResponse): Promise<T>;
+export interface UpstreamHandler<T> {
+  /** An HTTP exchange of this call is being sent: once per attempt and per key tried. */
+  onExchange?(): void;
   /**
-   * true: `consume` resolves while the body still flows (SSE). The exchange then ends when
-   * the body closes, and `bodySignal` (not `signal`) bounds the body.
+   * Reads a 2xx response into the call's value. Throwing fails the attempt: a
+   * `TransportError` is retried when it is `retryable`; anything else counts as a network
+   * failure of the exchange.
    */
-  streaming?: boolean;
-  /** Aborts the call while it has no response yet (caller, deadline, shutdown). */
-  signal?: AbortSignal;
-  /** The caller's own signal, to tell a caller's abort from a deadline. */
-  callerSignal?: AbortSignal;
-  /** Streams only: bounds the body once the response arrived (caller and stream lifetime). */
-  bodySignal?: AbortSignal;
-  /** Set by the deadline wrapper: the end of the time budget for getting the response. */
-  deadline?: Deadline;
-  stats: CallStats;
-  /** 1-based attempt number, set by the retry wrapper. */
-  attempt?: number;
-  /** Set by the retry wrapper on a repeated attempt: the error code that caused the retry. */
-  retryReason?: string;
+  onResponse(response: UpstreamResponse): Promise<T>;
   /**
-   * Parent of the call span when the caller gives it (else the active context); the tracing
-   * wrapper then replaces it with the call span's context, the parent of the attempt spans.
-   * Explicit, so it works without a context manager.
+   * The exchange whose response `onResponse` took is over: its body was read to the end,
+   * or destroyed (`error`: why, when that was not its reader's choice). Called once, only
+   * after `onResponse` resolved: before the dispatch resolves for a non-stream call, when
+   * the body closes for a stream. A dispatch that rejects never calls it.
    */
-  traceContext?: Context;
-  /** Extra attributes for the call span, known before the call (no secrets, no text). */
-  spanAttributes?: Attributes;
-  /** Attributes for the call span from its value (e.g. token usage), when it succeeds. */
+  onResponseEnd?(error: Error | undefined): void;
+  /** Attributes for the call span from the value (e.g. token usage). */
   describe?(value: T): Attributes;
-  /** Set by the key pool: the fingerprint of the key this exchange uses. */
-  keyFingerprint?: string;
-  /**
-   * Called exactly once when the HTTP exchange behind a *resolved* dispatch is over (body
-   * read or destroyed). A rejected dispatch has already finished its exchange.
-   */
-  onExchangeEnd?: () => void;
 }
 
-/** One step of the pipeline: resolves with the consumed value or rejects. */
-export type Dispatch = <T>(request: TransportRequest<T>) => Promise<T>;
+/** One step of the pipeline: resolves with the handler's value or rejects. */
+export type Dispatch = <T>(request: UpstreamRequest, handler: UpstreamHandler<T>) => Promise<T>;
 
 /** A policy wrapped around a dispatch function (like undici's `Dispatcher.compose`). */
 export type Interceptor = (next: Dispatch) => Dispatch;
 
-/** What went wrong, in HTTP terms; the classifier turns it into a public error. */
-export type TransportFailure =
-  | {
-      kind: 'status';
-      status: number;
-      headers: ResponseHeaders;
-      /** Up to 64 KiB of the error body, with configured keys scrubbed. */
-      body: string;
-      retryAfterMs?: number;
-      keyFingerprint?: string;
-    }
-  | { kind: 'network'; error: unknown; keyFingerprint?: string }
-  | { kind: 'timeout'; phase: 'call' | 'stream'; timeoutMs: number; attempts: number }
-  | { kind: 'circuit-open'; retryInMs: number }
-  | { kind: 'no-key'; reason: 'unauthorized' | 'insufficient_balance' }
-  | { kind: 'closed' };
-
-export type Classifier = (failure: TransportFailure) => UpstreamError;
+/** How spans, metrics and logs name a failure (`error.type`, the call's `outcome`). */
+export type ErrorType = (error: unknown) => string;
 
 /** Composes interceptors around a dispatch: the first interceptor is the outermost. */
 export function compose(dispatch: Dispatch, ...interceptors: Interceptor[]): Dispatch {
   return interceptors.reduceRight<Dispatch>((next, interceptor) => interceptor(next), dispatch);
+}
+
+export function headerValue(headers: ResponseHeaders, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
 }

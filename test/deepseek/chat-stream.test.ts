@@ -131,8 +131,8 @@ describe('chat streaming', () => {
 
     expect((error as UpstreamError).code).toBe(ErrorCode.UPSTREAM_TIMEOUT);
     expect((error as UpstreamError).message).toBe("DeepSeek's stream did not finish within 400 ms");
+    // Never early (a lower bound only; the exact cut is pinned with fake timers in deadline.test.ts).
     expect(elapsedMs).toBeGreaterThanOrEqual(380);
-    expect(elapsedMs).toBeLessThan(700);
     await waitFor(() => h.sim.counters.inFlight === 0);
   });
 

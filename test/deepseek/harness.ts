@@ -11,13 +11,16 @@ export const GOOD_KEY = 'sk-good-test-key-QRSTUVWX';
 export const BAD_KEY = 'sk-bad-test-key-MNOPQRSZ';
 export const SPARE_KEY = 'sk-spare-test-key-KLMNOPQY';
 
-/** Short, test-sized settings: every timer in a test fires within a second or two. */
+/**
+ * Test-sized settings: short backoffs and cooldowns, and a call deadline long enough that a
+ * loaded machine never cuts a call by accident (tests about the deadline set their own).
+ */
 export function testSettings(overrides: Partial<Config['deepseek']> = {}): Config['deepseek'] {
   return {
     ...testConfig().deepseek,
     mode: 'real',
     apiKeys: [GOOD_KEY],
-    timeoutMs: 1000,
+    timeoutMs: 10_000,
     maxRetries: 2,
     retryBaseMs: 10,
     retryMaxMs: 50,
@@ -90,8 +93,11 @@ export function chatRequest(overrides: Partial<ChatRequest> = {}): ChatRequest {
   };
 }
 
-/** Resolves once `predicate` holds, polling every 10 ms (fails after `timeoutMs`). */
-export async function waitFor(predicate: () => boolean, timeoutMs = 2000): Promise<void> {
+/**
+ * Resolves once `predicate` holds, polling every 10 ms. The limit only turns a hang into a
+ * failure; it is long so that a loaded machine cannot make a passing test fail.
+ */
+export async function waitFor(predicate: () => boolean, timeoutMs = 10_000): Promise<void> {
   const started = Date.now();
   while (!predicate()) {
     if (Date.now() - started > timeoutMs) throw new Error('condition not met in time');

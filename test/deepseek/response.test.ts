@@ -1,5 +1,7 @@
+import { toGatewayError } from '../../src/deepseek/classify-error';
 import { fromWireChatCompletion, fromWireFimCompletion, fromWireModelList, toUsage } from '../../src/deepseek/response';
 import { ErrorCode, UpstreamError } from '../../src/errors';
+import { TransportError } from '../../src/transport';
 
 const official = {
   id: '88beaa90-17fd-45fc-939c-2ef75e2d913c',
@@ -18,11 +20,14 @@ const official = {
   system_fingerprint: 'e72d3c7f663d3e1383b00b3884cb4501',
 };
 
+/** What `fn` throws (an `invalid-response` TransportError), as the client reports it. */
 function thrown(fn: () => unknown): UpstreamError {
   try {
     fn();
   } catch (error) {
-    return error as UpstreamError;
+    expect(error).toBeInstanceOf(TransportError);
+    expect((error as TransportError).kind).toBe('invalid-response');
+    return toGatewayError(error as TransportError) as UpstreamError;
   }
   throw new Error('expected a throw');
 }

@@ -1,5 +1,7 @@
+import { toGatewayError } from '../../src/deepseek/classify-error';
 import { ChatStreamAssembler } from '../../src/deepseek/stream-assembler';
 import { ErrorCode, UpstreamError } from '../../src/errors';
+import { TransportError } from '../../src/transport';
 
 const chunk = (choices: unknown[], usage: unknown = null): string =>
   JSON.stringify({ id: 'id-1', object: 'chat.completion.chunk', created: 1793084842, model: 'deepseek-flash', choices, usage });
@@ -51,13 +53,22 @@ describe('chat stream assembler', () => {
     } catch (e) {
       error = e;
     }
-    expect(error).toBeInstanceOf(UpstreamError);
-    expect((error as UpstreamError).code).toBe(ErrorCode.UPSTREAM_UNAVAILABLE);
-    expect((error as UpstreamError).message).not.toContain('not json{');
+    expect(error).toMatchObject({ kind: 'invalid-response', retryable: false });
+    const mapped = toGatewayError(error as TransportError);
+    expect(mapped).toBeInstanceOf(UpstreamError);
+    expect((mapped as UpstreamError).code).toBe(ErrorCode.UPSTREAM_UNAVAILABLE);
+    expect((mapped as UpstreamError).message).not.toContain('not json{');
   });
 
-  it('rejects an error object sent mid-stream', () => {
+  it('rejects an error object sent mid-stream, never as retryable', () => {
     const assembler = new ChatStreamAssembler('deepseek-flash');
-    expect(() => assembler.add(JSON.stringify({ error: { message: 'boom' } }))).toThrow(UpstreamError);
+    expect(() => assembler.add(JSON.stringify({ error: { message: 'boom' } }))).toThrow(TransportError);
+    let error: unknown;
+    try {
+      assembler.add(JSON.stringify({ error: { type: 'rate_limit_error', message: 'slow down' } }));
+    } catch (e) {
+      error = e;
+    }
+    expect(toGatewayError(error as TransportError)).toMatchObject({ code: ErrorCode.UPSTREAM_RATE_LIMITED, details: { retryable: false } });
   });
 });

@@ -1,14 +1,72 @@
 import { ErrorCode, UpstreamError } from '../../src/errors';
 import { createDeepSeekClient } from '../../src/deepseek';
-import { KeyPool, keyFingerprint } from '../../src/transport/key-pool';
+import { KeyPool, keyFingerprint, keyPoolInterceptor } from '../../src/transport/key-pool';
+import { TransportError } from '../../src/transport/errors';
 import { silentLogger } from '../../src/telemetry/logger';
 import { BAD_KEY, GOOD_KEY, SPARE_KEY, chatRequest, exposedText, failureOf, startHarness, testSettings, type Harness } from '../deepseek/harness';
+import { fakeNext, okResponse, rejectionOf, statusError, textHandler, upstreamRequest, type Step } from './fakes';
+
+describe('key pool policy (fake next)', () => {
+  function pooled(secrets: string[], ...steps: Step[]) {
+    let now = 0;
+    const keys = new KeyPool(secrets, { retryAfterMs: 1000, now: () => now });
+    const next = fakeNext(...steps);
+    return { keys, next, dispatch: keyPoolInterceptor(keys)(next.dispatch), later: (ms: number) => (now += ms) };
+  }
+
+  it("puts the key on the exchange's copy of the request: authorization and fingerprint, never on the original", async () => {
+    const { next, dispatch } = pooled([GOOD_KEY], okResponse());
+    const request = upstreamRequest();
+
+    await dispatch(request, textHandler());
+
+    expect(next.requests[0].headers).toMatchObject({ authorization: `Bearer ${GOOD_KEY}`, 'content-type': 'application/json' });
+    expect(next.requests[0].key).toEqual({ fingerprint: keyFingerprint(GOOD_KEY) });
+    expect(request.headers).not.toHaveProperty('authorization');
+  });
+
+  it('takes a key refused with 401 or 402 out of rotation and goes on with the next key in the same attempt', async () => {
+    const { keys, next, dispatch } = pooled([BAD_KEY, SPARE_KEY, GOOD_KEY], statusError(401), statusError(402), okResponse());
+
+    await expect(dispatch(upstreamRequest(), textHandler())).resolves.toBe('{"ok":true}');
+
+    expect(next.requests.map((r) => r.key?.fingerprint)).toEqual([BAD_KEY, SPARE_KEY, GOOD_KEY].map(keyFingerprint));
+    expect(keys.snapshot().map((k) => k.reason)).toEqual(['unauthorized', 'insufficient_balance', undefined]);
+  });
+
+  it('fails with the last refusal when every key is refused, then with no-key and no request', async () => {
+    const last = statusError(401);
+    const { next, dispatch } = pooled([BAD_KEY, SPARE_KEY], statusError(401), last);
+
+    expect(await rejectionOf(dispatch(upstreamRequest(), textHandler()))).toBe(last);
+    const error = await rejectionOf(dispatch(upstreamRequest(), textHandler()));
+
+    expect(error).toBeInstanceOf(TransportError);
+    expect(error).toMatchObject({ kind: 'no-key', failure: { reason: 'unauthorized' } });
+    expect(next.requests).toHaveLength(2);
+  });
+
+  it('keeps a key after any other failure, and lets a probe of a disabled key bring it back', async () => {
+    const { keys, next, dispatch, later } = pooled([GOOD_KEY], statusError(503), statusError(402), TransportError.network(new Error('reset')), okResponse());
+    await rejectionOf(dispatch(upstreamRequest(), textHandler()));
+    expect(keys.snapshot()[0].state).toBe('active');
+    await rejectionOf(dispatch(upstreamRequest(), textHandler()));
+    expect(keys.snapshot()[0]).toMatchObject({ state: 'disabled', reason: 'insufficient_balance' });
+
+    later(1000);
+    await rejectionOf(dispatch(upstreamRequest(), textHandler())); // the probe got no verdict
+    await expect(dispatch(upstreamRequest(), textHandler())).resolves.toBe('{"ok":true}');
+
+    expect(next.requests).toHaveLength(4);
+    expect(keys.snapshot()[0]).toEqual({ fingerprint: keyFingerprint(GOOD_KEY), state: 'active' });
+  });
+});
 
 function authOf(h: Harness): string[] {
   return h.sim.requests.map((r) => String(r.headers.authorization));
 }
 
-describe('API-key pool', () => {
+describe('API-key pool against the simulator', () => {
   let h: Harness;
   afterEach(async () => {
     await h?.close();

@@ -1,0 +1,110 @@
+import type { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { abortReason, onAbort } from '../lib/abort';
+import { TransportError } from './errors';
+import { deliver } from './handler';
+import { parseRetryAfter } from './retry-after';
+import { headerValue, type Dispatch, type ResponseHeaders } from './types';
+
+const ERROR_BODY_LIMIT = 64 * 1024;
+
+export interface ExchangeOptions {
+  dispatcher: Dispatcher;
+  /** Path prefix from the base URL (`/v1` for `…/v1`). */
+  basePath: string;
+  /** Response header carrying the upstream's trace id (DeepSeek: `x-ds-trace-id`). */
+  traceIdHeader?: string;
+  /** Statuses worth another attempt. */
+  retryableStatuses: ReadonlySet<number>;
+  /** Removes secrets from error bodies before anyone reads them. */
+  scrub: (text: string) => string;
+  /** Controllers of exchanges in flight, so `close()` can abort them. */
+  inFlight: Set<AbortController>;
+}
+
+/** Reads at most `limit` bytes of a body as text, then drops the rest. */
+async function readLimited(body: Readable, limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
+    chunks.push(buffer);
+    size += buffer.length;
+    if (size >= limit) break;
+  }
+  return Buffer.concat(chunks).subarray(0, limit).toString('utf8');
+}
+
+/**
+ * The innermost dispatch: one HTTP exchange on the undici pool. It tells the handler an
+ * exchange starts, sends the request, turns a status outside 2xx or a socket error into a
+ * `TransportError`, and hands a 2xx response to the handler (`deliver`). It stays bound to
+ * the request's signal until the exchange is over, a stream's body included. Aborts
+ * (caller, deadline, stream lifetime, shutdown) surface as the signal's reason, which the
+ * policy that owns the signal has already named.
+ */
+export function createExchange(options: ExchangeOptions): Dispatch {
+  return async (request, handler) => {
+    handler.onExchange?.();
+    const controller = new AbortController();
+    options.inFlight.add(controller);
+    const unwatch = onAbort(request.signal, (reason) => controller.abort(reason));
+    let open = true;
+    const end = (): void => {
+      if (!open) return;
+      open = false;
+      unwatch();
+      options.inFlight.delete(controller);
+    };
+    const keyFingerprint = request.key?.fingerprint;
+    const fail = (error: unknown): never => {
+      end();
+      if (controller.signal.aborted) throw abortReason(controller.signal);
+      throw error instanceof TransportError ? error : TransportError.network(error, keyFingerprint);
+    };
+
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await options.dispatcher.request({
+        method: request.method,
+        path: `${options.basePath}${request.path}`,
+        headers: request.headers,
+        body: request.body,
+        signal: controller.signal,
+      });
+    } catch (error) {
+      return fail(error);
+    }
+
+    const { body, statusCode: status } = response;
+    const headers = response.headers as ResponseHeaders;
+    // Destroying an unread body emits 'error'; nobody may be listening by then.
+    body.on('error', () => undefined);
+
+    if (status < 200 || status >= 300) {
+      let text = '';
+      try {
+        text = options.scrub(await readLimited(body, ERROR_BODY_LIMIT));
+      } catch {
+        // A status without a readable body is still a status.
+      }
+      body.destroy();
+      return fail(
+        new TransportError(
+          { kind: 'status', status, body: text, retryAfterMs: parseRetryAfter(headers['retry-after']) },
+          {
+            retryable: options.retryableStatuses.has(status),
+            traceId: options.traceIdHeader ? headerValue(headers, options.traceIdHeader) : undefined,
+            keyFingerprint,
+          },
+        ),
+      );
+    }
+
+    try {
+      return await deliver(request, handler, { status, headers, body }, { signal: controller.signal, onEnd: end });
+    } catch (error) {
+      return fail(error);
+    }
+  };
+}
