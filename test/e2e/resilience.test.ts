@@ -1,6 +1,7 @@
 import type { Gateway } from '../../src/app';
 import { startSimulator, type Simulator } from '../../src/simulator';
 import { gql, startTestGateway } from '../helpers/gateway';
+import { startHeldUpstream, type HeldUpstream } from '../helpers/held-upstream';
 import { waitFor } from '../helpers/wait';
 
 const KEY = 'sk-resilience-test-key-01';
@@ -17,6 +18,23 @@ async function withGateway(
     await run(gateway, simulator);
   } finally {
     await gateway.close();
+    await simulator.close();
+  }
+}
+
+/** Like `withGateway`, with a stand-in between gateway and simulator that holds calls until `release()`. */
+async function withHeldUpstream(
+  env: Record<string, string>,
+  run: (gateway: Gateway, simulator: Simulator, upstream: HeldUpstream) => Promise<void>,
+): Promise<void> {
+  const simulator = await startSimulator({ apiKeys: [KEY] });
+  const upstream = await startHeldUpstream(simulator.url);
+  const gateway = await startTestGateway({ DEEPSEEK_API_KEY: KEY, DEEPSEEK_BASE_URL: upstream.url, ...env });
+  try {
+    await run(gateway, simulator, upstream);
+  } finally {
+    await gateway.close();
+    await upstream.close();
     await simulator.close();
   }
 }
@@ -72,22 +90,21 @@ describe('the resilient transport, seen through GraphQL', () => {
   });
 
   it('refuses work with OVERLOADED when the concurrency limit and its queue are full', async () => {
-    await withGateway(
-      { DEEPSEEK_MAX_CONCURRENCY: '1', DEEPSEEK_MAX_QUEUE: '1' },
-      async (gateway, simulator) => {
-        const ask = (n: number) => gql(gateway, COMPLETION, { input: { prompt: `overload ${n}`, cache: 'BYPASS' } });
-        const [first, second] = [ask(1), ask(2)];
-        // The third arrives once the slot is taken and the queue is full, not by luck of timing.
-        await waitFor(() => simulator.counters.inFlight === 1 && gateway.services.deepseek.status().queued === 1, {
-          what: 'one call in flight and one queued',
-        });
-        const results = await Promise.all([first, second, ask(3)]);
-        const codes = results.map((r) => r.errors?.[0]?.extensions?.code ?? 'OK').sort();
-        expect(codes).toEqual(['OK', 'OK', 'OVERLOADED']);
-        expect(simulator.counters.maxInFlight).toBe(1);
-      },
-      { latencyMs: 1000 }, // holds the first call while the third is turned away
-    );
+    await withHeldUpstream({ DEEPSEEK_MAX_CONCURRENCY: '1', DEEPSEEK_MAX_QUEUE: '1' }, async (gateway, simulator, upstream) => {
+      const ask = (n: number) => gql(gateway, COMPLETION, { input: { prompt: `overload ${n}`, cache: 'BYPASS' } });
+      const [first, second] = [ask(1), ask(2)];
+      // The first call holds the only slot (held upstream) and the second waits in the queue
+      // before the third arrives; the third is answered before the first may finish.
+      await waitFor(() => upstream.received === 1 && gateway.services.deepseek.status().queued === 1, {
+        what: 'one call in flight and one queued',
+      });
+      const third = await ask(3);
+      upstream.release();
+      const results = [await first, await second, third];
+      const codes = results.map((r) => r.errors?.[0]?.extensions?.code ?? 'OK').sort();
+      expect(codes).toEqual(['OK', 'OK', 'OVERLOADED']);
+      expect(simulator.counters.maxInFlight).toBe(1);
+    });
   });
 
   it('aborts the upstream call when the only client waiting for it disconnects', async () => {
@@ -112,24 +129,21 @@ describe('the resilient transport, seen through GraphQL', () => {
   });
 
   it('keeps a shared upstream call running while one of its waiters remains', async () => {
-    await withGateway(
-      {},
-      async (gateway, simulator) => {
-        const controller = new AbortController();
-        const leaving = gql(gateway, COMPLETION, { input: { prompt: 'shared call' } }, { signal: controller.signal });
-        const staying = gql(gateway, COMPLETION, { input: { prompt: 'shared call' } });
-        // Both operations wait on the one upstream call before one of them leaves.
-        await waitFor(() => simulator.counters.inFlight === 1 && gateway.services.completions.stats().joinedInFlight === 1, {
-          what: 'the second operation to join the call',
-        });
-        controller.abort();
-        await expect(leaving).rejects.toThrow();
-        const answer = await staying;
-        expect(answer.errors).toBeUndefined();
-        expect(simulator.counters.byPath['/chat/completions']).toBe(1);
-      },
-      { latencyMs: 1500 }, // keeps the call in flight while the first operation leaves
-    );
+    await withHeldUpstream({}, async (gateway, simulator, upstream) => {
+      const controller = new AbortController();
+      const leaving = gql(gateway, COMPLETION, { input: { prompt: 'shared call' } }, { signal: controller.signal });
+      const staying = gql(gateway, COMPLETION, { input: { prompt: 'shared call' } });
+      // Both operations wait on the one upstream call (held) before one of them leaves.
+      await waitFor(() => upstream.received === 1 && gateway.services.completions.stats().joinedInFlight === 1, {
+        what: 'the second operation to join the call',
+      });
+      controller.abort();
+      await expect(leaving).rejects.toThrow();
+      upstream.release();
+      const answer = await staying;
+      expect(answer.errors).toBeUndefined();
+      expect(simulator.counters.byPath['/chat/completions']).toBe(1);
+    });
   });
 
   it('spreads calls over several keys and drops a key DeepSeek rejects', async () => {
