@@ -189,12 +189,19 @@ class KeyvCompletionCache implements CompletionCache {
 /**
  * Builds the process-wide completion cache: Redis when `redisUrl` is set (shared by
  * replicas), otherwise a bounded in-memory LRU. Both expire entries after `ttlSeconds`.
+ * `now` is the clock the in-memory store ages entries with (default `performance.now`);
+ * Redis keeps time itself.
  */
-export function createCompletionCache(options: { config: Config['cache']; logger: Logger; instruments?: Instruments }): CompletionCache {
+export function createCompletionCache(options: {
+  config: Config['cache'];
+  logger: Logger;
+  instruments?: Instruments;
+  now?: () => number;
+}): CompletionCache {
   const { config, logger } = options;
   const store = config.redisUrl
     ? createRedisStore({ url: config.redisUrl, namespace: config.namespace, logger })
-    : createMemoryStore({ maxEntries: config.maxEntries, ttlSeconds: config.ttlSeconds });
+    : createMemoryStore({ maxEntries: config.maxEntries, ttlSeconds: config.ttlSeconds, now: options.now });
   const tracer = (options.instruments ?? noopInstruments()).tracer;
   return new KeyvCompletionCache(store, config.ttlSeconds * 1000, config.storeTimeoutMs, logger, tracer);
 }

@@ -7,9 +7,18 @@ import type { CacheStore } from './store';
  * the LRU drops entries older than their TTL on read, and keyv checks the `expires` stamp
  * it writes into every value. Values are keyv's serialised strings, so a caller can never
  * change a stored answer through a shared reference.
+ *
+ * `now` is the clock (in ms) the LRU measures ages with; it defaults to `performance.now`,
+ * which the LRU captures when its module loads, out of reach of jest's fake timers. keyv
+ * reads `Date.now` for its own check.
  */
-export function createMemoryStore(options: { maxEntries: number; ttlSeconds: number }): CacheStore {
-  const lru = new LRUCache<string, string>({ max: options.maxEntries, ttl: options.ttlSeconds * 1000 });
+export function createMemoryStore(options: { maxEntries: number; ttlSeconds: number; now?: () => number }): CacheStore {
+  const { now } = options;
+  const lru = new LRUCache<string, string>({
+    max: options.maxEntries,
+    ttl: options.ttlSeconds * 1000,
+    ...(now ? { perf: { now } } : {}),
+  });
   // keyv calls `store.set(key, value, ttlMs)`, but LRUCache takes `{ ttl }` as its third
   // argument (and throws on a number), so it gets this small Map-like adapter.
   const adapter = {

@@ -23,7 +23,15 @@ function idOf(prompt: string): string {
   return completionId(chatRequest(prompt));
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/**
+ * Fakes the timers the batch window uses (setTimeout, Date) but leaves the job queues
+ * real: DataLoader dispatches and a zero window closes on `process.nextTick`, and
+ * `settle()` waits on `setImmediate`.
+ */
+function useWindowClock(): void {
+  beforeEach(() => jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] }));
+  afterEach(() => jest.useRealTimers());
+}
 
 describe('CompletionService coalescing', () => {
   it('makes one upstream call for 200 concurrent identical loads from 200 operations', async () => {
@@ -377,18 +385,24 @@ describe('CompletionService cancellation', () => {
     expect(upstream.calls[0].signal?.aborted).toBe(false);
   });
 
-  it('drops loads of an operation that went away before its batch ran: no cache read, no upstream call', async () => {
-    const { service, upstream, cache } = setup({ windowMs: 20, maxSize: 100 });
-    const controller = new AbortController();
+  describe('with a batch window (fake timers)', () => {
+    useWindowClock();
 
-    const gone = service.createLoaders({ signal: controller.signal }).completion.load(key('q'));
-    await sleep(5);
-    controller.abort();
-    await expect(gone).rejects.toMatchObject({ name: 'AbortError' });
-    await sleep(30);
+    it('drops loads of an operation that went away before its batch ran: no cache read, no upstream call', async () => {
+      const { service, upstream, cache } = setup({ windowMs: 20, maxSize: 100 });
+      const controller = new AbortController();
 
-    expect(cache.getManyCalls).toEqual([]);
-    expect(upstream.calls).toHaveLength(0);
+      const gone = service.createLoaders({ signal: controller.signal }).completion.load(key('q'));
+      await settle(); // the load is in the open window
+      jest.advanceTimersByTime(5);
+      controller.abort();
+      await expect(gone).rejects.toMatchObject({ name: 'AbortError' });
+      jest.advanceTimersByTime(15); // the window closes
+      await settle();
+
+      expect(cache.getManyCalls).toEqual([]);
+      expect(upstream.calls).toHaveLength(0);
+    });
   });
 
   it('holds one abort listener per operation however many loads wait, and none once they are answered', async () => {
@@ -423,48 +437,65 @@ describe('CompletionService cancellation', () => {
 });
 
 describe('CompletionService batch window', () => {
-  it('gathers loads from separate operations within windowMs into one cache round trip', async () => {
-    const { service, cache, upstream } = setup({ windowMs: 20, maxSize: 100 });
+  describe('with a window (fake timers)', () => {
+    useWindowClock();
 
-    const a = service.createLoaders().completion.load(key('a'));
-    await sleep(5);
-    const b = service.createLoaders().completion.load(key('b'));
-    await Promise.all([a, b]);
+    it('gathers loads from separate operations within windowMs into one cache round trip', async () => {
+      const { service, cache, upstream } = setup({ windowMs: 20, maxSize: 100 });
 
-    expect(cache.getManyCalls).toEqual([[idOf('a'), idOf('b')]]);
-    expect(cache.setManyCalls).toEqual([[idOf('a'), idOf('b')]]);
-    expect(upstream.calls).toHaveLength(2);
-    expect(service.stats()).toMatchObject({ batches: 1, meanBatchSize: 2 });
+      const a = service.createLoaders().completion.load(key('a'));
+      await settle();
+      jest.advanceTimersByTime(5);
+      const b = service.createLoaders().completion.load(key('b'));
+      await settle();
+      expect(cache.getManyCalls).toEqual([]); // the window is still open
+      jest.advanceTimersByTime(15);
+      await Promise.all([a, b]);
+
+      expect(cache.getManyCalls).toEqual([[idOf('a'), idOf('b')]]);
+      expect(cache.setManyCalls).toEqual([[idOf('a'), idOf('b')]]);
+      expect(upstream.calls).toHaveLength(2);
+      expect(service.stats()).toMatchObject({ batches: 1, meanBatchSize: 2 });
+    });
+
+    it('splits batches at maxSize', async () => {
+      const { service, cache, upstream } = setup({ windowMs: 20, maxSize: 2 });
+      const prompts = ['p1', 'p2', 'p3', 'p4', 'p5'];
+
+      const pending = service.createLoaders().completion.loadMany(prompts.map((prompt) => key(prompt)));
+      // Full batches leave at once: they read the cache before the clock moves at all;
+      // only the last partial one waits for the window.
+      await settle();
+      expect(cache.getManyCalls).toEqual([
+        [idOf('p1'), idOf('p2')],
+        [idOf('p3'), idOf('p4')],
+      ]);
+      jest.advanceTimersByTime(19);
+      await settle();
+      expect(cache.getManyCalls).toHaveLength(2);
+      jest.advanceTimersByTime(1);
+      await pending;
+
+      expect(cache.getManyCalls).toEqual([
+        [idOf('p1'), idOf('p2')],
+        [idOf('p3'), idOf('p4')],
+        [idOf('p5')],
+      ]);
+      expect(cache.setManyCalls).toHaveLength(3);
+      expect(upstream.calls).toHaveLength(5);
+      expect(service.stats()).toMatchObject({ batches: 3, meanBatchSize: 5 / 3 });
+    });
   });
 
   it('without a window, loads from different ticks are separate batches', async () => {
     const { service, cache } = setup({ windowMs: 0, maxSize: 100 });
 
     const a = service.createLoaders().completion.load(key('a'));
-    await sleep(5);
+    await settle(); // a later tick: the zero window has closed behind `a`
     const b = service.createLoaders().completion.load(key('b'));
     await Promise.all([a, b]);
 
     expect(cache.getManyCalls).toEqual([[idOf('a')], [idOf('b')]]);
-  });
-
-  it('splits batches at maxSize', async () => {
-    const { service, cache, upstream } = setup({ windowMs: 20, maxSize: 2 });
-    const prompts = ['p1', 'p2', 'p3', 'p4', 'p5'];
-
-    const started = Date.now();
-    await service.createLoaders().completion.loadMany(prompts.map((prompt) => key(prompt)));
-
-    expect(cache.getManyCalls).toEqual([
-      [idOf('p1'), idOf('p2')],
-      [idOf('p3'), idOf('p4')],
-      [idOf('p5')],
-    ]);
-    expect(cache.setManyCalls).toHaveLength(3);
-    expect(upstream.calls).toHaveLength(5);
-    expect(service.stats()).toMatchObject({ batches: 3, meanBatchSize: 5 / 3 });
-    // Full batches leave at once; only the last partial one waits for the window.
-    expect(Date.now() - started).toBeLessThan(500);
   });
 });
 

@@ -33,14 +33,23 @@ describe('memory completion cache', () => {
     expect((await cache.getMany(['a']))[0]?.content).toBe('original');
   });
 
-  it('does not return entries older than the TTL', async () => {
-    cache = createCompletionCache({ config: cacheConfig({ ttlSeconds: 1 }), logger: silentLogger() });
-    await cache.setMany([{ id: 'a', value: completionResult('A') }]);
-    expect(await cache.getMany(['a'])).toEqual([completionResult('A')]);
+  describe('on a fake clock', () => {
+    // Both expiry checks run on jest's clock: keyv's `expires` stamp is read with Date.now
+    // (faked), and the LRU is handed a clock that reads it too.
+    beforeEach(() => jest.useFakeTimers());
+    afterEach(() => jest.useRealTimers());
 
-    await new Promise((resolve) => setTimeout(resolve, 1100));
+    it('does not return entries older than the TTL', async () => {
+      cache = createCompletionCache({ config: cacheConfig({ ttlSeconds: 1 }), logger: silentLogger(), now: () => Date.now() });
+      await cache.setMany([{ id: 'a', value: completionResult('A') }]);
+      expect(await cache.getMany(['a'])).toEqual([completionResult('A')]);
 
-    expect(await cache.getMany(['a'])).toEqual([undefined]);
+      jest.advanceTimersByTime(999);
+      expect(await cache.getMany(['a'])).toEqual([completionResult('A')]);
+      jest.advanceTimersByTime(2);
+
+      expect(await cache.getMany(['a'])).toEqual([undefined]);
+    });
   });
 
   it('evicts the least recently used entry beyond maxEntries', async () => {

@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Gateway } from '../../src/app';
+import { startSimulator, type Simulator } from '../../src/simulator';
 import { RedisServer } from '../cache/redis-server';
 import { chatCalls, gql, startTestGateway } from '../helpers/gateway';
+import { startHeldUpstream, type HeldUpstream } from '../helpers/held-upstream';
+import { waitFor } from '../helpers/wait';
 
 const COMPLETION = `query ($input: CompletionInput!) { completion(input: $input) { id content cached createdAt } }`;
 
@@ -17,40 +20,47 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * its upstream call ends and is written to Redis just after, and the Redis client may
  * still be (re)connecting: an immediate second ask can miss, a later one must hit.
  */
-async function until(check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met within 10 s');
-    await sleep(20);
-  }
-}
-
 async function becomesCached(gateway: Gateway, prompt: string): Promise<boolean> {
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    if ((await ask(gateway, { prompt })).data!.completion.cached) return true;
-    await sleep(100);
-  }
-  return false;
+  return waitFor(async () => (await ask(gateway, { prompt })).data!.completion.cached, { intervalMs: 100 }).then(
+    () => true,
+    () => false,
+  );
 }
 
 describe('coalescing over HTTP', () => {
+  const KEY = 'sk-coalescing-test-key-01';
+  let simulator: Simulator;
+  let upstream: HeldUpstream;
   let gateway: Gateway;
 
   beforeAll(async () => {
-    // A slow upstream, so every concurrent request arrives while the first call is in flight.
-    gateway = await startTestGateway({ SIMULATOR_LATENCY_MS: '1500' });
+    // The simulator behind a stand-in that holds the upstream call until every request has
+    // arrived: on a loaded machine 200 requests can take most of a second to come in.
+    simulator = await startSimulator({ apiKeys: [KEY] });
+    upstream = await startHeldUpstream(simulator.url);
+    gateway = await startTestGateway({ DEEPSEEK_API_KEY: KEY, DEEPSEEK_BASE_URL: upstream.url });
   });
   afterAll(async () => {
     await gateway.close();
+    await upstream.close();
+    await simulator.close();
   });
 
   it('200 concurrent identical queries from separate HTTP requests make exactly 1 upstream call', async () => {
-    const before = chatCalls(gateway);
-    const responses = await Promise.all(
+    const chatCallsMade = (): number => simulator.counters.byPath['/chat/completions'] ?? 0;
+    const loads = (): number => gateway.services.completions.stats().upstreamCalls + gateway.services.completions.stats().joinedInFlight;
+    const before = chatCallsMade();
+    const loadsBefore = loads();
+    const pending = Promise.all(
       Array.from({ length: 200 }, () => ask(gateway, { prompt: 'the same question, 200 times', thinking: false })),
     );
-    expect(chatCalls(gateway)).toBe(before + 1);
+    // Every request has reached the coalescer, starting the call or joining it, while the
+    // call is held; then DeepSeek answers.
+    await waitFor(() => loads() - loadsBefore >= 200, { what: 'all 200 requests to reach the coalescer' });
+    expect(upstream.received).toBe(1);
+    upstream.release();
+    const responses = await pending;
+    expect(chatCallsMade()).toBe(before + 1);
     const ids = new Set(responses.map((r) => r.data!.completion.id));
     const contents = new Set(responses.map((r) => r.data!.completion.content));
     expect(ids.size).toBe(1);
@@ -63,6 +73,19 @@ describe('coalescing over HTTP', () => {
       '{ upstream { coalescing { joinedInFlight } } }',
     );
     expect(status.data!.upstream.coalescing.joinedInFlight).toBeGreaterThanOrEqual(199);
+  });
+});
+
+describe('deduplication inside one operation, over HTTP', () => {
+  let gateway: Gateway;
+
+  // One operation's loads are deduplicated before any upstream call, whatever its latency,
+  // so these need no slow upstream.
+  beforeAll(async () => {
+    gateway = await startTestGateway();
+  });
+  afterAll(async () => {
+    await gateway.close();
   });
 
   it('aliases of the same question in one operation make one call', async () => {
@@ -125,7 +148,9 @@ describe('cache policies over HTTP', () => {
 
   it('REFRESH skips the read and stores the new answer', async () => {
     const first = await ask(gateway, { prompt: 'policy REFRESH' });
-    await sleep(1100); // createdAt has second resolution upstream
+    // createdAt has second resolution upstream (the simulator's clock, this process's):
+    // wait for the next second, so a new answer is told apart from the stored one.
+    await waitFor(() => Date.now() >= Date.parse(first.data!.completion.createdAt) + 1000, { what: 'the next second' });
     const refreshed = await ask(gateway, { prompt: 'policy REFRESH', cache: 'REFRESH' });
     expect(refreshed.data!.completion.cached).toBe(false);
     expect(refreshed.data!.completion.createdAt > first.data!.completion.createdAt).toBe(true);
@@ -140,6 +165,8 @@ describe('cache bounds', () => {
     try {
       await ask(gateway, { prompt: 'short-lived' });
       expect((await ask(gateway, { prompt: 'short-lived' })).data!.completion.cached).toBe(true);
+      // Needed as is: an end-to-end TTL passes in real time (memory-cache.test.ts checks the
+      // edge on a fake clock). Only a lower bound: a slower machine waits longer, never less.
       await sleep(1200);
       const before = chatCalls(gateway);
       expect((await ask(gateway, { prompt: 'short-lived' })).data!.completion.cached).toBe(false);
@@ -174,10 +201,13 @@ describe('a shared Redis cache', () => {
       const written = await ask(first, { prompt: 'shared between replicas' });
       expect(written.data!.completion.cached).toBe(false);
       // The answer goes out as soon as DeepSeek has answered; the write to Redis follows.
-      await until(async () => {
-        const stats = await gql<{ upstream: { cache: { writes: number } } }>(first, '{ upstream { cache { writes } } }');
-        return stats.data!.upstream.cache.writes >= 1;
-      });
+      await waitFor(
+        async () => {
+          const stats = await gql<{ upstream: { cache: { writes: number } } }>(first, '{ upstream { cache { writes } } }');
+          return stats.data!.upstream.cache.writes >= 1;
+        },
+        { intervalMs: 20, what: 'the write to Redis' },
+      );
       const read = await ask(second, { prompt: 'shared between replicas' });
       expect(read.data!.completion).toEqual({ ...written.data!.completion, cached: true });
       expect(chatCalls(second)).toBe(0);

@@ -1,6 +1,7 @@
 import { createClient, type Client } from 'graphql-sse';
 import type { Gateway } from '../../src/app';
 import { chatCalls, COMPLETION_FIELDS, gql, startTestGateway } from '../helpers/gateway';
+import { waitFor } from '../helpers/wait';
 
 const STREAM = `subscription ($input: CompletionInput!) {
   completionStream(input: $input) { id index delta reasoningDelta finishReason cached }
@@ -90,7 +91,8 @@ describe('completionStream over GraphQL over SSE (/graphql/stream)', () => {
 
   it('aborts the upstream stream when the only SSE client disconnects', async () => {
     const simulator = gateway.simulator!;
-    simulator.setOptions({ tokenDelayMs: 100 }); // left alone, the stream would run for seconds
+    // Left alone, the stream would run ~12 s (about 24 tokens), far past the wait below.
+    simulator.setOptions({ tokenDelayMs: 500 });
     try {
       const controller = new AbortController();
       const response = await fetch(`${gateway.url}/graphql/stream`, {
@@ -104,11 +106,15 @@ describe('completionStream over GraphQL over SSE (/graphql/stream)', () => {
       let received = '';
       while (!received.includes('event: next')) received += new TextDecoder().decode((await reader.read()).value);
       expect(simulator.counters.inFlight).toBe(1);
+      const abandoned = gateway.services.streams.stats().abandoned;
       controller.abort();
-      const abortedAt = Date.now();
-      while (simulator.counters.inFlight > 0 && Date.now() - abortedAt < 2000) await new Promise((resolve) => setTimeout(resolve, 20));
+      // Released at once, shown without a clock: the hub counts the stream abandoned (it
+      // aborted the upstream because its last subscriber left), and the simulator sees the
+      // request end within waitFor's 5 s, a deadline no loaded machine reaches, yet well
+      // before the ~11 s the stream would still run if the abort did not reach it.
+      await waitFor(() => simulator.counters.inFlight === 0, { timeoutMs: 5_000, what: 'the upstream request to end' });
       expect(simulator.counters.inFlight).toBe(0);
-      expect(Date.now() - abortedAt).toBeLessThan(600);
+      expect(gateway.services.streams.stats().abandoned).toBe(abandoned + 1);
     } finally {
       simulator.setOptions({ tokenDelayMs: 2 });
     }
@@ -117,7 +123,8 @@ describe('completionStream over GraphQL over SSE (/graphql/stream)', () => {
 
 describe('shutdown with an open SSE stream', () => {
   it('ends the stream and closes the gateway', async () => {
-    const gateway = await startTestGateway({ SIMULATOR_TOKEN_DELAY_MS: '200' });
+    // About 24 tokens a second apart: a close that waited for the stream would take ~24 s.
+    const gateway = await startTestGateway({ SIMULATOR_TOKEN_DELAY_MS: '1000' });
     const response = await fetch(`${gateway.url}/graphql/stream`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
@@ -125,8 +132,11 @@ describe('shutdown with an open SSE stream', () => {
     });
     const reader = response.body!.getReader();
     await reader.read();
+    await waitFor(() => gateway.services.streams.stats().activeStreams === 1, { what: 'the upstream stream to open' });
     const started = Date.now();
     await gateway.close();
+    // Generous: close takes milliseconds, no loaded machine makes it 5 s, and one that
+    // waited for the stream to finish would take ~24 s.
     expect(Date.now() - started).toBeLessThan(5000);
     // The response is over: it ended, or the connection was cut by the drain.
     const outcome = await (async () => {

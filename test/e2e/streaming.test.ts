@@ -5,6 +5,7 @@ import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import type { Gateway } from '../../src/app';
 import { chatCalls, COMPLETION_FIELDS, gql, startTestGateway } from '../helpers/gateway';
+import { waitFor } from '../helpers/wait';
 
 const STREAM = `subscription ($input: CompletionInput!) {
   completionStream(input: $input) {
@@ -51,17 +52,7 @@ interface Subscription {
   unsubscribe(): void;
   text(): string;
   reasoning(): string;
-  waitForChunks(count: number, timeoutMs?: number): Promise<void>;
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function waitFor(predicate: () => boolean, timeoutMs = 3000): Promise<void> {
-  const started = Date.now();
-  while (!predicate()) {
-    if (Date.now() - started > timeoutMs) throw new Error('condition not met in time');
-    await sleep(5);
-  }
+  waitForChunks(count: number): Promise<void>;
 }
 
 describe('Subscription.completionStream over graphql-ws', () => {
@@ -69,14 +60,21 @@ describe('Subscription.completionStream over graphql-ws', () => {
   const clients: Client[] = [];
 
   /** A graphql-ws client like Apollo Client's GraphQLWsLink would open (disposed after each test). */
-  function wsClient(target: Gateway = gateway): Client {
+  function wsClient(target: Gateway = gateway, lazy = true): Client {
     const client = createClient({
       url: target.graphqlUrl.replace(/^http/, 'ws'),
       webSocketImpl: WebSocket,
-      lazy: true,
+      lazy,
       retryAttempts: 0,
     });
     clients.push(client);
+    return client;
+  }
+
+  /** A client whose socket is already open and acknowledged, so a subscription is one message. */
+  async function connectedClient(): Promise<Client> {
+    const client = wsClient(gateway, false);
+    await new Promise<void>((resolve) => client.on('connected', () => resolve()));
     return client;
   }
 
@@ -113,7 +111,7 @@ describe('Subscription.completionStream over graphql-ws', () => {
       unsubscribe: () => unsubscribe(),
       text: () => chunks.map((c) => c.delta).join(''),
       reasoning: () => chunks.map((c) => c.reasoningDelta ?? '').join(''),
-      waitForChunks: (count, timeoutMs) => waitFor(() => chunks.length >= count, timeoutMs),
+      waitForChunks: (count) => waitFor(() => chunks.length >= count, { what: `${count} chunks` }),
     };
   }
 
@@ -198,12 +196,15 @@ describe('Subscription.completionStream over graphql-ws', () => {
   });
 
   it('replays what was already streamed to a late joiner, then follows live', async () => {
-    gateway.simulator!.setOptions({ tokenDelayMs: 25 }); // about 0.5 s: the joiner arrives mid-stream
+    // About 1.4 s of stream (28 tokens). The joiner's socket is open beforehand, so joining
+    // mid-stream takes one message, and over a second is left for it after the 4th chunk.
+    gateway.simulator!.setOptions({ tokenDelayMs: 50 });
+    const lateClient = await connectedClient();
     const before = chatCalls(gateway);
     const input = { prompt: 'a late joiner hears everything', thinking: false, cache: 'BYPASS' };
     const first = subscribe(input);
     await first.waitForChunks(4);
-    const late = subscribe(input);
+    const late = subscribe(input, lateClient);
     await late.waitForChunks(4);
     expect(first.chunks.at(-1)!.finishReason).toBeNull(); // the replay caught up while the stream ran on
     await Promise.all([first.done, late.done]);
@@ -218,7 +219,8 @@ describe('Subscription.completionStream over graphql-ws', () => {
 
   it('aborts the upstream request when every subscriber has unsubscribed', async () => {
     const simulator = gateway.simulator!;
-    simulator.setOptions({ tokenDelayMs: 50 }); // a stream of ~4 s if left alone
+    // A stream of ~8 s if left alone (28 tokens), far past the 5 s wait for its end below.
+    simulator.setOptions({ tokenDelayMs: 300 });
     const input = { prompt: 'nobody listens to the end of this', thinking: false };
     const a = subscribe(input);
     const b = subscribe(input);
@@ -227,14 +229,17 @@ describe('Subscription.completionStream over graphql-ws', () => {
     const abandonedBefore = gateway.services.streams.stats().abandoned;
 
     a.unsubscribe();
-    await sleep(150);
+    // Once the hub has let `a` go, the stream goes on for `b`: it gets another chunk.
+    await waitFor(() => gateway.services.streams.stats().subscribers === 1, { what: 'the hub to drop the first subscriber' });
+    await b.waitForChunks(b.chunks.length + 1);
     expect(simulator.counters.inFlight).toBe(1); // b still reads it
     expect(b.chunks.length).toBeGreaterThan(2);
 
-    const leftAt = Date.now();
     b.unsubscribe();
-    await waitFor(() => simulator.counters.inFlight === 0, 1500);
-    expect(Date.now() - leftAt).toBeLessThan(1500);
+    // Released at once: the request ends within 5 s (no loaded machine takes that long to
+    // pass an abort on) where it would otherwise stream for ~7 s more, and the hub counts
+    // the stream abandoned (below).
+    await waitFor(() => simulator.counters.inFlight === 0, { timeoutMs: 5_000, what: 'the upstream request to end' });
     const recorded = simulator.requests.filter((r) => JSON.stringify(r.body).includes('nobody listens'));
     expect(recorded).toHaveLength(1);
     expect(recorded[0].status).toBe(200);
@@ -454,7 +459,9 @@ describe('completionStream during shutdown', () => {
 
       const started = Date.now();
       await gateway.close();
-      expect(Date.now() - started).toBeLessThan(3000);
+      // A no-hang bound, generous for a loaded machine. That close cut the stream instead of
+      // waiting for its end is the 1001 below: a stream that finished would complete.
+      expect(Date.now() - started).toBeLessThan(5000);
       await ended;
       expect((closedWith as { code?: number } | undefined)?.code).toBe(1001);
       expect(gateway.services.streams.stats()).toMatchObject({ activeStreams: 0, subscribers: 0 });
@@ -493,7 +500,7 @@ describe('the service process with a subscription open', () => {
         { query: STREAM, variables: { input: { prompt: 'still streaming at SIGTERM' } } },
         { next: () => (chunks += 1), error: (error) => (closedWith = error), complete: () => undefined },
       );
-      await waitFor(() => chunks >= 2, 10_000);
+      await waitFor(() => chunks >= 2);
 
       const exited = once(child, 'exit');
       child.kill('SIGTERM');

@@ -1,6 +1,7 @@
 import { Agent, request } from 'undici';
 import { simulatedAnswer, startSimulator, type Simulator } from '../../src/simulator';
-import { KEY, chatBody, sseData, useSimulator, waitFor } from './helpers';
+import { waitFor } from '../helpers/wait';
+import { KEY, chatBody, sseData, useSimulator } from './helpers';
 
 interface Chunk {
   id: string;
@@ -111,7 +112,7 @@ describe('simulator chat streams (SSE)', () => {
     sim().setOptions({ latencyMs: 80 });
     const started = Date.now();
     const res = await call('/chat/completions', { body: chatBody('slow') });
-    expect(Date.now() - started).toBeGreaterThanOrEqual(75);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(75); // a lower bound: a loaded machine only waits longer
     expect(res.text.startsWith('{')).toBe(true);
   });
 });
@@ -120,7 +121,9 @@ describe('a client that leaves mid-stream', () => {
   let sim: Simulator;
   let agent: Agent;
   beforeAll(async () => {
-    sim = await startSimulator({ tokenDelayMs: 5000 });
+    // Longer than waitFor's deadline: a token timer left running cannot fire (and so drop
+    // out of the count) while the test waits for the timers to go.
+    sim = await startSimulator({ tokenDelayMs: 60_000 });
     agent = new Agent();
   });
   afterAll(async () => {
@@ -130,26 +133,39 @@ describe('a client that leaves mid-stream', () => {
 
   it('stops the token timer and releases the request', async () => {
     const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
-    // Warm up the agent so its own timers are part of the baseline.
-    await (await request(`${sim.url}/models`, { headers: { authorization: `Bearer ${KEY}` }, dispatcher: agent })).body.text();
-    const baseline = timers();
-    const controller = new AbortController();
-    const res = await request(`${sim.url}/chat/completions`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
-      body: JSON.stringify(chatBody('leave early', { stream: true })),
-      dispatcher: agent,
-      signal: controller.signal,
-    });
-    const reader = res.body[Symbol.asyncIterator]();
-    await reader.next(); // the role chunk; the next token waits 5 s
-    expect(sim.counters.inFlight).toBe(1);
-    expect(timers()).toBeGreaterThan(baseline);
-    controller.abort();
-    await expect(reader.next()).rejects.toThrow();
-    await waitFor(() => sim.counters.inFlight === 0);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(timers()).toBeLessThanOrEqual(baseline);
-    expect(sim.requests.at(-1)!.status).toBe(200);
+    // The token timer itself, picked out by its delay: the count of live timers alone moves
+    // with the agent's own timers, and cannot tell a cleared token timer from a leaked one.
+    const setTimer = jest.spyOn(globalThis, 'setTimeout');
+    const clearTimer = jest.spyOn(globalThis, 'clearTimeout');
+    try {
+      // Warm up the agent so its own timers are part of the baseline.
+      await (await request(`${sim.url}/models`, { headers: { authorization: `Bearer ${KEY}` }, dispatcher: agent })).body.text();
+      const baseline = timers();
+      const controller = new AbortController();
+      const res = await request(`${sim.url}/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+        body: JSON.stringify(chatBody('leave early', { stream: true })),
+        dispatcher: agent,
+        signal: controller.signal,
+      });
+      const reader = res.body[Symbol.asyncIterator]();
+      await reader.next(); // the role chunk; the next token waits 60 s
+      expect(sim.counters.inFlight).toBe(1);
+      expect(timers()).toBeGreaterThan(baseline);
+      const tokenTimers = setTimer.mock.calls.flatMap((call, i) => (call[1] === 60_000 ? [setTimer.mock.results[i].value as unknown] : []));
+      expect(tokenTimers).toHaveLength(1);
+      controller.abort();
+      await expect(reader.next()).rejects.toThrow();
+      await waitFor(() => sim.counters.inFlight === 0);
+      expect(clearTimer.mock.calls.some(([timer]) => timer === tokenTimers[0])).toBe(true); // that very timer
+      // The agent drops its own socket timers a moment after the abort: wait for the count.
+      await waitFor(() => timers() <= baseline, { what: 'the live timers to fall back to the baseline' });
+      expect(timers()).toBeLessThanOrEqual(baseline);
+      expect(sim.requests.at(-1)!.status).toBe(200);
+    } finally {
+      setTimer.mockRestore();
+      clearTimer.mockRestore();
+    }
   });
 });
