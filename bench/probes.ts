@@ -170,8 +170,12 @@ async function runProbe(run: Run, probe: Probe): Promise<ProbeRow[]> {
     clearTimeout(timer);
   }
   // A gateway that died during the probe (out of memory, say) is part of the outcome.
-  for (const gateway of gatewaysUsed) {
-    if (!gateway.running) for (const row of rows) row.outcome += `; ${gateway.name} DIED (see JSON)`;
+  for (const gateway of gatewaysUsed.filter((g) => !g.running)) {
+    const logTail = gateway.logTail().split('\n').map((line) => line.slice(0, 500));
+    for (const row of rows) {
+      row.outcome += `; ${gateway.name} DIED (its last log lines are in the JSON)`;
+      row.details = { ...row.details, gatewayDied: { name: gateway.name, logTail } };
+    }
   }
   for (const close of cleanups.reverse()) {
     await Promise.race([Promise.resolve().then(close), new Promise((resolve) => setTimeout(resolve, 10_000))]).catch(() => undefined);

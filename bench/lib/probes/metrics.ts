@@ -43,7 +43,7 @@ function rssFigures(fresh: string, afterNames: string, peak: number | undefined)
 export const metricsWsOpName: Probe = {
   name: 'metrics-ws-opname',
   ownGateway: true,
-  timeoutMs: () => 60_000,
+  timeoutMs: () => 90_000,
   async run(ctx): Promise<ProbeRow[]> {
     const { wsOpNames, wsOpNameBytes, wsMetricsScrapes: metricsScrapes } = ctx.limits;
     const gateway = await ctx.gateway();
