@@ -132,6 +132,8 @@ export class Service {
   /** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit code once reaped. */
   async stop(graceMs = 8000): Promise<number | null> {
     if (!this.running) return this.exitCode ?? null;
+    // A process a probe suspended (SIGSTOP) would not act on SIGTERM until continued.
+    this.child.kill('SIGCONT');
     this.child.kill('SIGTERM');
     const timer = setTimeout(() => {
       if (this.running) this.child.kill('SIGKILL');
@@ -145,12 +147,59 @@ export class Service {
 }
 
 /** Starts a node child (pinned when asked) and waits for its "listening" log line. */
-export async function startService(options: ServiceOptions): Promise<Service> {
+export function startService(options: ServiceOptions): Promise<Service> {
   const nodeArgs = [...options.args];
   const pinned = options.pin && options.cpu !== undefined;
-  const command = pinned ? 'taskset' : process.execPath;
-  const args = pinned ? ['-c', String(options.cpu), process.execPath, ...nodeArgs] : nodeArgs;
-  const child = spawn(command, args, {
+  return launch({
+    name: options.name,
+    command: pinned ? 'taskset' : process.execPath,
+    args: pinned ? ['-c', String(options.cpu), process.execPath, ...nodeArgs] : nodeArgs,
+    env: options.env,
+    ipc: options.ipc ?? false,
+    readyTimeoutMs: options.readyTimeoutMs,
+    readyUrl: (_line, parsed) => (parsed?.msg === options.readyMsg && typeof parsed.url === 'string' ? parsed.url : undefined),
+  });
+}
+
+export interface CommandOptions {
+  name: string;
+  /** An executable on PATH (e.g. `redis-server`), run unpinned. */
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+  /** The output line that announces readiness (e.g. redis's "Ready to accept connections"). */
+  readyLine: RegExp;
+  /** What `Service.url` is set to once ready. */
+  url: string;
+  readyTimeoutMs?: number;
+}
+
+/** Starts a non-node child (a database, say) and waits for `readyLine` in its output. */
+export function startCommand(options: CommandOptions): Promise<Service> {
+  return launch({
+    name: options.name,
+    command: options.command,
+    args: options.args,
+    env: options.env,
+    ipc: false,
+    readyTimeoutMs: options.readyTimeoutMs,
+    readyUrl: (line) => (options.readyLine.test(line) ? options.url : undefined),
+  });
+}
+
+interface LaunchOptions {
+  name: string;
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+  ipc: boolean;
+  readyTimeoutMs?: number;
+  /** The service's URL when `line` announces readiness, else undefined. */
+  readyUrl(line: string, parsed: Record<string, unknown> | undefined): string | undefined;
+}
+
+function launch(options: LaunchOptions): Promise<Service> {
+  const child = spawn(options.command, options.args, {
     cwd: REPO_ROOT,
     env: options.env,
     stdio: options.ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
@@ -173,10 +222,11 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       if (!stream) continue;
       createInterface({ input: stream }).on('line', (line) => {
         const parsed = service.record(line);
-        if (!settled && parsed?.msg === options.readyMsg && typeof parsed.url === 'string') {
+        const url = settled ? undefined : options.readyUrl(line, parsed);
+        if (url !== undefined) {
           settled = true;
           clearTimeout(timer);
-          service.url = parsed.url;
+          service.url = url;
           resolveReady(service);
         }
       });
