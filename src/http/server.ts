@@ -1,5 +1,5 @@
 import { ApolloServer } from '@apollo/server';
-import { fastifyApolloDrainPlugin, fastifyApolloHandler } from '@as-integrations/fastify';
+import { fastifyApolloHandler } from '@as-integrations/fastify';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { ErrorCode } from '../errors';
 import type { GatewayServices, GraphQLContext } from '../graphql/context';
@@ -12,6 +12,7 @@ import { buildSchema } from '../graphql/schema';
 import type { Instruments } from '../telemetry/instruments';
 import type { Logger } from '../telemetry/logger';
 import { responseSignal } from './disconnect';
+import { drainHttp } from './drain';
 import { graphqlErrorHandler } from './error-handler';
 import { GRAPHIQL_PATH, registerGraphiQL } from './graphiql';
 import { registerHealthRoutes, type Readiness } from './health';
@@ -25,7 +26,10 @@ export const GRAPHQL_PATH = '/graphql';
 export interface HttpServer {
   app: FastifyInstance;
   apollo: ApolloServer<GraphQLContext>;
-  /** Stops accepting requests, lets in-flight ones finish, then stops Apollo. */
+  /**
+   * Stops accepting requests, lets in-flight operations (streams included) finish within
+   * SHUTDOWN_GRACE_MS, cuts the rest, then stops Apollo.
+   */
   stop(): Promise<void>;
 }
 
@@ -102,9 +106,6 @@ export async function createHttpServer(options: {
     // and the process would exit 143 instead of 0.
     stopOnTerminationSignals: false,
     plugins: [
-      fastifyApolloDrainPlugin(app),
-      webSocket.drainPlugin,
-      sse,
       landingPage({ production, explorerPath: explorer }),
       httpSubscriptionsPlugin({ webSocketPath: GRAPHQL_PATH, ssePath: SSE_PATH }),
       operationPlugin(),
@@ -150,10 +151,11 @@ export async function createHttpServer(options: {
   return {
     app,
     apollo,
-    // apollo.stop() runs the drain plugin, which closes Fastify and waits for requests.
-    stop: () => {
+    // The edge drains first (src/http/drain.ts); Apollo then has nothing left in flight.
+    stop: async () => {
       draining = true;
-      return apollo.stop();
+      await drainHttp({ app, webSocket, sse, graceMs: limits.shutdownGraceMs, logger });
+      await apollo.stop();
     },
   };
 }

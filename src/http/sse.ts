@@ -1,4 +1,3 @@
-import type { ApolloServerPlugin } from '@apollo/server';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ExecutionResult, GraphQLFormattedError } from 'graphql';
 import { createHandler } from 'graphql-sse/lib/use/fastify';
@@ -24,7 +23,14 @@ type SseContext = GraphQLContext & Record<PropertyKey, unknown>;
  * graphql-sse's "single connection" mode (PUT reservations, then operations by token) is
  * not served. Returns an Apollo plugin that ends open SSE responses when the server drains.
  */
-export function registerSseRoute(app: FastifyInstance, options: { pipeline: OperationPipeline; logger: Logger }): ApolloServerPlugin<GraphQLContext> {
+export interface SseRoute {
+  /** Open SSE responses now. */
+  readonly open: number;
+  /** Shutdown, last step: ends every open SSE response, like a client disconnect would. */
+  cut(): void;
+}
+
+export function registerSseRoute(app: FastifyInstance, options: { pipeline: OperationPipeline; logger: Logger }): SseRoute {
   const { pipeline } = options;
   const logger = options.logger.child({ component: 'sse' });
   const open = new Set<FastifyReply>();
@@ -95,13 +101,14 @@ export function registerSseRoute(app: FastifyInstance, options: { pipeline: Oper
   });
 
   return {
-    serverWillStart: async () => ({
-      // A stream can run for minutes; on shutdown its response is ended, which ends the
-      // subscription like a client disconnect would (and aborts an unshared upstream stream).
-      drainServer: async () => {
-        for (const reply of open) reply.raw.destroy();
-      },
-    }),
+    get open() {
+      return open.size;
+    },
+    // Ending a response ends its subscription like a client disconnect would (and aborts an
+    // unshared upstream stream).
+    cut: () => {
+      for (const reply of open) reply.raw.destroy();
+    },
   };
 }
 

@@ -1,5 +1,4 @@
 import type { Server } from 'node:http';
-import type { ApolloServerPlugin } from '@apollo/server';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { ErrorCode } from '../errors';
 import { useServer } from 'graphql-ws/use/ws';
@@ -25,9 +24,14 @@ export interface WebSocketTransportOptions {
 }
 
 export interface WebSocketTransport {
-  /** Apollo plugin: disposes the graphql-ws server when Apollo drains (`apollo.stop()`). */
-  drainPlugin: ApolloServerPlugin<GraphQLContext>;
-  /** Stops taking connections and closes every socket (1001 Going away). Idempotent. */
+  /** Subscriptions running now, on every connection. */
+  readonly running: number;
+  /**
+   * Shutdown, first step: new subscriptions are refused (OVERLOADED: the client should
+   * resubscribe, to another replica); running ones go on. Resolves once none is running.
+   */
+  drain(): Promise<void>;
+  /** Shutdown, last step: closes every socket (1001 Going away), ending what still runs. Idempotent. */
   close(): Promise<void>;
 }
 
@@ -57,12 +61,24 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): We
     return context;
   };
 
+  let draining = false;
+  let total = 0;
+  let idle: (() => void) | undefined;
+  const started = (): void => {
+    total += 1;
+  };
+  const ended = (): void => {
+    total -= 1;
+    if (total === 0) idle?.();
+  };
+
   const cleanup = useServer<Record<string, unknown> | undefined>(
     {
       // Never put internal error text in a close reason, in development either.
       isProd: true,
       onSubscribe: (ctx, id, payload) => {
         const init = { transport: 'websocket' as const, logger: logger.child({ subscriptionId: id }), signal: socketSignal(ctx.extra.socket) };
+        if (draining) return pipeline.reject(init, shuttingDown()).refused;
         // Each subscription holds a stream buffer: bound how many one connection runs.
         if ((running.get(ctx.extra.socket)?.size ?? 0) >= options.maxSubscriptionsPerConnection) {
           return pipeline.reject(init, tooManySubscriptions(options.maxSubscriptionsPerConnection)).refused;
@@ -74,6 +90,7 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): We
         let contexts = running.get(ctx.extra.socket);
         if (!contexts) running.set(ctx.extra.socket, (contexts = new Map()));
         contexts.set(id, subscribed.context);
+        started();
         return subscribed.args;
       },
       onNext: (ctx, id, _payload, _args, result) => {
@@ -82,11 +99,15 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): We
       },
       onError: (ctx, id, _payload, errors): GraphQLFormattedError[] => {
         const context = forget(ctx.extra.socket, id);
-        return context ? pipeline.complete(context, errors) : pipeline.format(errors);
+        if (!context) return pipeline.format(errors);
+        ended();
+        return pipeline.complete(context, errors);
       },
       onComplete: (ctx, id) => {
         const context = forget(ctx.extra.socket, id);
-        if (context) pipeline.complete(context);
+        if (!context) return;
+        ended();
+        pipeline.complete(context);
       },
     },
     wsServer,
@@ -111,15 +132,26 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): We
   };
 
   return {
-    close,
-    drainPlugin: {
-      serverWillStart: async () => ({
-        // Runs alongside Fastify's drain: closing the sockets also ends their subscriptions
-        // (graphql-ws calls `return()` on each), which releases the shared upstream streams.
-        drainServer: close,
-      }),
+    get running() {
+      return total;
     },
+    drain: () => {
+      draining = true;
+      if (total === 0) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        idle = resolve;
+      });
+    },
+    // Closing the sockets also ends their subscriptions (graphql-ws calls `return()` on
+    // each), which releases the shared upstream streams.
+    close,
   };
+}
+
+function shuttingDown(): GraphQLError {
+  return new GraphQLError('This replica is shutting down; subscribe again (another replica will serve it).', {
+    extensions: { code: ErrorCode.OVERLOADED },
+  });
 }
 
 function tooManySubscriptions(max: number): GraphQLError {

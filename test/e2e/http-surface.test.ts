@@ -31,7 +31,10 @@ describe('the HTTP surface', () => {
     expect(assets.length).toBeGreaterThan(0);
     for (const asset of assets) {
       expect(asset.startsWith('/graphiql/')).toBe(true);
-      expect((await fetch(`${gateway.url}${asset}`)).status).toBe(200);
+      const served = await fetch(`${gateway.url}${asset}`);
+      expect(served.status).toBe(200);
+      // Read it: an unread body keeps its response, and so the server's drain, waiting.
+      expect((await served.arrayBuffer()).byteLength).toBeGreaterThan(0);
     }
   });
 

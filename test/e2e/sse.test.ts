@@ -124,7 +124,7 @@ describe('completionStream over GraphQL over SSE (/graphql/stream)', () => {
 describe('shutdown with an open SSE stream', () => {
   it('ends the stream and closes the gateway', async () => {
     // About 24 tokens a second apart: a close that waited for the stream would take ~24 s.
-    const gateway = await startTestGateway({ SIMULATOR_TOKEN_DELAY_MS: '1000' });
+    const gateway = await startTestGateway({ SIMULATOR_TOKEN_DELAY_MS: '1000', SHUTDOWN_GRACE_MS: '100' });
     const response = await fetch(`${gateway.url}/graphql/stream`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'text/event-stream' },

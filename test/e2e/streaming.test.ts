@@ -435,8 +435,9 @@ describe('completionStream when the circuit is open', () => {
 });
 
 describe('completionStream during shutdown', () => {
-  it('closes open subscriptions with 1001 Going away, releases the upstream, and close() resolves', async () => {
-    const gateway = await startTestGateway({ SIMULATOR_TOKEN_DELAY_MS: '50' });
+  it('closes subscriptions still open after the grace period with 1001 Going away, releases the upstream, and close() resolves', async () => {
+    // A grace period far shorter than the stream: the drain waits for it, then cuts it.
+    const gateway = await startTestGateway({ SIMULATOR_TOKEN_DELAY_MS: '50', SHUTDOWN_GRACE_MS: '100' });
     const client = createClient({ url: gateway.graphqlUrl.replace(/^http/, 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
     try {
       const chunks: unknown[] = [];
@@ -470,6 +471,37 @@ describe('completionStream during shutdown', () => {
       await gateway.close();
     }
   });
+
+  it('lets a subscription that ends within SHUTDOWN_GRACE_MS finish, refuses new ones meanwhile, and counts no upstream failure', async () => {
+    const gateway = await startTestGateway({ SIMULATOR_TOKEN_DELAY_MS: '20', SHUTDOWN_GRACE_MS: '20000' });
+    const client = createClient({ url: gateway.graphqlUrl.replace(/^http/, 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
+    try {
+      const chunks: Array<{ data?: { completionStream: { delta: string; finishReason: string | null } } }> = [];
+      const ended = new Promise<string>((resolve) => {
+        client.subscribe(
+          { query: STREAM, variables: { input: { prompt: 'finish me while the gateway drains', thinking: false } } },
+          { next: (result) => void chunks.push(result as (typeof chunks)[number]), error: () => resolve('error'), complete: () => resolve('complete') },
+        );
+      });
+      await waitFor(() => chunks.length >= 2);
+      const closing = gateway.close();
+      // A subscription started during the drain is refused with OVERLOADED.
+      const refused = await new Promise<unknown>((resolve) => {
+        client.subscribe(
+          { query: STREAM, variables: { input: { prompt: 'too late', thinking: false } } },
+          { next: () => undefined, error: resolve, complete: () => resolve('complete') },
+        );
+      });
+      expect(refused).toEqual([expect.objectContaining({ extensions: expect.objectContaining({ code: 'OVERLOADED' }) })]);
+      expect(await ended).toBe('complete');
+      expect(chunks.at(-1)!.data!.completionStream.finishReason).toBe('STOP');
+      await closing;
+      expect(gateway.services.deepseek.status()).toMatchObject({ failures: 0, circuit: 'CLOSED' });
+    } finally {
+      await client.dispose();
+      await gateway.close();
+    }
+  });
 });
 
 describe('the service process with a subscription open', () => {
@@ -477,7 +509,7 @@ describe('the service process with a subscription open', () => {
     // The same command as `npm start`, so the signal reaches node itself.
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
       cwd: join(__dirname, '..', '..'),
-      env: { PATH: process.env.PATH ?? '', NODE_ENV: 'development', HOST: '127.0.0.1', PORT: '0', SIMULATOR_TOKEN_DELAY_MS: '50' },
+      env: { PATH: process.env.PATH ?? '', NODE_ENV: 'development', HOST: '127.0.0.1', PORT: '0', SIMULATOR_TOKEN_DELAY_MS: '50', SHUTDOWN_GRACE_MS: '100' },
     });
     let client: Client | undefined;
     try {
