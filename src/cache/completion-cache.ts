@@ -3,7 +3,7 @@ import type { Config } from '../config';
 import type { CompletionResult } from '../deepseek/types';
 import { noopInstruments, type Instruments } from '../telemetry/instruments';
 import type { Logger } from '../telemetry/logger';
-import { TIMED_OUT, withTimeout } from '../lib/abort';
+import { SKIPPED, StoreBreaker, StoreTimeout, type StoreCircuit } from './store-breaker';
 import { createMemoryStore } from './memory-store';
 import { createRedisStore } from './redis-store';
 import type { CacheStore, CacheStoreKind } from './store';
@@ -25,6 +25,10 @@ export interface CacheStats {
   entries: number | null;
   /** False after a failure or timeout, until a store call succeeds again. */
   available: boolean;
+  /** The store's own circuit breaker: OPEN while store calls are skipped. */
+  circuit: StoreCircuit;
+  /** Store calls skipped because the store's circuit was open (or a probe was running). */
+  skipped: number;
 }
 
 /**
@@ -56,6 +60,7 @@ function isEnvelope(value: unknown): value is Envelope {
 }
 
 type Operation = 'getMany' | 'setMany' | 'delete';
+
 type Outcome<T> = { ok: true; value: T } | { ok: false };
 
 class KeyvCompletionCache implements CompletionCache {
@@ -64,12 +69,13 @@ class KeyvCompletionCache implements CompletionCache {
   private writes = 0;
   private errors = 0;
   private timeouts = 0;
+  private skipped = 0;
   private available = true;
 
   constructor(
     private readonly store: CacheStore,
     private readonly ttlMs: number,
-    private readonly storeTimeoutMs: number,
+    private readonly breaker: StoreBreaker,
     private readonly logger: Logger,
     private readonly tracer: Tracer,
   ) {}
@@ -132,6 +138,8 @@ class KeyvCompletionCache implements CompletionCache {
       timeouts: this.timeouts,
       entries: this.store.entries(),
       available: this.available,
+      circuit: this.breaker.state,
+      skipped: this.skipped,
     };
   }
 
@@ -146,22 +154,29 @@ class KeyvCompletionCache implements CompletionCache {
   }
 
   /**
-   * Runs one store call under the store deadline. A failure or timeout is counted, logged
-   * and recorded on the span, and answered with `{ ok: false }`: callers never see store
-   * errors. A call that answers after its deadline changes nothing (not even the figures).
+   * Runs one store call under the store deadline, through the store's breaker. A failure
+   * or timeout is counted, logged and recorded on the span, and answered with
+   * `{ ok: false }`: callers never see store errors. While the breaker is open the call is
+   * skipped at once. A call that answers after its deadline changes nothing (not even the
+   * figures).
    */
   private async roundTrip<T>(operation: Operation, span: Span, work: () => Promise<T>): Promise<Outcome<T>> {
     try {
-      const outcome = await withTimeout(work(), this.storeTimeoutMs);
-      if (outcome === TIMED_OUT) {
-        this.timeouts += 1;
-        this.markFailed(operation, new Error(`cache ${operation} timed out after ${this.storeTimeoutMs} ms`));
-        span.setStatus({ code: SpanStatusCode.ERROR, message: 'timeout' });
+      const outcome = await this.breaker.run(work);
+      if (outcome === SKIPPED) {
+        this.skipped += 1;
+        span.setAttribute('cache.skipped', true);
         return { ok: false };
       }
       this.markAvailable();
       return { ok: true, value: outcome };
     } catch (error) {
+      if (error instanceof StoreTimeout) {
+        this.timeouts += 1;
+        this.markFailed(operation, new Error(`cache ${operation} timed out after ${error.timeoutMs} ms`));
+        span.setStatus({ code: SpanStatusCode.ERROR, message: 'timeout' });
+        return { ok: false };
+      }
       this.errors += 1;
       this.markFailed(operation, error);
       span.recordException(error instanceof Error ? error : String(error));
@@ -203,5 +218,11 @@ export function createCompletionCache(options: {
     ? createRedisStore({ url: config.redisUrl, namespace: config.namespace, logger })
     : createMemoryStore({ maxEntries: config.maxEntries, ttlSeconds: config.ttlSeconds, now: options.now });
   const tracer = (options.instruments ?? noopInstruments()).tracer;
-  return new KeyvCompletionCache(store, config.ttlSeconds * 1000, config.storeTimeoutMs, logger, tracer);
+  const breaker = new StoreBreaker({
+    threshold: config.breakerThreshold,
+    cooldownMs: config.breakerCooldownMs,
+    timeoutMs: config.storeTimeoutMs,
+    onStateChange: (state) => logger.warn({ store: store.kind, circuit: state }, `cache store circuit ${state}`),
+  });
+  return new KeyvCompletionCache(store, config.ttlSeconds * 1000, breaker, logger, tracer);
 }

@@ -71,6 +71,10 @@ export interface Config {
     ttlSeconds: number;
     storeTimeoutMs: number;
     namespace: string;
+    /** Consecutive failed or timed-out store calls that open the store's circuit. */
+    breakerThreshold: number;
+    /** How long the store is skipped once its circuit opened, before a probe. */
+    breakerCooldownMs: number;
   };
   batching: { windowMs: number; maxSize: number };
   /** Limits every operation is held to before it runs (src/graphql/limits). */
@@ -234,6 +238,8 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       ttlSeconds: raw.CACHE_TTL_SECONDS,
       storeTimeoutMs: raw.CACHE_STORE_TIMEOUT_MS,
       namespace: raw.CACHE_NAMESPACE,
+      breakerThreshold: raw.CACHE_BREAKER_THRESHOLD,
+      breakerCooldownMs: raw.CACHE_BREAKER_COOLDOWN_MS,
     },
     batching: { windowMs: raw.BATCH_WINDOW_MS, maxSize: raw.BATCH_MAX_SIZE },
     graphql: {

@@ -79,6 +79,8 @@ export const envSchema = z.object({
   CACHE_MAX_ENTRIES: int(1, 10_000_000, 'an integer from 1 to 10000000').default(10_000),
   CACHE_TTL_SECONDS: int(1, 31_536_000, 'seconds from 1 to 31536000').default(86_400),
   CACHE_STORE_TIMEOUT_MS: int(1, 60_000, 'milliseconds from 1 to 60000').default(250),
+  CACHE_BREAKER_THRESHOLD: int(1, 1000, 'an integer from 1 to 1000').default(3),
+  CACHE_BREAKER_COOLDOWN_MS: int(100, 600_000, 'milliseconds from 100 to 600000').default(5_000),
   CACHE_NAMESPACE: z
     .string()
     .trim()

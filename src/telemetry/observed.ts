@@ -23,6 +23,8 @@ export interface ObservedSources {
     timeouts: number;
     entries: number | null;
     available: boolean;
+    circuit: 'CLOSED' | 'OPEN' | 'HALF_OPEN';
+    skipped: number;
   };
   coalescing(): { upstreamCalls: number; joinedInFlight: number; batches: number };
 }
@@ -58,6 +60,8 @@ export function observeGateway(sources: ObservedSources, meter: Meter): () => vo
   const cacheErrors = counter('gateway.cache.errors', 'Cache store calls that failed (error.type: error) or timed out (error.type: timeout).', '{call}');
   const cacheEntries = gauge('gateway.cache.entries', 'Entries in the in-memory cache store (not reported for Redis).', '{entry}');
   const cacheAvailable = gauge('gateway.cache.available', '1 while the cache store answers, 0 after a failure until it answers again.');
+  const cacheCircuit = gauge('gateway.cache.circuit.state', 'Cache store circuit breaker: 0 closed, 1 half-open, 2 open (store calls skipped).');
+  const cacheSkipped = counter('gateway.cache.skipped', 'Cache store calls skipped while the store circuit was open.', '{call}');
 
   const upstreamCalls = counter('gateway.coalescer.upstream_calls', 'Upstream completion calls started by the coalescer.', '{call}');
   const joined = counter('gateway.coalescer.joined', 'Loads that joined an identical upstream call already in flight.', '{load}');
@@ -65,7 +69,7 @@ export function observeGateway(sources: ObservedSources, meter: Meter): () => vo
 
   const observables: Observable[] = [
     circuit, inFlight, queued, connections, calls, failures, retries, budgetExhausted, overloaded, shortCircuited,
-    cacheHits, cacheMisses, cacheWrites, cacheErrors, cacheEntries, cacheAvailable, upstreamCalls, joined, batches,
+    cacheHits, cacheMisses, cacheWrites, cacheErrors, cacheEntries, cacheAvailable, cacheCircuit, cacheSkipped, upstreamCalls, joined, batches,
   ];
 
   const callback = (result: BatchObservableResult): void => {
@@ -90,6 +94,8 @@ export function observeGateway(sources: ObservedSources, meter: Meter): () => vo
     result.observe(cacheErrors, cache.timeouts, { ...store, 'error.type': 'timeout' });
     if (cache.entries !== null) result.observe(cacheEntries, cache.entries, store);
     result.observe(cacheAvailable, cache.available ? 1 : 0, store);
+    result.observe(cacheCircuit, CIRCUIT_STATE[cache.circuit], store);
+    result.observe(cacheSkipped, cache.skipped, store);
 
     const coalescing = sources.coalescing();
     result.observe(upstreamCalls, coalescing.upstreamCalls);

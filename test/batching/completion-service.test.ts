@@ -199,7 +199,7 @@ describe('CompletionService coalescing', () => {
       getMany: () => Promise.reject(new Error('store down')),
       setMany: () => Promise.reject(new Error('store down')),
       delete: () => Promise.reject(new Error('store down')),
-      stats: () => ({ kind: 'memory', hits: 0, misses: 0, writes: 0, errors: 0, timeouts: 0, entries: null, available: false }),
+      stats: () => ({ kind: 'memory', hits: 0, misses: 0, writes: 0, errors: 0, timeouts: 0, entries: null, available: false, circuit: 'OPEN', skipped: 0 }),
       close: async () => undefined,
     };
     const service = new CompletionService({ cache: broken, upstream, logger: silentLogger(), batching: { windowMs: 0, maxSize: 10 } });

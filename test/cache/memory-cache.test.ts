@@ -86,6 +86,8 @@ describe('memory completion cache', () => {
       timeouts: 0,
       entries: 0,
       available: true,
+      circuit: 'CLOSED',
+      skipped: 0,
     });
 
     await cache.setMany([

@@ -135,6 +135,39 @@ describe('redis completion cache', () => {
     expect(cache.stats().available).toBe(true);
   });
 
+  it('skips a hung Redis after CACHE_BREAKER_THRESHOLD timeouts in a row: one timeout per cool-down, not one per call', async () => {
+    const cache = redisCache({ storeTimeoutMs: 100, breakerThreshold: 3, breakerCooldownMs: 60_000 });
+    const id = idFor('breaker');
+    await cache.setMany([{ id, value: completionResult('kept') }]);
+
+    redis.pause();
+    try {
+      for (let i = 0; i < 3; i++) expect(await cache.getMany([id])).toEqual([undefined]);
+      expect(cache.stats()).toMatchObject({ timeouts: 3, circuit: 'OPEN', skipped: 0 });
+      // While open, store calls are skipped at once: no more timeouts, however many calls.
+      await Promise.all(Array.from({ length: 50 }, () => cache.getMany([id])));
+      await cache.setMany([{ id: idFor('skipped write'), value: completionResult('x') }]);
+      expect(cache.stats()).toMatchObject({ timeouts: 3, circuit: 'OPEN', skipped: 51, available: false });
+    } finally {
+      redis.resume();
+    }
+  });
+
+  it('probes the store after the cool-down and uses it again once it answers', async () => {
+    const cache = redisCache({ storeTimeoutMs: 100, breakerThreshold: 1, breakerCooldownMs: 300 });
+    const id = idFor('probe');
+    await cache.setMany([{ id, value: completionResult('kept') }]);
+    redis.pause();
+    try {
+      await cache.getMany([id]);
+      expect(cache.stats().circuit).toBe('OPEN');
+    } finally {
+      redis.resume();
+    }
+    await eventually(async () => (await cache.getMany([id]))[0]?.content === 'kept');
+    expect(cache.stats()).toMatchObject({ circuit: 'CLOSED', available: true });
+  });
+
   it('starts without Redis (misses, no hang) and connects once Redis appears', async () => {
     const port = await freePort();
     const cache = createCompletionCache({

@@ -52,11 +52,15 @@ export type CachePolicy =
 export type CacheStatus = {
   __typename?: 'CacheStatus';
   available: Scalars['Boolean']['output'];
+  /** The store's own circuit: OPEN while store calls are skipped after repeated failures or timeouts. */
+  circuit: CircuitState;
   /** Entries held, where the store can tell (memory); null for Redis. */
   entries: Maybe<Scalars['Int']['output']>;
   errors: Scalars['Int']['output'];
   hits: Scalars['Int']['output'];
   misses: Scalars['Int']['output'];
+  /** Store calls skipped (served as misses, writes dropped) while the store's circuit was open. */
+  skipped: Scalars['Int']['output'];
   /** memory or redis */
   store: Scalars['String']['output'];
   writes: Scalars['Int']['output'];
@@ -520,10 +524,12 @@ export type BalanceInfoResolvers<ContextType = GraphQLContext, ParentType extend
 
 export type CacheStatusResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['CacheStatus'] = ResolversParentTypes['CacheStatus']> = ResolversObject<{
   available?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  circuit?: Resolver<ResolversTypes['CircuitState'], ParentType, ContextType>;
   entries?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   errors?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   hits?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   misses?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  skipped?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   store?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   writes?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
 }>;

@@ -29,6 +29,8 @@ export function upstreamStatus(services: GatewayServices): UpstreamStatus {
     cache: {
       store: cache.kind,
       available: cache.available,
+      circuit: cache.circuit,
+      skipped: cache.skipped,
       hits: cache.hits,
       misses: cache.misses,
       writes: cache.writes,
