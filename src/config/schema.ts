@@ -105,6 +105,30 @@ export const envSchema = z.object({
 
   DEEPSEEK_PRICES: z.string().trim().optional(),
 
+  AUTH_MODE: z.enum(['none', 'jwt'], { message: 'expected none or jwt' }).optional(),
+  AUTH_JWKS_URL: url('an http(s) URL of a JSON Web Key Set').optional(),
+  AUTH_PUBLIC_KEY_FILE: z.string().trim().optional(),
+  AUTH_SECRET_FILE: z.string().trim().optional(),
+  AUTH_ISSUER: z.string().trim().max(512, { message: 'expected an issuer of at most 512 characters' }).optional(),
+  AUTH_AUDIENCE: z.string().trim().max(512, { message: 'expected an audience of at most 512 characters' }).optional(),
+  AUTH_CLOCK_TOLERANCE_S: int(0, 300, 'seconds from 0 to 300').default(30),
+  AUTH_SCOPES_CLAIM: z.string().trim().regex(/^[A-Za-z0-9_:.\/-]{1,64}$/, { message: 'expected a claim name such as scope, scp or permissions' }).default('scope'),
+  AUTH_TENANT_CLAIM: z.string().trim().regex(/^[A-Za-z0-9_:.\/-]{1,64}$/, { message: 'expected a claim name such as tenant' }).default('tenant'),
+  AUTH_JWKS_TIMEOUT_MS: int(100, 60_000, 'milliseconds from 100 to 60000').default(3_000),
+  AUTH_JWKS_MAX_AGE_MS: int(10_000, 86_400_000, 'milliseconds from 10000 to 86400000').default(600_000),
+  CACHE_SCOPE: z.enum(['tenant', 'global'], { message: 'expected tenant or global' }).optional(),
+  CORS_ORIGINS: z.string().trim().optional(),
+  METRICS_PORT: int(0, 65535, 'an integer port from 0 to 65535').default(9464),
+  METRICS_HOST: z.string().trim().min(1, { message: 'expected a host name or IP address' }).default('127.0.0.1'),
+  PERSISTED_DOCUMENTS_FILE: z.string().trim().optional(),
+  PERSISTED_DOCUMENTS_ONLY: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(['true', 'false'], { message: 'expected true or false' }))
+    .transform((value) => value === 'true')
+    .default(false),
+
   OTEL_SDK_DISABLED: z
     .string()
     .trim()
