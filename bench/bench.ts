@@ -57,6 +57,7 @@ const log = (message: string) => process.stderr.write(`[bench ${new Date().toISO
 function gatewayEnv(simUrl: string, extra: Record<string, string> = {}): Record<string, string> {
   return childEnv({
     NODE_ENV: 'production',
+    AUTH_MODE: 'none',
     HOST: '127.0.0.1',
     PORT: '0',
     LOG_LEVEL: 'info',

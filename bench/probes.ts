@@ -105,6 +105,7 @@ function startGateway(run: Run, name: string, extraEnv: Record<string, string> =
     args: ['--import', 'tsx', 'src/main.ts'],
     env: childEnv({
       NODE_ENV: 'production',
+      AUTH_MODE: 'none',
       HOST: '127.0.0.1',
       PORT: '0',
       LOG_LEVEL: 'info',

@@ -160,6 +160,7 @@ async function main(): Promise<void> {
       args: ['--import', 'tsx', 'src/main.ts'],
       env: childEnv({
         NODE_ENV: 'production',
+        AUTH_MODE: 'none',
         HOST: '127.0.0.1',
         PORT: '0',
         LOG_LEVEL: 'info',

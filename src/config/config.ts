@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
+import { authConfig, type AuthConfig, type CacheScope } from './auth';
 import { parsePrices, type PriceTable } from './prices';
 import { envSchema, type RawEnv } from './schema';
 
@@ -71,6 +72,8 @@ export interface Config {
     ttlSeconds: number;
     storeTimeoutMs: number;
     namespace: string;
+    /** `tenant`: stored answers are per tenant (tenants share nothing); `global`: shared on purpose. */
+    scope: CacheScope;
     /** Consecutive failed or timed-out store calls that open the store's circuit. */
     breakerThreshold: number;
     /** How long the store is skipped once its circuit opened, before a probe. */
@@ -94,6 +97,18 @@ export interface Config {
     /** Items of any list argument or variable (`messages`, `_entities` representations…). */
     maxListItems: number;
   };
+  /** Who may call, and how tokens are verified (src/auth). */
+  auth: AuthConfig;
+  /** The edge's browser and operator surface (src/http). */
+  edge: {
+    /** Origins allowed by CORS: `*` for any (outside production by default), or a list; none by default in production. */
+    corsOrigins: '*' | string[];
+    /** /metrics is served here, not on the GraphQL port (0 = any free port). */
+    metricsPort: number;
+    metricsHost: string;
+  };
+  /** Trusted documents: a persisted-query manifest, and whether only its documents are served. */
+  persistedDocuments: { file?: string; only: boolean };
   /** The built-in simulator: in-process when `deepseek.mode` is `simulator`, or standalone on `port`. */
   simulator: { port: number; latencyMs: number; tokenDelayMs: number };
   telemetry: TelemetryConfig;
@@ -193,7 +208,12 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
   }
   const prices = parsePrices(raw.DEEPSEEK_PRICES);
   if ('problem' in prices) problems.push(prices.problem);
-  if (problems.length > 0 || 'problem' in prices) throw new ConfigError(problems);
+  const auth = authConfig(raw);
+  if ('problems' in auth) problems.push(...auth.problems);
+  if (raw.PERSISTED_DOCUMENTS_ONLY && !raw.PERSISTED_DOCUMENTS_FILE) {
+    problems.push('PERSISTED_DOCUMENTS_ONLY: needs PERSISTED_DOCUMENTS_FILE (the manifest of the documents to serve)');
+  }
+  if (problems.length > 0 || 'problem' in prices || 'problems' in auth) throw new ConfigError(problems);
 
   return {
     nodeEnv: raw.NODE_ENV,
@@ -238,6 +258,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       ttlSeconds: raw.CACHE_TTL_SECONDS,
       storeTimeoutMs: raw.CACHE_STORE_TIMEOUT_MS,
       namespace: raw.CACHE_NAMESPACE,
+      scope: auth.cacheScope,
       breakerThreshold: raw.CACHE_BREAKER_THRESHOLD,
       breakerCooldownMs: raw.CACHE_BREAKER_COOLDOWN_MS,
     },
@@ -253,7 +274,23 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
     },
     simulator: { port: raw.SIMULATOR_PORT, latencyMs: raw.SIMULATOR_LATENCY_MS, tokenDelayMs: raw.SIMULATOR_TOKEN_DELAY_MS },
     telemetry: telemetryConfig(raw),
+    auth: auth.auth,
+    edge: {
+      corsOrigins: corsOrigins(raw),
+      metricsPort: raw.METRICS_PORT,
+      metricsHost: raw.METRICS_HOST,
+    },
+    persistedDocuments: { file: raw.PERSISTED_DOCUMENTS_FILE, only: raw.PERSISTED_DOCUMENTS_ONLY },
   };
+}
+
+/** CORS_ORIGINS: `*`, or origins separated by commas; unset = any outside production, none in production. */
+function corsOrigins(raw: RawEnv): '*' | string[] {
+  if (raw.CORS_ORIGINS === undefined) return raw.NODE_ENV === 'production' ? [] : '*';
+  if (raw.CORS_ORIGINS === '*') return '*';
+  return raw.CORS_ORIGINS.split(',')
+    .map((origin) => origin.trim())
+    .filter((origin) => origin.length > 0);
 }
 
 /** `<endpoint>/v1/traces`, as the OTLP exporter spec builds the signal URL from the base one. */
@@ -282,5 +319,5 @@ function telemetryConfig(raw: RawEnv): TelemetryConfig {
 
 /** A config for tests and tools: defaults, simulator mode, no `.env`, overridden by `env`. */
 export function testConfig(env: Env = {}): Config {
-  return loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', HOST: '127.0.0.1', PORT: '0', ...env }, { dotenvPath: false });
+  return loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', HOST: '127.0.0.1', PORT: '0', METRICS_PORT: '0', ...env }, { dotenvPath: false });
 }

@@ -15,5 +15,5 @@ export function completionResult(content: string, finishReason: FinishReason = '
 }
 
 export function cacheConfig(overrides: Partial<Config['cache']> = {}): Config['cache'] {
-  return { maxEntries: 1000, ttlSeconds: 60, storeTimeoutMs: 250, namespace: 'test', breakerThreshold: 3, breakerCooldownMs: 200, ...overrides };
+  return { maxEntries: 1000, ttlSeconds: 60, storeTimeoutMs: 250, namespace: 'test', scope: 'global', breakerThreshold: 3, breakerCooldownMs: 200, ...overrides };
 }

@@ -53,6 +53,27 @@ describe('loadConfig', () => {
     expect(problemsOf(env)).toMatch(message);
   });
 
+  it('refuses production until AUTH_MODE is set explicitly, and checks what AUTH_MODE=jwt needs', () => {
+    expect(problemsOf({ NODE_ENV: 'production', DEEPSEEK_API_KEY: 'sk-production-key-0000' })).toMatch(/AUTH_MODE: required when NODE_ENV=production/);
+    expect(load({ NODE_ENV: 'production', DEEPSEEK_API_KEY: 'sk-production-key-0000', AUTH_MODE: 'none' }).auth).toEqual({ mode: 'none' });
+    const jwt = problemsOf({ AUTH_MODE: 'jwt' });
+    expect(jwt).toMatch(/AUTH_JWKS_URL: with AUTH_MODE=jwt, set exactly one of/);
+    expect(jwt).toMatch(/AUTH_ISSUER: required/);
+    expect(jwt).toMatch(/AUTH_AUDIENCE: required/);
+    const dir = mkdtempSync(join(tmpdir(), 'auth-'));
+    writeFileSync(join(dir, 'short'), 'too-short');
+    expect(problemsOf({ AUTH_MODE: 'jwt', AUTH_SECRET_FILE: join(dir, 'short'), AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a' })).toMatch(
+      /AUTH_SECRET_FILE: expected a shared secret of at least 32 bytes/,
+    );
+    expect(problemsOf({ AUTH_MODE: 'jwt', AUTH_SECRET_FILE: join(dir, 'short'), AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a' })).not.toContain('too-short');
+    writeFileSync(join(dir, 'secret'), 'x'.repeat(40));
+    const config = load({ AUTH_MODE: 'jwt', AUTH_SECRET_FILE: join(dir, 'secret'), AUTH_ISSUER: 'https://issuer.example', AUTH_AUDIENCE: 'gateway' });
+    expect(config.auth).toMatchObject({ mode: 'jwt', keys: { kind: 'secret' }, issuer: 'https://issuer.example', audience: 'gateway', scopesClaim: 'scope', tenantClaim: 'tenant' });
+    // Tenants share nothing unless an operator says so.
+    expect(config.cache.scope).toBe('tenant');
+    expect(load({}).cache.scope).toBe('global');
+  });
+
   it('refuses production without a key', () => {
     expect(problemsOf({ NODE_ENV: 'production' })).toMatch(/DEEPSEEK_API_KEY: required when NODE_ENV=production/);
   });
