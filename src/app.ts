@@ -6,6 +6,7 @@ import { createCompletionCache } from './cache/completion-cache';
 import type { Config } from './config';
 import { createDeepSeekClient } from './deepseek';
 import type { GatewayServices } from './graphql/context';
+import { startMetricsServer } from './http/metrics-server';
 import { createHttpServer, GRAPHQL_PATH } from './http/server';
 import type { Simulator } from './simulator';
 import type { Logger } from './telemetry/logger';
@@ -19,6 +20,8 @@ export interface Gateway {
   url: string;
   /** `${url}/graphql` */
   graphqlUrl: string;
+  /** Base URL of the metrics server (`${metricsUrl}/metrics`), on its own port. */
+  metricsUrl: string;
   services: GatewayServices;
   /** The in-process DeepSeek simulator, when no API key is configured. */
   simulator?: Simulator;
@@ -102,7 +105,6 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
       if (deepseek.status().circuit === 'OPEN') return { ready: false, reason: 'upstream circuit open' };
       return { ready: true };
     },
-    scrapeMetrics: options.telemetry?.scrapeMetrics,
     instruments,
   });
   await http.app.listen({ host: config.server.host, port: config.server.port });
@@ -110,8 +112,20 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
   const port = typeof address === 'object' && address ? address.port : config.server.port;
   const host = config.server.host === '0.0.0.0' || config.server.host === '::' ? '127.0.0.1' : config.server.host;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  // Operators' figures on their own port, not the public one.
+  const metricsServer = await startMetricsServer({
+    host: config.edge.metricsHost,
+    port: config.edge.metricsPort,
+    scrape: options.telemetry?.scrapeMetrics,
+  });
   logger.info(
-    { url: `${url}${GRAPHQL_PATH}`, mode: config.deepseek.mode, cache: cache.stats().kind, model: config.deepseek.model },
+    {
+      url: `${url}${GRAPHQL_PATH}`,
+      metricsUrl: `${metricsServer.url}/metrics`,
+      mode: config.deepseek.mode,
+      cache: cache.stats().kind,
+      model: config.deepseek.model,
+    },
     'gateway listening',
   );
 
@@ -119,6 +133,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
   return {
     url,
     graphqlUrl: `${url}${GRAPHQL_PATH}`,
+    metricsUrl: metricsServer.url,
     services,
     simulator,
     close: () => {
@@ -129,6 +144,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
         await streams.close();
         await Promise.allSettled([deepseek.close(), cache.close()]);
         await simulator?.close();
+        await metricsServer.close();
         stopObserving();
       })();
       return closing;

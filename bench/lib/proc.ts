@@ -57,6 +57,8 @@ export interface ServiceOptions {
 /** A service running as a child process. */
 export class Service {
   url = '';
+  /** The gateway's metrics endpoint (`metricsUrl` of its 'gateway listening' line), when it has one. */
+  metricsUrl = '';
   /** Log lines per level (pino's `level` label), and messages per (level, msg). */
   readonly levels: Record<string, number> = {};
   readonly messages: Record<string, number> = {};
@@ -222,6 +224,7 @@ function launch(options: LaunchOptions): Promise<Service> {
       if (!stream) continue;
       createInterface({ input: stream }).on('line', (line) => {
         const parsed = service.record(line);
+        if (!service.metricsUrl && typeof parsed?.metricsUrl === 'string') service.metricsUrl = parsed.metricsUrl;
         const url = settled ? undefined : options.readyUrl(line, parsed);
         if (url !== undefined) {
           settled = true;
@@ -264,9 +267,11 @@ export function installCleanup(): void {
 /** The parent's environment without anything that configures the service, plus `extra`. */
 export function childEnv(extra: Record<string, string>): Record<string, string> {
   const env: Record<string, string> = {};
-  const owned = /^(DEEPSEEK_|OTEL_|SIMULATOR_|CACHE_|BATCH_|REDIS_URL$|PORT$|HOST$|LOG_LEVEL$|NODE_ENV$|MAX_COMPLETIONS_PER_OPERATION$|GRAPHQL_)/;
+  const owned =
+    /^(DEEPSEEK_|OTEL_|SIMULATOR_|CACHE_|BATCH_|AUTH_|HTTP_|METRICS_|CORS_|STREAM_|PERSISTED_DOCUMENTS_|REDIS_URL$|PORT$|HOST$|LOG_LEVEL$|NODE_ENV$|SHUTDOWN_GRACE_MS$|MAX_COMPLETIONS_PER_OPERATION$|MAX_SUBSCRIPTIONS_PER_CONNECTION$|GRAPHQL_)/;
   for (const [key, value] of Object.entries(process.env)) {
     if (value !== undefined && !owned.test(key)) env[key] = value;
   }
-  return { ...env, ...extra };
+  // Each gateway child serves /metrics on a free port of its own (read from its log line).
+  return { ...env, METRICS_PORT: '0', ...extra };
 }

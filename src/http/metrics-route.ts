@@ -5,9 +5,9 @@ import { httpServerMetrics } from '../telemetry/metrics';
 export const METRICS_PATH = '/metrics';
 
 /**
- * `GET /metrics`: the Prometheus exposition of every instrument (see `metrics.ts`), on the
- * GraphQL port. Without a meter provider (`OTEL_SDK_DISABLED=true` or
- * `OTEL_METRICS_EXPORTER=none`) it answers 404 saying so.
+ * `GET /metrics`: the Prometheus exposition of every instrument (see `metrics.ts`), served
+ * by the metrics server on its own port (`metrics-server.ts`). Without a meter provider
+ * (`OTEL_SDK_DISABLED=true` or `OTEL_METRICS_EXPORTER=none`) it answers 404 saying so.
  */
 export function registerMetricsRoute(app: FastifyInstance, scrape: (() => Promise<string>) | undefined): void {
   app.get(METRICS_PATH, async (_request, reply) => {

@@ -17,7 +17,7 @@ import { graphqlErrorHandler } from './error-handler';
 import { GRAPHIQL_PATH, registerGraphiQL } from './graphiql';
 import { registerHealthRoutes, type Readiness } from './health';
 import { landingPage } from './landing-page';
-import { registerHttpServerMetrics, registerMetricsRoute } from './metrics-route';
+import { registerHttpServerMetrics } from './metrics-route';
 import { registerSseRoute, SSE_PATH } from './sse';
 import { createWebSocketTransport } from './websocket';
 
@@ -44,8 +44,6 @@ export async function createHttpServer(options: {
   logger: Logger;
   readiness: () => Readiness;
   instruments: Instruments;
-  /** Prometheus text for GET /metrics (from `startTelemetry`); without it /metrics answers 404. */
-  scrapeMetrics?: () => Promise<string>;
 }): Promise<HttpServer> {
   const { services, logger } = options;
   const production = services.config.nodeEnv === 'production';
@@ -146,7 +144,6 @@ export async function createHttpServer(options: {
   });
   app.get('/', async (_request, reply) => reply.redirect(GRAPHQL_PATH, 302));
   registerHealthRoutes(app, options.readiness);
-  registerMetricsRoute(app, options.scrapeMetrics);
 
   return {
     app,

@@ -218,10 +218,10 @@ describe('observability of the whole service', () => {
       sumOf(after, name, labels) - sumOf(before, name, labels);
 
     it('count requests, tokens, cost, cache hits, batches and upstream calls of known traffic', async () => {
-      const before = await scrape(gateway.url);
+      const before = await scrape(gateway.metricsUrl);
       const answers: Array<GraphQLResponse<Answer>> = [];
       for (const prompt of ['metered one', 'metered two', 'metered one']) answers.push(await ask(prompt, { operation: 'Metered' }));
-      const after = await scrape(gateway.url);
+      const after = await scrape(gateway.metricsUrl);
 
       const fresh = answers.map((a) => a.data!.completion).filter((c) => !c.cached);
       expect(fresh).toHaveLength(2);
@@ -253,10 +253,10 @@ describe('observability of the whole service', () => {
 
     it('count errors by code, retries and attempts by status', async () => {
       gateway.simulator!.faults.inject({ kind: 'status', status: 503 }, { count: 3 });
-      const before = await scrape(gateway.url);
+      const before = await scrape(gateway.metricsUrl);
       const res = await ask('always failing', { operation: 'Failing' });
       expect(res.errors?.[0].extensions?.code).toBe('UPSTREAM_UNAVAILABLE');
-      const after = await scrape(gateway.url);
+      const after = await scrape(gateway.metricsUrl);
 
       expect(sumOf(after, 'graphql_server_requests_total', { graphql_operation_name: 'Failing', outcome: 'error' })).toBe(1);
       expect(sumOf(after, 'graphql_server_errors_total', { graphql_operation_name: 'Failing', error_type: 'UPSTREAM_UNAVAILABLE' })).toBe(1);

@@ -11,7 +11,7 @@ function startService(env: Record<string, string>, via: 'npm' | 'node' = 'node')
   return spawn(command, args, {
     cwd: ROOT,
     // A clean environment: only what the test gives, plus PATH (npm, tsx) and HOME (npm).
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', NODE_ENV: 'development', HOST: '127.0.0.1', PORT: '0', ...env },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', NODE_ENV: 'development', HOST: '127.0.0.1', PORT: '0', METRICS_PORT: '0', ...env },
   });
 }
 

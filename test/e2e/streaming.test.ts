@@ -509,7 +509,7 @@ describe('the service process with a subscription open', () => {
     // The same command as `npm start`, so the signal reaches node itself.
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
       cwd: join(__dirname, '..', '..'),
-      env: { PATH: process.env.PATH ?? '', NODE_ENV: 'development', HOST: '127.0.0.1', PORT: '0', SIMULATOR_TOKEN_DELAY_MS: '50', SHUTDOWN_GRACE_MS: '100' },
+      env: { PATH: process.env.PATH ?? '', NODE_ENV: 'development', HOST: '127.0.0.1', PORT: '0', METRICS_PORT: '0', SIMULATOR_TOKEN_DELAY_MS: '50', SHUTDOWN_GRACE_MS: '100' },
     });
     let client: Client | undefined;
     try {

@@ -41,21 +41,21 @@ async function startSink(): Promise<Sink> {
 function startService(env: Record<string, string>): ChildProcessWithoutNullStreams {
   return spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'development', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', SIMULATOR_LATENCY_MS: '0', ...env },
+    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'development', HOST: '127.0.0.1', PORT: '0', METRICS_PORT: '0', LOG_LEVEL: 'info', SIMULATOR_LATENCY_MS: '0', ...env },
   });
 }
 
-/** Resolves with the base URL from the 'gateway listening' line. */
-async function listening(child: ChildProcessWithoutNullStreams): Promise<string> {
+/** Resolves with the base URL and the metrics URL from the 'gateway listening' line. */
+async function listening(child: ChildProcessWithoutNullStreams): Promise<{ baseUrl: string; metricsUrl: string }> {
   let buffer = '';
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`service did not start: ${buffer}`)), 15_000);
     child.stdout.on('data', (chunk: Buffer) => {
       buffer += chunk.toString();
-      const match = /"url":"(http:\/\/[^"]+)\/graphql"[^\n]*"msg":"gateway listening"/.exec(buffer);
+      const match = /"url":"(http:\/\/[^"]+)\/graphql","metricsUrl":"(http:\/\/[^"]+)"[^\n]*"msg":"gateway listening"/.exec(buffer);
       if (match) {
         clearTimeout(timer);
-        resolve(match[1]);
+        resolve({ baseUrl: match[1]!, metricsUrl: match[2]! });
       }
     });
     child.once('exit', (code) => reject(new Error(`service exited with ${code}: ${buffer}`)));
@@ -82,9 +82,9 @@ describe('the service process with OTEL_* variables', () => {
   it('POSTs its spans as OTLP/HTTP JSON to <OTEL_EXPORTER_OTLP_ENDPOINT>/v1/traces, continuing the caller trace', async () => {
     const child = startService({ OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_SERVICE_NAME: 'gw-process-test' });
     try {
-      const baseUrl = await listening(child);
+      const { baseUrl, metricsUrl } = await listening(child);
       expect((await ask(baseUrl)).status).toBe(200);
-      const metrics = parsePrometheus(await (await fetch(`${baseUrl}/metrics`)).text());
+      const metrics = parsePrometheus(await (await fetch(metricsUrl)).text());
       expect(sumOf(metrics, 'graphql_server_requests_total', { graphql_operation_name: 'Traced' })).toBe(1);
 
       child.kill('SIGTERM');
@@ -109,8 +109,10 @@ describe('the service process with OTEL_* variables', () => {
   it('with OTEL_SDK_DISABLED=true exports nothing and serves no metrics, endpoint or not', async () => {
     const child = startService({ OTEL_SDK_DISABLED: 'true', OTEL_EXPORTER_OTLP_ENDPOINT: sink.url });
     try {
-      const baseUrl = await listening(child);
+      const { baseUrl, metricsUrl } = await listening(child);
       expect((await ask(baseUrl)).status).toBe(200);
+      expect((await fetch(metricsUrl)).status).toBe(404);
+      // Never on the public GraphQL port.
       expect((await fetch(`${baseUrl}/metrics`)).status).toBe(404);
       child.kill('SIGTERM');
       const [code] = (await once(child, 'exit')) as [number | null];

@@ -14,7 +14,7 @@ describe('without a telemetry SDK (tests, tools)', () => {
   it('answers /metrics with 404 and sends no traceparent upstream', async () => {
     const gateway = await startTestGateway();
     try {
-      const metrics = await fetch(`${gateway.url}/metrics`);
+      const metrics = await fetch(`${gateway.metricsUrl}/metrics`);
       expect(metrics.status).toBe(404);
       expect(await metrics.text()).toMatch(/metrics are off/);
       await gql(gateway, '{ completion(input: {prompt: "no sdk", thinking: false}) { id } }', undefined, { headers: { traceparent: TRACEPARENT } });
@@ -55,7 +55,7 @@ describe('the default telemetry (no trace exporter configured)', () => {
 
   it('serves metrics at /metrics', async () => {
     await gql(gateway, 'query Counted { upstream { circuit } }');
-    const samples = await scrape(gateway.url);
+    const samples = await scrape(gateway.metricsUrl);
     expect(sumOf(samples, 'graphql_server_requests_total', { graphql_operation_name: 'Counted', outcome: 'ok' })).toBe(1);
     expect(sumOf(samples, 'gateway_upstream_circuit_state')).toBe(0);
   });

@@ -4,7 +4,7 @@ import type { SimCounters } from './types';
 /** Where a gateway child serves what: its origin, the WebSocket URL, /metrics. */
 export const originOf = (gateway: Service): string => new URL(gateway.url).origin;
 export const wsUrlOf = (gateway: Service): string => gateway.url.replace(/^http/, 'ws');
-export const metricsUrlOf = (gateway: Service): string => `${originOf(gateway)}/metrics`;
+export const metricsUrlOf = (gateway: Service): string => gateway.metricsUrl;
 
 /** A copy of the gateway's log-line counts (per "level: msg"), to diff later. */
 export const logSnapshot = (gateway: Service): Record<string, number> => ({ ...gateway.messages });
