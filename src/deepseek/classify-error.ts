@@ -96,7 +96,7 @@ function fromUnusableAnswer(failure: Extract<TransportFailure, { kind: 'invalid-
  * | status 402                        | UPSTREAM_INSUFFICIENT_BALANCE                    |
  * | status 429                        | UPSTREAM_RATE_LIMITED                            |
  * | other statuses, network, closed   | UPSTREAM_UNAVAILABLE                             |
- * | circuit-open                      | UPSTREAM_UNAVAILABLE (next probe in the message) |
+ * | circuit-open                      | UPSTREAM_UNAVAILABLE (next probe, or probe running) |
  * | timeout (call or stream)          | UPSTREAM_TIMEOUT                                 |
  * | no-key                            | UPSTREAM_AUTH_FAILED / _INSUFFICIENT_BALANCE     |
  * | overloaded                        | OVERLOADED                                       |
@@ -132,7 +132,9 @@ export function toGatewayError(error: TransportError): UpstreamError | Overloade
     case 'circuit-open':
       return new UpstreamError(
         ErrorCode.UPSTREAM_UNAVAILABLE,
-        `DeepSeek is unavailable (circuit open after repeated failures; next probe in ${failure.retryInMs} ms)`,
+        failure.probeInFlight
+          ? 'DeepSeek is unavailable (circuit open after repeated failures; a probe call is testing it now)'
+          : `DeepSeek is unavailable (circuit open after repeated failures; next probe in ${failure.retryInMs} ms)`,
         { retryable: false, attempts: attempts ?? 0 },
       );
     case 'overloaded':

@@ -17,8 +17,11 @@ export type TransportFailure =
   | { kind: 'network' }
   /** The call deadline passed before its answer, or the stream lifetime before the stream ended. */
   | { kind: 'timeout'; phase: 'call' | 'stream'; timeoutMs: number }
-  /** The breaker is open: no request was sent. */
-  | { kind: 'circuit-open'; retryInMs: number }
+  /**
+   * The breaker is open, or half-open with its one probe call in flight (`probeInFlight`):
+   * no request was sent.
+   */
+  | { kind: 'circuit-open'; retryInMs: number; probeInFlight?: boolean }
   /** Every concurrency slot is taken and the queue is full: no request was sent. */
   | { kind: 'overloaded' }
   /** Every API key is out of rotation. */
@@ -57,7 +60,9 @@ function describe(failure: TransportFailure): string {
         ? `upstream did not answer within ${failure.timeoutMs} ms`
         : `upstream stream did not finish within ${failure.timeoutMs} ms`;
     case 'circuit-open':
-      return `upstream circuit open; next probe in ${failure.retryInMs} ms`;
+      return failure.probeInFlight
+        ? 'upstream circuit half-open; its probe call is in flight'
+        : `upstream circuit open; next probe in ${failure.retryInMs} ms`;
     case 'overloaded':
       return 'every upstream slot is taken and the queue is full';
     case 'no-key':

@@ -95,6 +95,11 @@ describe('error classification', () => {
       code: ErrorCode.UPSTREAM_UNAVAILABLE,
       details: { attempts: 0, retryable: false },
     });
+    expect(toGatewayError(new TransportError({ kind: 'circuit-open', retryInMs: 0, probeInFlight: true }))).toMatchObject({
+      code: ErrorCode.UPSTREAM_UNAVAILABLE,
+      message: 'DeepSeek is unavailable (circuit open after repeated failures; a probe call is testing it now)',
+      details: { attempts: 0, retryable: false },
+    });
     expect(toGatewayError(new TransportError({ kind: 'no-key', reason: 'unauthorized' })).code).toBe(ErrorCode.UPSTREAM_AUTH_FAILED);
     expect(toGatewayError(new TransportError({ kind: 'no-key', reason: 'insufficient_balance' })).code).toBe(
       ErrorCode.UPSTREAM_INSUFFICIENT_BALANCE,

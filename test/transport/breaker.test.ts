@@ -70,29 +70,35 @@ describe('breaker policy (fake next, fake timers)', () => {
     expect(others.map(isHealthFailure)).toEqual([true, true, true, false, false, false, false]);
   });
 
-  it('reports HALF_OPEN once the cooldown has passed, lets one probe through, and closes on its success', async () => {
+  it('reports HALF_OPEN once the cooldown has passed, lets one probe through, fails the others at once, and closes on its success', async () => {
     const probe = gate();
-    const { circuit, next, dispatch } = breaker(statusError(503), statusError(503), probe.step, okResponse());
+    const { circuit, counters, next, dispatch } = breaker(statusError(503), statusError(503), probe.step, okResponse());
     await open(dispatch);
     await jest.advanceTimersByTimeAsync(999);
     expect(circuit.state).toBe('OPEN');
     await jest.advanceTimersByTimeAsync(1);
     expect(circuit.state).toBe('HALF_OPEN');
+    expect(circuit.probeInFlight).toBe(false);
 
     const first = dispatch(upstreamRequest(), textHandler());
-    const second = dispatch(upstreamRequest(), textHandler());
-    await settle();
+    expect(circuit.probeInFlight).toBe(true);
+    // No timer is advanced and the probe has no answer yet: the others are refused at once.
+    const others = await Promise.all([1, 2].map(() => rejectionOf(dispatch(upstreamRequest(), textHandler()))));
+    expect(others).toEqual([expect.any(TransportError), expect.any(TransportError)]);
+    expect(others[0]).toMatchObject({ kind: 'circuit-open', failure: { probeInFlight: true }, retryable: false });
     expect(next.requests).toHaveLength(3); // the probe only
+    expect(counters.shortCircuited).toBe(2);
     probe.open();
 
-    await expect(Promise.all([first, second])).resolves.toEqual(['{"ok":true}', '{"ok":true}']);
+    await expect(first).resolves.toBe('{"ok":true}');
+    expect(circuit).toMatchObject({ state: 'CLOSED', probeInFlight: false });
+    await expect(dispatch(upstreamRequest(), textHandler())).resolves.toBe('{"ok":true}');
     expect(next.requests).toHaveLength(4);
-    expect(circuit.state).toBe('CLOSED');
     expect(circuit.transitions.map((t) => t.to)).toEqual(['OPEN', 'HALF_OPEN', 'CLOSED']);
   });
 
-  it('opens again when a half-open probe gets no answer (a full local queue counts too)', async () => {
-    const { circuit, dispatch } = breaker(statusError(503), statusError(503), new TransportError({ kind: 'overloaded' }));
+  it('opens again, for a whole cooldown, when the probe fails', async () => {
+    const { circuit, next, dispatch } = breaker(statusError(503), statusError(503), statusError(500), okResponse());
     await open(dispatch);
     await jest.advanceTimersByTimeAsync(1000);
 
@@ -100,24 +106,90 @@ describe('breaker policy (fake next, fake timers)', () => {
 
     expect(circuit.state).toBe('OPEN');
     expect(circuit.transitions.map((t) => t.to)).toEqual(['OPEN', 'HALF_OPEN', 'OPEN']);
+    await jest.advanceTimersByTimeAsync(999);
+    expect(await rejectionOf(dispatch(upstreamRequest(), textHandler()))).toMatchObject({ kind: 'circuit-open', failure: { retryInMs: 1 } });
+    expect(next.requests).toHaveLength(3);
   });
 
-  it('lets a call waiting on the probe leave as soon as its caller gives up', async () => {
-    const probe = gate();
-    const { dispatch } = breaker(statusError(503), statusError(503), probe.step, okResponse());
+  it('closes on any answer from DeepSeek to the probe, even a rejection', async () => {
+    const { circuit, dispatch } = breaker(statusError(503), statusError(503), statusError(400));
     await open(dispatch);
     await jest.advanceTimersByTimeAsync(1000);
-    const probing = dispatch(upstreamRequest(), textHandler());
+
+    await rejectionOf(dispatch(upstreamRequest(), textHandler()));
+
+    expect(circuit.state).toBe('CLOSED');
+  });
+
+  it.each([
+    ['the caller aborts it', 'abort'],
+    ['a shutdown cuts it', new TransportError({ kind: 'closed' })],
+    ['the local queue is full', new TransportError({ kind: 'overloaded' })],
+  ] as const)('keeps the circuit half-open and gives the next call the probe when %s', async (_case, outcome) => {
     const caller = new AbortController();
-    const waiting = rejectionOf(dispatch(upstreamRequest({ signal: caller.signal }), textHandler()));
+    const probe: Step = outcome === 'abort' ? 'hang' : outcome;
+    const { circuit, next, dispatch } = breaker(statusError(503), statusError(503), probe, okResponse());
+    await open(dispatch);
+    await jest.advanceTimersByTimeAsync(1000);
+
+    const probing = rejectionOf(dispatch(upstreamRequest({ signal: caller.signal }), textHandler()));
     await settle();
-
-    const reason = new Error('caller left');
-    caller.abort(reason);
-
-    expect(await waiting).toBe(reason);
-    probe.open();
+    if (outcome === 'abort') caller.abort(new Error('caller left'));
     await probing;
+
+    expect(circuit).toMatchObject({ state: 'HALF_OPEN', probeInFlight: false });
+    await expect(dispatch(upstreamRequest(), textHandler())).resolves.toBe('{"ok":true}');
+    expect(next.requests).toHaveLength(4);
+    expect(circuit.transitions.map((t) => t.to)).toEqual(['OPEN', 'HALF_OPEN', 'CLOSED']);
+  });
+
+  it('never counts a call cut by shutdown while closed', async () => {
+    const { circuit, counters, dispatch } = breaker(new TransportError({ kind: 'closed' }));
+
+    for (let i = 0; i < 4; i++) await rejectionOf(dispatch(upstreamRequest(), textHandler()));
+
+    expect(circuit.state).toBe('CLOSED');
+    expect(counters.shortCircuited).toBe(0);
+  });
+
+  it('never counts a call its caller aborted while closed, whatever error reaches the breaker', async () => {
+    // The caller leaves while the call runs and the error that comes back is a 503 (as from a
+    // policy that did not look at the signal): the breaker goes by the caller's signal.
+    let caller = new AbortController();
+    const { circuit, next, dispatch } = breaker(() => {
+      caller.abort(new Error('caller left'));
+      throw statusError(503);
+    });
+    for (let i = 0; i < 4; i++) {
+      caller = new AbortController();
+      await rejectionOf(dispatch(upstreamRequest({ signal: caller.signal }), textHandler()));
+    }
+
+    expect(next.requests).toHaveLength(4);
+    expect(circuit.state).toBe('CLOSED');
+  });
+
+  it('refuses a caller who already left with its own reason, even while open: no short-circuit counted', async () => {
+    const { counters, dispatch } = breaker(statusError(503));
+    await open(dispatch);
+    const reason = new Error('caller left');
+
+    expect(await rejectionOf(dispatch(upstreamRequest({ signal: AbortSignal.abort(reason) }), textHandler()))).toBe(reason);
+    expect(counters.shortCircuited).toBe(0);
+  });
+
+  it('ignores the outcome of a call admitted before the circuit opened', async () => {
+    const late = gate();
+    const { circuit, dispatch } = breaker(late.step, statusError(503), statusError(503), okResponse());
+    const slow = dispatch(upstreamRequest(), textHandler());
+    await open(dispatch);
+    expect(circuit.state).toBe('OPEN');
+
+    late.open();
+    await slow;
+
+    expect(circuit.state).toBe('OPEN');
+    expect(circuit.transitions.map((t) => t.to)).toEqual(['OPEN']);
   });
 });
 
@@ -175,18 +247,23 @@ describe('circuit breaker against the simulator', () => {
     expect(Number.isNaN(Date.parse(status.breakerTransitions[0].at))).toBe(false);
   });
 
-  it('lets only the probe through while HALF_OPEN; the others follow its success', async () => {
+  it('lets only the probe through while HALF_OPEN; the others fail at once, without a request', async () => {
     h = await startHarness({ sim: { latencyMs: 100 }, config: { breakerThreshold: 2, maxRetries: 0, breakerCooldownMs: 200 } });
     await openCircuit();
     await waitFor(() => h.client.status().circuit === 'HALF_OPEN');
     h.sim.requests.length = 0;
 
-    const results = await Promise.all([1, 2, 3].map(() => h.client.chat(chatRequest())));
+    const probe = h.client.chat(chatRequest());
+    expect(h.client.status()).toMatchObject({ circuit: 'HALF_OPEN', probeInFlight: true });
+    const others = await Promise.all([1, 2].map(() => failureOf(() => h.client.chat(chatRequest()))));
 
-    expect(results).toHaveLength(3);
-    const [probe, ...rest] = h.sim.requests.map((r) => r.at);
-    expect(rest.every((at) => at - probe >= 90)).toBe(true);
-    expect(h.client.status().circuit).toBe('CLOSED');
+    for (const { error } of others) {
+      expect((error as UpstreamError).code).toBe(ErrorCode.UPSTREAM_UNAVAILABLE);
+      expect((error as UpstreamError).message).toBe('DeepSeek is unavailable (circuit open after repeated failures; a probe call is testing it now)');
+    }
+    expect((await probe).content).toBeTruthy();
+    expect(h.sim.requests).toHaveLength(1);
+    expect(h.client.status()).toMatchObject({ circuit: 'CLOSED', probeInFlight: false, shortCircuited: 2 });
   });
 
   it('opens again when the probe fails', async () => {
@@ -218,5 +295,32 @@ describe('circuit breaker against the simulator', () => {
     await failureOf(() => h.client.chat(chatRequest()));
 
     expect(h.client.status().circuit).toBe('OPEN');
+  });
+
+  it('does not count a call cut by shutdown: neither a breaker failure nor in failures', async () => {
+    h = await startHarness({ config: { breakerThreshold: 1, maxRetries: 0, timeoutMs: 10_000 } });
+    h.sim.faults.inject({ kind: 'hang' });
+    const call = failureOf(() => h.client.chat(chatRequest()));
+    await waitFor(() => h.sim.counters.inFlight === 1);
+
+    await h.client.close();
+
+    expect(((await call).error as UpstreamError).code).toBe(ErrorCode.UPSTREAM_UNAVAILABLE);
+    expect(h.client.status()).toMatchObject({ circuit: 'CLOSED', calls: 1, failures: 0 });
+    expect(h.client.status().breakerTransitions).toEqual([]);
+  });
+
+  it('does not count a call that a shutdown caught in its backoff wait', async () => {
+    h = await startHarness({ config: { breakerThreshold: 1, maxRetries: 1, retryBaseMs: 100, retryMaxMs: 100 }, tuning: { random: () => 0.99 } });
+    h.sim.faults.inject({ kind: 'status', status: 503 });
+    const call = failureOf(() => h.client.chat(chatRequest()));
+    await waitFor(() => h.client.status().retries === 1); // the 503 is in; the backoff wait began
+
+    await h.client.close();
+
+    // The retry wakes after the shutdown: it fails as closed, not as a network failure.
+    expect(((await call).error as UpstreamError).message).toBe('The DeepSeek client is closed');
+    expect(h.sim.counters.total).toBe(1);
+    expect(h.client.status()).toMatchObject({ circuit: 'CLOSED', failures: 0 });
   });
 });
