@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { throwIfAborted } from '../lib/abort';
 import { TransportError } from './errors';
 import type { BreakerTransition, CircuitStateName, TransportCounters } from './status';
+import { TripRule, type TripRuleOptions } from './trip-rule';
 import type { Interceptor } from './types';
 
 const MAX_TRANSITIONS = 50;
@@ -52,9 +53,7 @@ export function isHealthFailure(error: unknown): boolean {
   return verdictOf(error) === 'failure';
 }
 
-export interface BreakerOptions {
-  /** Consecutive failed calls (after their retries) that open the circuit. */
-  threshold: number;
+export interface BreakerOptions extends Pick<TripRuleOptions, 'failureRate' | 'windowMs' | 'minCalls'> {
   /** Time the circuit stays open before one probe call is let through. */
   cooldownMs: number;
   logger: Logger;
@@ -69,7 +68,8 @@ export interface Admission {
 }
 
 /**
- * The circuit breaker's state machine: CLOSED → OPEN (the trip rule) → HALF_OPEN after the
+ * The circuit breaker's state machine: CLOSED → OPEN (the trip rule, `trip-rule.ts`: a failure
+ * rate over a window, or a run of failures) → HALF_OPEN after the
  * cooldown → CLOSED when the probe is answered, OPEN again when it fails.
  *
  * Written by hand rather than with cockatiel's `CircuitBreakerPolicy`, which (3.2) makes every
@@ -88,11 +88,12 @@ export class Breaker {
   #epoch = 0;
   #openedAt = 0;
   #probing = false;
-  #consecutiveFailures = 0;
+  readonly #rule: TripRule;
 
   constructor(options: BreakerOptions) {
     this.#options = options;
     this.#now = options.now ?? Date.now;
+    this.#rule = new TripRule({ ...options, now: this.#now });
   }
 
   /**
@@ -143,11 +144,10 @@ export class Breaker {
     }
     // Admitted before the circuit last changed (in flight when it opened): no longer relevant.
     if (admission.epoch !== this.#epoch || this.#state !== 'CLOSED') return;
-    if (verdict === 'success') this.#consecutiveFailures = 0;
-    else if (verdict === 'failure') {
-      this.#consecutiveFailures += 1;
-      if (this.#consecutiveFailures >= this.#options.threshold) this.#open();
-    }
+    // An answer about the request (a 400, a refused key) is neither: a flood of bad requests
+    // must not dilute the failure rate of an outage, nor add to it.
+    if (verdict === 'success') this.#rule.success();
+    else if (verdict === 'failure' && this.#rule.failure()) this.#open();
   }
 
   /** The error a call gets when it is not let through. */
@@ -163,7 +163,8 @@ export class Breaker {
   #transition(to: CircuitStateName): void {
     this.#state = to;
     this.#epoch += 1;
-    if (to === 'CLOSED') this.#consecutiveFailures = 0;
+    // Closed after an outage: the failures that opened it must not open it again.
+    if (to === 'CLOSED') this.#rule.reset();
     this.#transitions.push({ to, at: new Date(this.#now()).toISOString() });
     if (this.#transitions.length > MAX_TRANSITIONS) this.#transitions.shift();
     this.#options.logger.warn({ circuit: to }, `upstream circuit ${to}`);

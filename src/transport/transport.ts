@@ -27,7 +27,9 @@ export type TransportSettings = Pick<
   | 'retryBaseMs'
   | 'retryMaxMs'
   | 'retryBudget'
-  | 'breakerThreshold'
+  | 'breakerFailureRate'
+  | 'breakerWindowMs'
+  | 'breakerMinCalls'
   | 'breakerCooldownMs'
   | 'maxConcurrency'
   | 'maxQueue'
@@ -99,7 +101,13 @@ export class Transport {
       bodyTimeoutMs: Math.max(settings.timeoutMs, settings.streamMaxMs),
       keepAliveTimeoutMs: options.tuning?.keepAliveTimeoutMs,
     });
-    this.#breaker = new Breaker({ threshold: settings.breakerThreshold, cooldownMs: settings.breakerCooldownMs, logger });
+    this.#breaker = new Breaker({
+      failureRate: settings.breakerFailureRate,
+      windowMs: settings.breakerWindowMs,
+      minCalls: settings.breakerMinCalls,
+      cooldownMs: settings.breakerCooldownMs,
+      logger,
+    });
     this.#bulkhead = new Bulkhead(settings.maxConcurrency, settings.maxQueue);
     const { tracer, meter } = options.instruments ?? noopInstruments();
     const metrics = upstreamMetrics(meter);

@@ -2,17 +2,21 @@ import { ErrorCode, UpstreamError } from '../../src/errors';
 import { silentLogger } from '../../src/telemetry/logger';
 import { Breaker, breakerInterceptor, isHealthFailure } from '../../src/transport/breaker';
 import { TransportError } from '../../src/transport/errors';
+import { testConfig } from '../../src/config';
 import { TransportCounters } from '../../src/transport/status';
 import type { UpstreamResponse } from '../../src/transport/types';
 import { chatRequest, failureOf, startHarness, waitFor, type Harness } from '../deepseek/harness';
 import { FAKE_TIMERS_KEEP, fakeNext, okResponse, rejectionOf, settle, statusError, textHandler, upstreamRequest, type Step } from './fakes';
+
+/** 30 % failed calls, never two in a row: ✗✓✓✗✓✓✗✓✓✓, repeated. */
+const THIRTY_PERCENT = [false, true, true, false, true, true, false, true, true, true];
 
 describe('breaker policy (fake next, fake timers)', () => {
   beforeEach(() => jest.useFakeTimers({ doNotFake: FAKE_TIMERS_KEEP }));
   afterEach(() => jest.useRealTimers());
 
   function breaker(...steps: Step[]) {
-    const circuit = new Breaker({ threshold: 2, cooldownMs: 1000, logger: silentLogger() });
+    const circuit = new Breaker({ failureRate: 0.5, windowMs: 10_000, minCalls: 2, cooldownMs: 1000, logger: silentLogger() });
     const counters = new TransportCounters();
     const next = fakeNext(...steps);
     return { circuit, counters, next, dispatch: breakerInterceptor(circuit, counters)(next.dispatch) };
@@ -30,7 +34,7 @@ describe('breaker policy (fake next, fake timers)', () => {
     return { step: () => answer, open: () => release(okResponse()) };
   }
 
-  it('opens after threshold failed calls, then fails at once with circuit-open and sends nothing', async () => {
+  it('opens after minCalls failed calls, then fails at once with circuit-open and sends nothing', async () => {
     const { circuit, counters, next, dispatch } = breaker(statusError(503));
     await open(dispatch);
     expect(circuit.state).toBe('OPEN');
@@ -42,6 +46,68 @@ describe('breaker policy (fake next, fake timers)', () => {
     expect(error).toMatchObject({ kind: 'circuit-open', failure: { retryInMs: 1000 }, retryable: false });
     expect(next.requests).toHaveLength(2);
     expect(counters.shortCircuited).toBe(1);
+  });
+
+  it('with the default settings, 30 % failed calls never open it, and a full outage then opens it within a second', async () => {
+    const { deepseek } = testConfig();
+    const circuit = new Breaker({
+      failureRate: deepseek.breakerFailureRate,
+      windowMs: deepseek.breakerWindowMs,
+      minCalls: deepseek.breakerMinCalls,
+      cooldownMs: deepseek.breakerCooldownMs,
+      logger: silentLogger(),
+    });
+    let outage = false;
+    let sent = 0;
+    const next = fakeNext(() => {
+      sent += 1;
+      if (outage || !THIRTY_PERCENT[sent % THIRTY_PERCENT.length]) throw statusError(503);
+      return okResponse();
+    });
+    const dispatch = breakerInterceptor(circuit, new TransportCounters())(next.dispatch);
+    const call = () => dispatch(upstreamRequest(), textHandler()).catch(() => undefined);
+
+    // 30 s at 50 calls per second.
+    for (let i = 0; i < 1500; i++) {
+      await jest.advanceTimersByTimeAsync(20);
+      await call();
+    }
+    expect(circuit.state).toBe('CLOSED');
+
+    outage = true;
+    const started = Date.now();
+    while (circuit.state === 'CLOSED') {
+      await jest.advanceTimersByTimeAsync(20);
+      await call();
+    }
+    expect(Date.now() - started).toBeLessThanOrEqual(1000);
+    expect(circuit.transitions.map((t) => t.to)).toEqual(['OPEN']);
+  });
+
+  it('opens on the failure rate over the window once it holds minCalls calls, without a run of failures', async () => {
+    const circuit = new Breaker({ failureRate: 0.5, windowMs: 10_000, minCalls: 6, cooldownMs: 1000, logger: silentLogger() });
+    const next = fakeNext(statusError(503), okResponse(), statusError(503), okResponse(), statusError(503), okResponse(), statusError(503));
+    const dispatch = breakerInterceptor(circuit, new TransportCounters())(next.dispatch);
+
+    for (let i = 0; i < 6; i++) await dispatch(upstreamRequest(), textHandler()).catch(() => undefined);
+    expect(circuit.state).toBe('CLOSED'); // 3 of 6 failed, but this call was a success
+    await rejectionOf(dispatch(upstreamRequest(), textHandler()));
+
+    expect(circuit.state).toBe('OPEN'); // 4 of 7
+  });
+
+  it('respects minCalls: failed calls below it, spread over the window, leave it closed', async () => {
+    const circuit = new Breaker({ failureRate: 0.5, windowMs: 10_000, minCalls: 6, cooldownMs: 1000, logger: silentLogger() });
+    const next = fakeNext(statusError(503), statusError(503), statusError(503), statusError(503), statusError(503), okResponse(), statusError(503));
+    const dispatch = breakerInterceptor(circuit, new TransportCounters())(next.dispatch);
+
+    for (let i = 0; i < 5; i++) await rejectionOf(dispatch(upstreamRequest(), textHandler()));
+    await dispatch(upstreamRequest(), textHandler());
+    expect(circuit.state).toBe('CLOSED'); // 5 of 6 failed, 5 in a row: the window had fewer than 6 calls until the success
+    await jest.advanceTimersByTimeAsync(10_000);
+    await rejectionOf(dispatch(upstreamRequest(), textHandler()));
+
+    expect(circuit.state).toBe('CLOSED'); // the earlier calls left the window
   });
 
   it('counts health failures only: overload, outage, slowness; never an answer about the request or the account', () => {
@@ -205,8 +271,8 @@ describe('circuit breaker against the simulator', () => {
     await failureOf(() => h.client.chat(chatRequest()));
   }
 
-  it('opens after breakerThreshold consecutive failed calls and then fails fast without a request', async () => {
-    h = await startHarness({ config: { breakerThreshold: 2, maxRetries: 0, breakerCooldownMs: 10_000 } });
+  it('opens after breakerMinCalls failed calls in a row and then fails fast without a request', async () => {
+    h = await startHarness({ config: { breakerMinCalls: 2, maxRetries: 0, breakerCooldownMs: 10_000 } });
     await openCircuit();
     expect(h.client.status().circuit).toBe('OPEN');
     const before = h.sim.counters.total;
@@ -223,7 +289,7 @@ describe('circuit breaker against the simulator', () => {
   });
 
   it('counts a call once, after its retries: retried-then-successful calls keep it closed', async () => {
-    h = await startHarness({ config: { breakerThreshold: 2, maxRetries: 2 } });
+    h = await startHarness({ config: { breakerMinCalls: 2, maxRetries: 2 } });
     h.sim.faults.inject({ kind: 'status', status: 503 }, { count: 2 });
     await h.client.chat(chatRequest());
     h.sim.faults.inject({ kind: 'status', status: 503 }, { count: 2 });
@@ -233,7 +299,7 @@ describe('circuit breaker against the simulator', () => {
   });
 
   it('lets one probe through after the cooldown (HALF_OPEN) and closes on its success', async () => {
-    h = await startHarness({ config: { breakerThreshold: 2, maxRetries: 0, breakerCooldownMs: 200 } });
+    h = await startHarness({ config: { breakerMinCalls: 2, maxRetries: 0, breakerCooldownMs: 200 } });
     await openCircuit();
     // Reported as HALF_OPEN once the cooldown is over, so readiness checks let the probe come.
     await waitFor(() => h.client.status().circuit === 'HALF_OPEN');
@@ -248,7 +314,7 @@ describe('circuit breaker against the simulator', () => {
   });
 
   it('lets only the probe through while HALF_OPEN; the others fail at once, without a request', async () => {
-    h = await startHarness({ sim: { latencyMs: 100 }, config: { breakerThreshold: 2, maxRetries: 0, breakerCooldownMs: 200 } });
+    h = await startHarness({ sim: { latencyMs: 100 }, config: { breakerMinCalls: 2, maxRetries: 0, breakerCooldownMs: 200 } });
     await openCircuit();
     await waitFor(() => h.client.status().circuit === 'HALF_OPEN');
     h.sim.requests.length = 0;
@@ -267,7 +333,7 @@ describe('circuit breaker against the simulator', () => {
   });
 
   it('opens again when the probe fails', async () => {
-    h = await startHarness({ config: { breakerThreshold: 2, maxRetries: 0, breakerCooldownMs: 200 } });
+    h = await startHarness({ config: { breakerMinCalls: 2, maxRetries: 0, breakerCooldownMs: 200 } });
     await openCircuit();
     await waitFor(() => h.client.status().circuit === 'HALF_OPEN');
     h.sim.faults.inject({ kind: 'status', status: 500 });
@@ -278,8 +344,26 @@ describe('circuit breaker against the simulator', () => {
     expect(h.client.status().breakerTransitions.map((t) => t.to)).toEqual(['OPEN', 'HALF_OPEN', 'OPEN']);
   });
 
+  it('stays closed through 30 % failed calls at the upstream, then opens on an outage after breakerMinCalls failed calls', async () => {
+    h = await startHarness({ config: { maxRetries: 0, breakerCooldownMs: 10_000 } });
+    expect(h.config).toMatchObject({ breakerFailureRate: 0.5, breakerWindowMs: 10_000, breakerMinCalls: 20 });
+    for (let i = 0; i < 60; i++) {
+      if (!THIRTY_PERCENT[i % THIRTY_PERCENT.length]) h.sim.faults.inject({ kind: 'status', status: 503 });
+      await h.client.chat(chatRequest()).catch(() => undefined);
+    }
+    expect(h.client.status()).toMatchObject({ circuit: 'CLOSED', calls: 60, failures: 18 });
+
+    h.sim.faults.inject({ kind: 'status', status: 503 }, { count: 100 });
+    for (let i = 0; i < 19; i++) await failureOf(() => h.client.chat(chatRequest()));
+    expect(h.client.status().circuit).toBe('CLOSED');
+    await failureOf(() => h.client.chat(chatRequest()));
+
+    expect(h.client.status().circuit).toBe('OPEN');
+    expect(h.sim.counters.total).toBe(80);
+  });
+
   it('does not count rejections, auth or balance failures (400/401/402/422)', async () => {
-    h = await startHarness({ config: { breakerThreshold: 1, maxRetries: 0 } });
+    h = await startHarness({ config: { breakerMinCalls: 1, maxRetries: 0 } });
     for (const status of [400, 422, 401, 402]) {
       h.sim.faults.inject({ kind: 'status', status });
       await failureOf(() => h.client.chat(chatRequest()));
@@ -288,7 +372,7 @@ describe('circuit breaker against the simulator', () => {
   });
 
   it('counts timeouts and 429s as failures', async () => {
-    h = await startHarness({ config: { breakerThreshold: 2, maxRetries: 0, timeoutMs: 200, breakerCooldownMs: 10_000 } });
+    h = await startHarness({ config: { breakerMinCalls: 2, maxRetries: 0, timeoutMs: 200, breakerCooldownMs: 10_000 } });
     h.sim.faults.inject({ kind: 'status', status: 429 });
     h.sim.faults.inject({ kind: 'hang' });
     await failureOf(() => h.client.chat(chatRequest()));
@@ -298,7 +382,7 @@ describe('circuit breaker against the simulator', () => {
   });
 
   it('does not count a call cut by shutdown: neither a breaker failure nor in failures', async () => {
-    h = await startHarness({ config: { breakerThreshold: 1, maxRetries: 0, timeoutMs: 10_000 } });
+    h = await startHarness({ config: { breakerMinCalls: 1, maxRetries: 0, timeoutMs: 10_000 } });
     h.sim.faults.inject({ kind: 'hang' });
     const call = failureOf(() => h.client.chat(chatRequest()));
     await waitFor(() => h.sim.counters.inFlight === 1);
@@ -311,7 +395,7 @@ describe('circuit breaker against the simulator', () => {
   });
 
   it('does not count a call that a shutdown caught in its backoff wait', async () => {
-    h = await startHarness({ config: { breakerThreshold: 1, maxRetries: 1, retryBaseMs: 100, retryMaxMs: 100 }, tuning: { random: () => 0.99 } });
+    h = await startHarness({ config: { breakerMinCalls: 1, maxRetries: 1, retryBaseMs: 100, retryMaxMs: 100 }, tuning: { random: () => 0.99 } });
     h.sim.faults.inject({ kind: 'status', status: 503 });
     const call = failureOf(() => h.client.chat(chatRequest()));
     await waitFor(() => h.client.status().retries === 1); // the 503 is in; the backoff wait began
