@@ -67,7 +67,10 @@ export interface Config {
     maxConcurrency: number;
     maxQueue: number;
     streamMaxMs: number;
-    /** A key taken out of rotation (401/402) is tried again after this long; 0 = never. */
+    /**
+     * While another key is usable, a key refused with 401/402 is tried again after this long (0 =
+     * not while another is usable); with none usable, the least recently refused key is used.
+     */
     keyRetryMs: number;
     /** How long `models` and `balance` answers are kept (0 = read live every time). */
     accountInfoTtlMs: number;

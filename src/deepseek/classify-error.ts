@@ -98,7 +98,6 @@ function fromUnusableAnswer(failure: Extract<TransportFailure, { kind: 'invalid-
  * | other statuses, network, closed   | UPSTREAM_UNAVAILABLE                             |
  * | circuit-open                      | UPSTREAM_UNAVAILABLE (next probe, or probe running) |
  * | timeout (call or stream)          | UPSTREAM_TIMEOUT                                 |
- * | no-key                            | UPSTREAM_AUTH_FAILED / _INSUFFICIENT_BALANCE     |
  * | overloaded                        | OVERLOADED                                       |
  * | invalid-response                  | by the error object in the body, else UNAVAILABLE |
  */
@@ -139,13 +138,6 @@ export function toGatewayError(error: TransportError): UpstreamError | Overloade
       );
     case 'overloaded':
       return new OverloadedError();
-    case 'no-key':
-      return failure.reason === 'insufficient_balance'
-        ? new UpstreamError(ErrorCode.UPSTREAM_INSUFFICIENT_BALANCE, 'No DeepSeek API key with balance is left', {
-            retryable: false,
-            attempts: attempts ?? 0,
-          })
-        : new UpstreamError(ErrorCode.UPSTREAM_AUTH_FAILED, 'No usable DeepSeek API key is left', { retryable: false, attempts: attempts ?? 0 });
     case 'closed':
       return new UpstreamError(ErrorCode.UPSTREAM_UNAVAILABLE, 'The DeepSeek client is closed', { retryable: false, attempts });
     case 'invalid-response':

@@ -39,7 +39,6 @@ export function verdictOf(error: unknown, signal?: AbortSignal): BreakerVerdict 
     case 'closed': // a shutdown cut the call (or came first): it says nothing about DeepSeek
     case 'circuit-open':
     case 'overloaded':
-    case 'no-key':
       return 'none';
   }
 }

@@ -1,5 +1,3 @@
-import type { KeyDisableReason } from './status';
-
 /**
  * What went wrong, in transport terms. The provider side maps these to public errors; the
  * transport never sees those (nothing here knows GraphQL or the gateway's error codes).
@@ -24,8 +22,6 @@ export type TransportFailure =
   | { kind: 'circuit-open'; retryInMs: number; probeInFlight?: boolean }
   /** Every concurrency slot is taken and the queue is full: no request was sent. */
   | { kind: 'overloaded' }
-  /** Every API key is out of rotation. */
-  | { kind: 'no-key'; reason: KeyDisableReason }
   /** The transport is closed (or closed while the call ran). */
   | { kind: 'closed' }
   /**
@@ -65,8 +61,6 @@ function describe(failure: TransportFailure): string {
         : `upstream circuit open; next probe in ${failure.retryInMs} ms`;
     case 'overloaded':
       return 'every upstream slot is taken and the queue is full';
-    case 'no-key':
-      return `no usable upstream API key is left (${failure.reason})`;
     case 'closed':
       return 'the transport is closed';
     case 'invalid-response':

@@ -81,7 +81,7 @@ describe('error classification', () => {
     expect((reset.cause as Error).message).toBe('read ECONNRESET');
   });
 
-  it('names timeouts, an open circuit and an empty key pool', () => {
+  it('names timeouts and an open circuit', () => {
     expect(toGatewayError(new TransportError({ kind: 'timeout', phase: 'call', timeoutMs: 30000 }, { attempts: 2 }))).toMatchObject({
       code: ErrorCode.UPSTREAM_TIMEOUT,
       message: 'DeepSeek did not answer within 30000 ms',
@@ -100,10 +100,6 @@ describe('error classification', () => {
       message: 'DeepSeek is unavailable (circuit open after repeated failures; a probe call is testing it now)',
       details: { attempts: 0, retryable: false },
     });
-    expect(toGatewayError(new TransportError({ kind: 'no-key', reason: 'unauthorized' })).code).toBe(ErrorCode.UPSTREAM_AUTH_FAILED);
-    expect(toGatewayError(new TransportError({ kind: 'no-key', reason: 'insufficient_balance' })).code).toBe(
-      ErrorCode.UPSTREAM_INSUFFICIENT_BALANCE,
-    );
   });
 
   it('names a full queue OVERLOADED and a closed client UPSTREAM_UNAVAILABLE', () => {

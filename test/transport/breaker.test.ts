@@ -130,7 +130,7 @@ describe('breaker policy (fake next, fake timers)', () => {
       new TransportError({ kind: 'invalid-response', status: 200 }, { retryable: true }),
       new TransportError({ kind: 'invalid-response', status: 200 }, { retryable: false }),
       new TransportError({ kind: 'overloaded' }),
-      new TransportError({ kind: 'no-key', reason: 'unauthorized' }),
+      new TransportError({ kind: 'closed' }),
       new Error('caller left'),
     ];
     expect(others.map(isHealthFailure)).toEqual([true, true, true, false, false, false, false]);
