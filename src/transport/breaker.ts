@@ -67,9 +67,9 @@ export interface Admission {
 }
 
 /**
- * The circuit breaker's state machine: CLOSED → OPEN (the trip rule, `trip-rule.ts`: a failure
- * rate over a window, or a run of failures) → HALF_OPEN after the
- * cooldown → CLOSED when the probe is answered, OPEN again when it fails.
+ * The circuit breaker's state machine: CLOSED → OPEN (the trip rule, `trip-rule.ts`: a
+ * failure rate over a window, or a run of failures) → HALF_OPEN after the cooldown → CLOSED
+ * when the probe is answered, OPEN again when it fails.
  *
  * Written by hand rather than with cockatiel's `CircuitBreakerPolicy`, which (3.2) makes every
  * call that arrives during the half-open probe wait for the probe's outcome outside the
@@ -92,7 +92,8 @@ export class Breaker {
   constructor(options: BreakerOptions) {
     this.#options = options;
     this.#now = options.now ?? Date.now;
-    this.#rule = new TripRule({ ...options, now: this.#now });
+    const { failureRate, windowMs, minCalls } = options;
+    this.#rule = new TripRule({ failureRate, windowMs, minCalls, now: this.#now });
   }
 
   /**
