@@ -1,14 +1,18 @@
 /**
- * `npm run chaos [-- --quick]`: the gateway under sustained load while the upstream fails.
+ * `npm run chaos [-- --quick] [-- --former-rule]`: the gateway under sustained load while the
+ * upstream fails.
  *
  * The DeepSeek simulator runs IN this process (so its faults can be switched live); the
  * gateway runs as a child process pointed at it (pinned to CPU 1 when taskset exists).
- * Phases (full run, 60 s of load in all):
+ * Phases (full run, 75 s of load in all):
  *   1. steady   40 s  random faults per upstream request: 10% 503, 2% connection reset, 1% hang
- *   2. outage    6 s  every upstream request answers 503 (trips the circuit breaker)
- *   3. recovery 14 s  no faults (the breaker half-opens after its cooldown and closes)
+ *   2. partial  15 s  20% connection resets + 10% 503 (70% of attempts succeed): must not trip
+ *   3. outage    6 s  every upstream request answers 503 (trips the circuit breaker)
+ *   4. recovery 14 s  no faults (the breaker half-opens after its cooldown and closes)
  * Load: 20 concurrent clients in closed loops, each request a distinct prompt with
  * `cache: BYPASS`, so every request goes upstream. Talks to 127.0.0.1 only; stops by itself.
+ * `--former-rule` runs the gateway with the trip rule this replaced (5 failed calls in a row:
+ * DEEPSEEK_BREAKER_MIN_CALLS=5 with DEEPSEEK_BREAKER_FAILURE_RATE=1), for comparison.
  */
 import { loadavg } from 'node:os';
 import { Pool } from 'undici';
@@ -25,12 +29,18 @@ const CONCURRENCY = 20;
 const SEED = 42;
 const SIM_LATENCY_MS = 20;
 const API_KEY = 'sk-chaos-0123456789abcdef';
+const FORMER_RULE_FLAG = '--former-rule';
+const formerRule = process.argv.includes(FORMER_RULE_FLAG);
 const GATEWAY_SETTINGS = {
   DEEPSEEK_TIMEOUT_MS: '2000',
   // A hung attempt is abandoned after this and retried within the 2 s deadline.
   DEEPSEEK_HEADERS_TIMEOUT_MS: '500',
   DEEPSEEK_MAX_RETRIES: '2',
-  DEEPSEEK_BREAKER_THRESHOLD: '5',
+  // The defaults; --former-rule: only a run of 5 failed calls opens (a rate of 1 needs every
+  // call in the window to have failed, which only an outage does).
+  DEEPSEEK_BREAKER_FAILURE_RATE: formerRule ? '1' : '0.5',
+  DEEPSEEK_BREAKER_WINDOW_MS: '10000',
+  DEEPSEEK_BREAKER_MIN_CALLS: formerRule ? '5' : '20',
   DEEPSEEK_BREAKER_COOLDOWN_MS: '3000',
 };
 const CLIENT_TIMEOUT_MS = 15_000;
@@ -39,6 +49,12 @@ const RANDOM_MIX: Array<{ probability: number; fault: Fault }> = [
   { probability: 0.1, fault: { kind: 'status', status: 503 } },
   { probability: 0.02, fault: { kind: 'reset' } },
   { probability: 0.01, fault: { kind: 'hang' } },
+];
+
+/** The partial failure of the attack report: 70 % of attempts succeed. */
+const PARTIAL_MIX: Array<{ probability: number; fault: Fault }> = [
+  { probability: 0.2, fault: { kind: 'reset' } },
+  { probability: 0.1, fault: { kind: 'status', status: 503 } },
 ];
 
 interface Phase {
@@ -63,7 +79,7 @@ function codesOf(result: { status: number; errors?: Array<{ extensions?: { code?
 }
 
 async function main(): Promise<void> {
-  const { quick } = parseArgs(process.argv.slice(2), []);
+  const { quick } = parseArgs(process.argv.slice(2).filter((arg) => arg !== FORMER_RULE_FLAG), []);
   installCleanup();
   const phases: Phase[] = [
     {
@@ -71,6 +87,12 @@ async function main(): Promise<void> {
       seconds: quick ? 10 : 40,
       describe: '10% 503, 2% reset, 1% hang',
       apply: (sim) => sim.faults.setRandom(RANDOM_MIX, SEED),
+    },
+    {
+      name: 'partial',
+      seconds: quick ? 6 : 15,
+      describe: '20% reset, 10% 503',
+      apply: (sim) => sim.faults.setRandom(PARTIAL_MIX, SEED),
     },
     {
       name: 'outage',
@@ -85,7 +107,7 @@ async function main(): Promise<void> {
   const pinning = pinningAvailable();
   const pin = pinning.ok && pinSelf(0);
   const pinNote = pin ? pinning.reason : `no CPU pinning (${pinning.ok ? 'taskset -p failed' : pinning.reason})`;
-  log(`${quick ? 'quick' : 'full'} run; ${pinNote}`);
+  log(`${quick ? 'quick' : 'full'} run${formerRule ? ' with the former trip rule (5 failed calls in a row)' : ''}; ${pinNote}`);
 
   // apiKeys undefined: any non-empty key is accepted.
   const sim = await startSimulator({ host: '127.0.0.1', port: 0, latencyMs: SIM_LATENCY_MS, tokenDelayMs: 0 });
@@ -96,6 +118,7 @@ async function main(): Promise<void> {
       args: ['--import', 'tsx', 'src/main.ts'],
       env: childEnv({
         NODE_ENV: 'production',
+        AUTH_MODE: 'none',
         HOST: '127.0.0.1',
         PORT: '0',
         LOG_LEVEL: 'info',
@@ -120,12 +143,20 @@ async function main(): Promise<void> {
     if (!probe.data?.completion) throw new Error(`probe failed: ${JSON.stringify(probe.errors)}`);
 
     const snapshots: Array<{ gateway: UpstreamSnapshot; simChat: number; simByStatus: Record<number, number> }> = [];
+    // The gateway keeps its last 50 transitions: gathered at every snapshot and every 2 s.
+    const seenTransitions = new Map<string, { to: string; at: string }>();
+    const gather = (gateway: UpstreamSnapshot) => {
+      for (const t of gateway.circuitTransitions) seenTransitions.set(`${t.to}@${t.at}`, t);
+    };
     const snapshot = async () => {
       // The simulator's counters first: the status query itself is no chat request.
       const simChat = sim.counters.byPath['/chat/completions'] ?? 0;
       const simByStatus = sim.counters.byStatus;
-      snapshots.push({ gateway: await upstreamStatus(status), simChat, simByStatus });
+      const gateway = await upstreamStatus(status);
+      gather(gateway);
+      snapshots.push({ gateway, simChat, simByStatus });
     };
+    const phaseStarts: number[] = [];
     const readiness = phases.map(() => ({ ready: 0, notReady: 0 }));
 
     const samples: Sample[] = [];
@@ -151,6 +182,12 @@ async function main(): Promise<void> {
         }
       }
     };
+    const transitionWatch = async (): Promise<void> => {
+      while (running) {
+        await new Promise((resolve) => setTimeout(resolve, 2000));
+        gather(await upstreamStatus(status));
+      }
+    };
     const readinessProbe = async (): Promise<void> => {
       while (running) {
         const myPhase = phase;
@@ -168,14 +205,16 @@ async function main(): Promise<void> {
 
     await snapshot();
     phases[0].apply(sim);
+    phaseStarts.push(Date.now());
     log(`phase 1/${phases.length} ${phases[0].name} (${phases[0].seconds}s): ${phases[0].describe}`);
-    const workers = [...Array.from({ length: CONCURRENCY }, worker), readinessProbe()];
+    const workers = [...Array.from({ length: CONCURRENCY }, worker), readinessProbe(), transitionWatch()];
     for (let i = 0; i < phases.length; i += 1) {
       await new Promise((resolve) => setTimeout(resolve, phases[i].seconds * 1000));
       await snapshot();
       if (i + 1 < phases.length) {
         phase = i + 1;
         phases[phase].apply(sim);
+        phaseStarts.push(Date.now());
         log(`phase ${phase + 1}/${phases.length} ${phases[phase].name} (${phases[phase].seconds}s): ${phases[phase].describe}`);
       }
     }
@@ -197,8 +236,18 @@ async function main(): Promise<void> {
       for (const s of selected) for (const code of s.codes) codes[code] = (codes[code] ?? 0) + 1;
       return { requests: selected.length, succeeded: ok.length, successRate: selected.length ? ok.length / selected.length : Number.NaN, latencyAll: all, latencyOk: good, codes };
     };
+    const transitions = [...seenTransitions.values()]
+      .filter((t) => Date.parse(t.at) >= runStart)
+      .sort((a, b) => Date.parse(a.at) - Date.parse(b.at))
+      .map((t) => ({ to: t.to, at: t.at, atSeconds: round((Date.parse(t.at) - runStart) / 1000, 2) }));
     const perPhase = phases.map((p, i) => {
       const before = snapshots[i];
+      const from = phaseStarts[i];
+      const until = phaseStarts[i + 1] ?? Number.POSITIVE_INFINITY;
+      // Breaker transitions in this phase, in seconds from its start.
+      const breaker = transitions
+        .filter((t) => Date.parse(t.at) >= from && Date.parse(t.at) < until)
+        .map((t) => ({ to: t.to, afterSeconds: round((Date.parse(t.at) - from) / 1000, 2) }));
       // The last phase also owns the requests that finished after the load stopped.
       const after = i === phases.length - 1 ? final : snapshots[i + 1];
       const g = (f: (s: UpstreamSnapshot) => number) => f(after.gateway) - f(before.gateway);
@@ -221,8 +270,17 @@ async function main(): Promise<void> {
           attemptsPerDispatchedCall: calls - shortCircuited - overloaded > 0 ? simChat / (calls - shortCircuited - overloaded) : Number.NaN,
         },
         readyz: readiness[i],
+        breakerTransitions: breaker,
       };
     });
+    /** A phase's transitions, short: each one while few, else counts and the first OPEN. */
+    const describeTransitions = (list: Array<{ to: string; afterSeconds: number }>): string => {
+      if (list.length === 0) return 'none';
+      if (list.length <= 4) return list.map((t) => `${t.to} +${t.afterSeconds.toFixed(2)}s`).join(', ');
+      const counts = ['OPEN', 'HALF_OPEN', 'CLOSED'].map((to) => `${to}×${list.filter((t) => t.to === to).length}`).join(' ');
+      const firstOpen = list.find((t) => t.to === 'OPEN');
+      return `${counts}${firstOpen ? `, first OPEN +${firstOpen.afterSeconds.toFixed(2)}s` : ''}`;
+    };
     const total = summarizePhase(samples);
     const first = snapshots[0];
     const totals = {
@@ -238,9 +296,6 @@ async function main(): Promise<void> {
     for (const [code, count] of Object.entries(final.simByStatus)) {
       simStatuses[code] = count - (first.simByStatus[Number(code)] ?? 0);
     }
-    const transitions = final.gateway.circuitTransitions
-      .filter((t) => Date.parse(t.at) >= runStart)
-      .map((t) => ({ to: t.to, at: t.at, atSeconds: round((Date.parse(t.at) - runStart) / 1000, 2) }));
 
     const allCodes = [...new Set(perPhase.flatMap((p) => Object.keys(p.codes)))].sort();
     const tables: string[] = [];
@@ -249,8 +304,10 @@ async function main(): Promise<void> {
       renderTable(
         `chaos: c=${CONCURRENCY} closed-loop clients, distinct prompts with cache: BYPASS, simulator latency ${SIM_LATENCY_MS} ms; gateway ` +
           `DEEPSEEK_TIMEOUT_MS=${GATEWAY_SETTINGS.DEEPSEEK_TIMEOUT_MS} HEADERS_TIMEOUT_MS=${GATEWAY_SETTINGS.DEEPSEEK_HEADERS_TIMEOUT_MS} MAX_RETRIES=${GATEWAY_SETTINGS.DEEPSEEK_MAX_RETRIES} ` +
-          `BREAKER_THRESHOLD=${GATEWAY_SETTINGS.DEEPSEEK_BREAKER_THRESHOLD} BREAKER_COOLDOWN_MS=${GATEWAY_SETTINGS.DEEPSEEK_BREAKER_COOLDOWN_MS}; ${pinNote}`,
-        ['phase', 'faults', 's', 'requests', 'success %', 'p50 ms (all)', 'p99 ms (all)', 'p50 ms (ok)', 'p99 ms (ok)', 'upstream calls', 'sim chat reqs', 'attempts/call', 'retries', 'short-circuited', '/readyz 503 samples'],
+          `BREAKER_FAILURE_RATE=${GATEWAY_SETTINGS.DEEPSEEK_BREAKER_FAILURE_RATE} BREAKER_WINDOW_MS=${GATEWAY_SETTINGS.DEEPSEEK_BREAKER_WINDOW_MS} ` +
+          `BREAKER_MIN_CALLS=${GATEWAY_SETTINGS.DEEPSEEK_BREAKER_MIN_CALLS} BREAKER_COOLDOWN_MS=${GATEWAY_SETTINGS.DEEPSEEK_BREAKER_COOLDOWN_MS}` +
+          `${formerRule ? ' (the former rule: 5 failed calls in a row)' : ''}; ${pinNote}`,
+        ['phase', 'faults', 's', 'requests', 'success %', 'p50 ms (all)', 'p99 ms (all)', 'p50 ms (ok)', 'p99 ms (ok)', 'upstream calls', 'sim chat reqs', 'attempts/call', 'retries', 'short-circuited', '/readyz 503 samples', 'breaker transitions (from phase start)'],
         [
           ...perPhase.map((p) => [
             p.phase,
@@ -268,6 +325,7 @@ async function main(): Promise<void> {
             p.upstream.retries,
             p.upstream.shortCircuited,
             `${p.readyz.notReady}/${p.readyz.ready + p.readyz.notReady}`,
+            describeTransitions(p.breakerTransitions),
           ]),
           [
             'total',
@@ -285,6 +343,7 @@ async function main(): Promise<void> {
             totals.retries,
             totals.shortCircuited,
             `${readiness.reduce((s, r) => s + r.notReady, 0)}/${readiness.reduce((s, r) => s + r.ready + r.notReady, 0)}`,
+            `${transitions.length}`,
           ],
         ],
       ),
@@ -309,8 +368,9 @@ async function main(): Promise<void> {
     const file = writeResults('chaos', {
       startedAt: new Date(runStart).toISOString(),
       quick,
+      formerRule,
       pinning: pinNote,
-      settings: { concurrency: CONCURRENCY, seed: SEED, simulatorLatencyMs: SIM_LATENCY_MS, gateway: GATEWAY_SETTINGS, randomMix: RANDOM_MIX },
+      settings: { concurrency: CONCURRENCY, seed: SEED, simulatorLatencyMs: SIM_LATENCY_MS, gateway: GATEWAY_SETTINGS, randomMix: RANDOM_MIX, partialMix: PARTIAL_MIX },
       loadSeconds: round(loadSeconds, 2),
       phases: perPhase,
       total: { ...total, upstream: totals, attemptsPerDispatchedCall: dispatched > 0 ? totals.simulatorChatRequests / dispatched : null },

@@ -102,7 +102,10 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     logger,
     readiness: () => {
       if (draining) return { ready: false, reason: 'shutting down' };
-      if (deepseek.status().circuit === 'OPEN') return { ready: false, reason: 'upstream circuit open' };
+      const upstream = deepseek.status();
+      if (upstream.circuit === 'OPEN') return { ready: false, reason: 'upstream circuit open' };
+      // While the one half-open probe runs, every other call fails fast: take no traffic.
+      if (upstream.probeInFlight) return { ready: false, reason: 'upstream circuit probing' };
       return { ready: true };
     },
     instruments,

@@ -6,6 +6,9 @@ import { parsePrices, type PriceTable } from './prices';
 import { envSchema, type RawEnv } from './schema';
 
 export type NodeEnv = RawEnv['NODE_ENV'];
+
+/** DEEPSEEK_BREAKER_MIN_CALLS when neither it nor its deprecated name is set. */
+const DEFAULT_BREAKER_MIN_CALLS = 20;
 export type LogLevel = RawEnv['LOG_LEVEL'];
 
 /** The one typed configuration object, built once at start-up. */
@@ -54,12 +57,21 @@ export interface Config {
     retryBaseMs: number;
     retryMaxMs: number;
     retryBudget: number;
-    breakerThreshold: number;
+    /** Share of failed calls in the breaker's window that opens the circuit (0 < rate ≤ 1). */
+    breakerFailureRate: number;
+    /** Length of the breaker's sliding window. */
+    breakerWindowMs: number;
+    /** Calls the window needs before its rate counts; as many failed calls in a row open the circuit at once. */
+    breakerMinCalls: number;
+    /** Time open before one probe call goes through. */
     breakerCooldownMs: number;
     maxConcurrency: number;
     maxQueue: number;
     streamMaxMs: number;
-    /** A key taken out of rotation (401/402) is tried again after this long; 0 = never. */
+    /**
+     * While another key is usable, a key refused with 401/402 is tried again after this long (0 =
+     * not while another is usable); with none usable, the least recently refused key is used.
+     */
     keyRetryMs: number;
     /** How long `models` and `balance` answers are kept (0 = read live every time). */
     accountInfoTtlMs: number;
@@ -243,7 +255,9 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       retryBaseMs: raw.DEEPSEEK_RETRY_BASE_MS,
       retryMaxMs: raw.DEEPSEEK_RETRY_MAX_MS,
       retryBudget: raw.DEEPSEEK_RETRY_BUDGET,
-      breakerThreshold: raw.DEEPSEEK_BREAKER_THRESHOLD,
+      breakerFailureRate: raw.DEEPSEEK_BREAKER_FAILURE_RATE,
+      breakerWindowMs: raw.DEEPSEEK_BREAKER_WINDOW_MS,
+      breakerMinCalls: raw.DEEPSEEK_BREAKER_MIN_CALLS ?? DEFAULT_BREAKER_MIN_CALLS,
       breakerCooldownMs: raw.DEEPSEEK_BREAKER_COOLDOWN_MS,
       maxConcurrency: raw.DEEPSEEK_MAX_CONCURRENCY,
       maxQueue: raw.DEEPSEEK_MAX_QUEUE,

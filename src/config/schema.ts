@@ -19,6 +19,14 @@ const ratio = z
   .regex(/^(0(\.\d+)?|1(\.0+)?)$/, { message: 'expected a number from 0 to 1' })
   .transform(Number);
 
+/** A share above 0, at most 1 (for a threshold, where 0 would mean "always"). */
+const positiveRatio = z
+  .string()
+  .trim()
+  .regex(/^(0(\.\d+)?|1(\.0+)?)$/, { message: 'expected a number greater than 0 and at most 1' })
+  .transform(Number)
+  .refine((value) => value > 0, { message: 'expected a number greater than 0 and at most 1' });
+
 const url = (form: string) =>
   z
     .string()
@@ -68,7 +76,10 @@ export const envSchema = z.object({
   DEEPSEEK_RETRY_BASE_MS: int(1, 60_000, 'milliseconds from 1 to 60000').default(200),
   DEEPSEEK_RETRY_MAX_MS: int(1, 300_000, 'milliseconds from 1 to 300000').default(10_000),
   DEEPSEEK_RETRY_BUDGET: ratio.default(0.2),
-  DEEPSEEK_BREAKER_THRESHOLD: int(1, 1000, 'an integer from 1 to 1000').default(5),
+  DEEPSEEK_BREAKER_FAILURE_RATE: positiveRatio.default(0.5),
+  DEEPSEEK_BREAKER_WINDOW_MS: int(1000, 3_600_000, 'milliseconds from 1000 to 3600000').default(10_000),
+  DEEPSEEK_BREAKER_MIN_CALLS: int(1, 100_000, 'an integer from 1 to 100000').optional(),
+  /** Deprecated: the former consecutive-failure threshold, read as DEEPSEEK_BREAKER_MIN_CALLS when that is unset. */
   DEEPSEEK_BREAKER_COOLDOWN_MS: int(10, 3_600_000, 'milliseconds from 10 to 3600000').default(15_000),
   DEEPSEEK_MAX_CONCURRENCY: int(1, 2500, 'an integer from 1 to 2500').default(64),
   DEEPSEEK_MAX_QUEUE: int(0, 100_000, 'an integer from 0 to 100000').default(1000),

@@ -96,9 +96,8 @@ function fromUnusableAnswer(failure: Extract<TransportFailure, { kind: 'invalid-
  * | status 402                        | UPSTREAM_INSUFFICIENT_BALANCE                    |
  * | status 429                        | UPSTREAM_RATE_LIMITED                            |
  * | other statuses, network, closed   | UPSTREAM_UNAVAILABLE                             |
- * | circuit-open                      | UPSTREAM_UNAVAILABLE (next probe in the message) |
+ * | circuit-open                      | UPSTREAM_UNAVAILABLE (next probe, or probe running) |
  * | timeout (call or stream)          | UPSTREAM_TIMEOUT                                 |
- * | no-key                            | UPSTREAM_AUTH_FAILED / _INSUFFICIENT_BALANCE     |
  * | overloaded                        | OVERLOADED                                       |
  * | invalid-response                  | by the error object in the body, else UNAVAILABLE |
  */
@@ -132,18 +131,13 @@ export function toGatewayError(error: TransportError): UpstreamError | Overloade
     case 'circuit-open':
       return new UpstreamError(
         ErrorCode.UPSTREAM_UNAVAILABLE,
-        `DeepSeek is unavailable (circuit open after repeated failures; next probe in ${failure.retryInMs} ms)`,
+        failure.probeInFlight
+          ? 'DeepSeek is unavailable (circuit open after repeated failures; a probe call is testing it now)'
+          : `DeepSeek is unavailable (circuit open after repeated failures; next probe in ${failure.retryInMs} ms)`,
         { retryable: false, attempts: attempts ?? 0 },
       );
     case 'overloaded':
       return new OverloadedError();
-    case 'no-key':
-      return failure.reason === 'insufficient_balance'
-        ? new UpstreamError(ErrorCode.UPSTREAM_INSUFFICIENT_BALANCE, 'No DeepSeek API key with balance is left', {
-            retryable: false,
-            attempts: attempts ?? 0,
-          })
-        : new UpstreamError(ErrorCode.UPSTREAM_AUTH_FAILED, 'No usable DeepSeek API key is left', { retryable: false, attempts: attempts ?? 0 });
     case 'closed':
       return new UpstreamError(ErrorCode.UPSTREAM_UNAVAILABLE, 'The DeepSeek client is closed', { retryable: false, attempts });
     case 'invalid-response':

@@ -1,16 +1,8 @@
-import {
-  BrokenCircuitError,
-  CircuitState,
-  ConsecutiveBreaker,
-  IsolatedCircuitError,
-  circuitBreaker,
-  handleWhen,
-  type CircuitBreakerPolicy,
-} from 'cockatiel';
 import type { Logger } from 'pino';
-import { abortable } from '../lib/abort';
+import { throwIfAborted } from '../lib/abort';
 import { TransportError } from './errors';
 import type { BreakerTransition, CircuitStateName, TransportCounters } from './status';
+import { TripRule, type TripRuleOptions } from './trip-rule';
 import type { Interceptor } from './types';
 
 const MAX_TRANSITIONS = 50;
@@ -19,128 +11,187 @@ const MAX_TRANSITIONS = 50;
 const CALLER_FAULT_STATUSES: ReadonlySet<number> = new Set([400, 401, 402, 403, 422]);
 
 /**
- * Outcomes that say something about the upstream's health: overload, outage, slowness. An
- * answer about the request or the account does not; nor does anything that sent no request.
+ * What a finished call tells the breaker:
+ * - `success`: a usable answer;
+ * - `failure`: a health failure (overload, outage, slowness);
+ * - `answer`: DeepSeek answered, about the request or the account (400, 401, 402, 403, 422);
+ *   it proves DeepSeek is reachable but says nothing about its load;
+ * - `none`: no verdict at all: the caller gave up, a shutdown cut the call, the local queue
+ *   was full, or nothing was sent.
  */
-export function isHealthFailure(error: unknown): boolean {
-  if (!(error instanceof TransportError)) return false;
+export type BreakerVerdict = 'success' | 'failure' | 'answer' | 'none';
+
+/** The verdict of a call that failed with `error`; `signal` is the caller's. */
+export function verdictOf(error: unknown, signal?: AbortSignal): BreakerVerdict {
+  // A caller who gave up learned nothing about the upstream, whatever the error on the way.
+  if (signal?.aborted || !(error instanceof TransportError)) return 'none';
   const { failure } = error;
   switch (failure.kind) {
     case 'status':
-      return !CALLER_FAULT_STATUSES.has(failure.status);
+      return CALLER_FAULT_STATUSES.has(failure.status) ? 'answer' : 'failure';
     case 'network':
     case 'timeout':
-    case 'closed':
-      // No answer came (a shutdown cut the call; counted as an outage, as it always was).
-      return true;
+      return 'failure';
     case 'invalid-response':
       // A 2xx the handler could not use: worth a retry (unreadable, or an error object that
-      // says overload) is a health failure; a rejection or a refused key inside it is not.
-      return error.retryable;
+      // says overload) is a health failure; a rejection or a refused key inside it is an answer.
+      return error.retryable ? 'failure' : 'answer';
+    case 'closed': // a shutdown cut the call (or came first): it says nothing about DeepSeek
     case 'circuit-open':
     case 'overloaded':
-    case 'no-key':
-      return false;
+      return 'none';
   }
-}
-
-/** No answer from the upstream at all: the caller gave up, or the local queue was full. */
-function gotNoAnswer(error: unknown): boolean {
-  return !(error instanceof TransportError) || error.kind === 'overloaded';
-}
-
-export interface BreakerOptions {
-  /** Consecutive failed calls (after their retries) that open the circuit. */
-  threshold: number;
-  /** Time the circuit stays open before one probe call is let through. */
-  cooldownMs: number;
-  logger: Logger;
 }
 
 /**
- * The circuit breaker: cockatiel's `CircuitBreakerPolicy` with a `ConsecutiveBreaker`
- * does the state machine (CLOSED → OPEN → HALF_OPEN with a single probe); this class
- * decides what counts as a failure and records the transitions.
+ * Outcomes that say something about the upstream's health: overload, outage, slowness. An
+ * answer about the request or the account does not; nor does anything that sent no request,
+ * nor a call cut by shutdown.
+ */
+export function isHealthFailure(error: unknown): boolean {
+  return verdictOf(error) === 'failure';
+}
+
+export interface BreakerOptions extends Pick<TripRuleOptions, 'failureRate' | 'windowMs' | 'minCalls'> {
+  /** Time the circuit stays open before one probe call is let through. */
+  cooldownMs: number;
+  logger: Logger;
+  /** Clock in ms since epoch (default `Date.now`, which jest's fake timers drive). */
+  now?: () => number;
+}
+
+/** A call let through: counted in the CLOSED period `epoch`, or the one half-open probe. */
+export interface Admission {
+  readonly probe: boolean;
+  readonly epoch: number;
+}
+
+/**
+ * The circuit breaker's state machine: CLOSED → OPEN (the trip rule, `trip-rule.ts`: a
+ * failure rate over a window, or a run of failures) → HALF_OPEN after the cooldown → CLOSED
+ * when the probe is answered, OPEN again when it fails.
+ *
+ * Written by hand rather than with cockatiel's `CircuitBreakerPolicy`, which (3.2) makes every
+ * call that arrives during the half-open probe wait for the probe's outcome outside the
+ * concurrency queue (unbounded, for as long as the probe hangs), and closes the circuit when
+ * the probe ends with an error it was told not to count (a caller's abort, a shutdown).
+ * Here exactly one probe goes through; every other call fails at once while it runs; a probe
+ * without a verdict (`none`) gives the next call the probe.
  */
 export class Breaker {
-  readonly policy: CircuitBreakerPolicy;
   readonly #transitions: BreakerTransition[] = [];
-  readonly #cooldownMs: number;
+  readonly #options: BreakerOptions;
+  readonly #now: () => number;
+  #state: CircuitStateName = 'CLOSED';
+  /** Changes at every transition: a call admitted in an earlier CLOSED period is not counted. */
+  #epoch = 0;
   #openedAt = 0;
+  #probing = false;
+  readonly #rule: TripRule;
 
   constructor(options: BreakerOptions) {
-    this.#cooldownMs = options.cooldownMs;
-    // Health failures count. In HALF_OPEN a probe that got no answer at all (the caller
-    // aborted, the local queue was full) also counts: only an answer from DeepSeek (even
-    // a 400) proves it is back. Rejections, auth and balance errors never count.
-    const counts = (error: Error): boolean =>
-      isHealthFailure(error) || (this.policy.state === CircuitState.HalfOpen && gotNoAnswer(error));
-    this.policy = circuitBreaker(handleWhen(counts), {
-      halfOpenAfter: options.cooldownMs,
-      breaker: new ConsecutiveBreaker(options.threshold),
-    });
-    this.policy.onBreak(() => {
-      this.#openedAt = Date.now();
-    });
-    this.policy.onStateChange((state) => {
-      const to = toName(state);
-      this.#transitions.push({ to, at: new Date().toISOString() });
-      if (this.#transitions.length > MAX_TRANSITIONS) this.#transitions.shift();
-      options.logger.warn({ circuit: to }, `upstream circuit ${to}`);
-    });
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+    const { failureRate, windowMs, minCalls } = options;
+    this.#rule = new TripRule({ failureRate, windowMs, minCalls, now: this.#now });
   }
 
   /**
-   * The state for status reports. cockatiel moves OPEN → HALF_OPEN lazily, on the next
-   * call; once the cooldown is over this reports HALF_OPEN already, so a readiness check
-   * that keys off OPEN cannot starve the breaker of its probe.
+   * The state for status reports. OPEN turns into HALF_OPEN on the next call after the
+   * cooldown; this reports HALF_OPEN from the end of the cooldown already, so a readiness
+   * check that keys off OPEN cannot starve the breaker of its probe.
    */
   get state(): CircuitStateName {
-    const name = toName(this.policy.state);
-    if (name === 'OPEN' && this.retryInMs() === 0) return 'HALF_OPEN';
-    return name;
+    return this.#state === 'OPEN' && this.retryInMs() === 0 ? 'HALF_OPEN' : this.#state;
+  }
+
+  /** A half-open probe call is running: every other call fails fast meanwhile. */
+  get probeInFlight(): boolean {
+    return this.#probing;
   }
 
   get transitions(): BreakerTransition[] {
     return [...this.#transitions];
   }
 
-  retryInMs(now = Date.now()): number {
-    return Math.max(0, this.#openedAt + this.#cooldownMs - now);
+  /** Time left until a probe may go through (0 once the cooldown is over, or when not OPEN). */
+  retryInMs(now = this.#now()): number {
+    return this.#state === 'OPEN' ? Math.max(0, this.#openedAt + this.#options.cooldownMs - now) : 0;
   }
-}
 
-function toName(state: CircuitState): CircuitStateName {
-  switch (state) {
-    case CircuitState.Closed:
-      return 'CLOSED';
-    case CircuitState.HalfOpen:
-      return 'HALF_OPEN';
-    case CircuitState.Open:
-    case CircuitState.Isolated:
-      return 'OPEN';
+  /**
+   * Lets a call through, or answers undefined when it must fail fast: OPEN within the
+   * cooldown, or a half-open probe already in flight. The first call after the cooldown
+   * becomes the probe.
+   */
+  admit(): Admission | undefined {
+    if (this.#state === 'CLOSED') return { probe: false, epoch: this.#epoch };
+    if (this.#probing || this.retryInMs() > 0) return undefined;
+    if (this.#state === 'OPEN') this.#transition('HALF_OPEN');
+    this.#probing = true;
+    return { probe: true, epoch: this.#epoch };
+  }
+
+  /** Records how an admitted call ended. */
+  settle(admission: Admission, verdict: BreakerVerdict): void {
+    if (admission.probe) {
+      this.#probing = false;
+      // Any answer from DeepSeek (even a 400) proves it is back; a failure reopens; no
+      // verdict (the caller left, shutdown, a full queue) leaves the probe to the next call.
+      if (verdict === 'success' || verdict === 'answer') this.#transition('CLOSED');
+      else if (verdict === 'failure') this.#open();
+      return;
+    }
+    // Admitted before the circuit last changed (in flight when it opened): no longer relevant.
+    if (admission.epoch !== this.#epoch || this.#state !== 'CLOSED') return;
+    // An answer about the request (a 400, a refused key) is neither: a flood of bad requests
+    // must not dilute the failure rate of an outage, nor add to it.
+    if (verdict === 'success') this.#rule.success();
+    else if (verdict === 'failure' && this.#rule.failure()) this.#open();
+  }
+
+  /** The error a call gets when it is not let through. */
+  rejection(): TransportError {
+    return new TransportError({ kind: 'circuit-open', retryInMs: this.retryInMs(), probeInFlight: this.#probing });
+  }
+
+  #open(): void {
+    this.#openedAt = this.#now();
+    this.#transition('OPEN');
+  }
+
+  #transition(to: CircuitStateName): void {
+    this.#state = to;
+    this.#epoch += 1;
+    // Closed after an outage: the failures that opened it must not open it again.
+    if (to === 'CLOSED') this.#rule.reset();
+    this.#transitions.push({ to, at: new Date(this.#now()).toISOString() });
+    if (this.#transitions.length > MAX_TRANSITIONS) this.#transitions.shift();
+    this.#options.logger.warn({ circuit: to }, `upstream circuit ${to}`);
   }
 }
 
 /**
  * Counts whole calls (outside the retry policy): a call that succeeds on its third attempt
- * is one success; a stream counts once its headers are in. While open, calls fail at once
- * with a `circuit-open` error and never reach the network.
+ * is one success; a stream counts once its headers are in. A call that is not let through
+ * fails at once with a `circuit-open` error and never reaches the network (nor the
+ * concurrency queue).
  */
 export function breakerInterceptor(breaker: Breaker, counters: TransportCounters): Interceptor {
   return (next) => async (request, handler) => {
+    // A caller who already left takes no probe and is no short-circuited call.
+    throwIfAborted(request.signal);
+    const admission = breaker.admit();
+    if (!admission) {
+      counters.shortCircuited += 1;
+      throw breaker.rejection();
+    }
     try {
-      // cockatiel makes calls that arrive during a HALF_OPEN probe wait for its outcome;
-      // `abortable` lets such a waiter leave as soon as its caller gives up.
-      return await abortable(
-        breaker.policy.execute(() => next(request, handler)),
-        request.signal,
-      );
+      const value = await next(request, handler);
+      breaker.settle(admission, 'success');
+      return value;
     } catch (error) {
-      if (error instanceof BrokenCircuitError || error instanceof IsolatedCircuitError) {
-        counters.shortCircuited += 1;
-        throw new TransportError({ kind: 'circuit-open', retryInMs: breaker.retryInMs() });
-      }
+      breaker.settle(admission, verdictOf(error, request.signal));
       throw error;
     }
   };

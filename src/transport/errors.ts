@@ -1,5 +1,3 @@
-import type { KeyDisableReason } from './status';
-
 /**
  * What went wrong, in transport terms. The provider side maps these to public errors; the
  * transport never sees those (nothing here knows GraphQL or the gateway's error codes).
@@ -17,12 +15,13 @@ export type TransportFailure =
   | { kind: 'network' }
   /** The call deadline passed before its answer, or the stream lifetime before the stream ended. */
   | { kind: 'timeout'; phase: 'call' | 'stream'; timeoutMs: number }
-  /** The breaker is open: no request was sent. */
-  | { kind: 'circuit-open'; retryInMs: number }
+  /**
+   * The breaker is open, or half-open with its one probe call in flight (`probeInFlight`):
+   * no request was sent.
+   */
+  | { kind: 'circuit-open'; retryInMs: number; probeInFlight?: boolean }
   /** Every concurrency slot is taken and the queue is full: no request was sent. */
   | { kind: 'overloaded' }
-  /** Every API key is out of rotation. */
-  | { kind: 'no-key'; reason: KeyDisableReason }
   /** The transport is closed (or closed while the call ran). */
   | { kind: 'closed' }
   /**
@@ -57,11 +56,11 @@ function describe(failure: TransportFailure): string {
         ? `upstream did not answer within ${failure.timeoutMs} ms`
         : `upstream stream did not finish within ${failure.timeoutMs} ms`;
     case 'circuit-open':
-      return `upstream circuit open; next probe in ${failure.retryInMs} ms`;
+      return failure.probeInFlight
+        ? 'upstream circuit half-open; its probe call is in flight'
+        : `upstream circuit open; next probe in ${failure.retryInMs} ms`;
     case 'overloaded':
       return 'every upstream slot is taken and the queue is full';
-    case 'no-key':
-      return `no usable upstream API key is left (${failure.reason})`;
     case 'closed':
       return 'the transport is closed';
     case 'invalid-response':

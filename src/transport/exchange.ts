@@ -20,6 +20,12 @@ export interface ExchangeOptions {
   scrub: (text: string) => string;
   /** Controllers of exchanges in flight, so `close()` can abort them. */
   inFlight: Set<AbortController>;
+  /**
+   * The transport is closed: an exchange that starts anyway (after a backoff wait or a queue
+   * wait that outlived the shutdown) fails with `closed`, not with the pool's own error, which
+   * would read as a network failure of the upstream.
+   */
+  closed?: () => boolean;
 }
 
 /** Reads at most `limit` bytes of a body as text, then drops the rest. */
@@ -45,6 +51,7 @@ async function readLimited(body: Readable, limit: number): Promise<string> {
  */
 export function createExchange(options: ExchangeOptions): Dispatch {
   return async (request, handler) => {
+    if (options.closed?.()) throw new TransportError({ kind: 'closed' });
     handler.onExchange?.();
     const controller = new AbortController();
     options.inFlight.add(controller);

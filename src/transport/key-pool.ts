@@ -15,11 +15,12 @@ export function keyFingerprint(secret: string): string {
 export class ApiKey {
   readonly fingerprint: string;
   readonly #secret: string;
+  /** `disabled`: DeepSeek refused the key (401/402) and no success has come through it since. */
   state: 'active' | 'disabled' = 'active';
   reason?: KeyDisableReason;
-  /** When the key left the rotation (ms since epoch). */
-  disabledAt = 0;
-  /** A call is trying this disabled key again; other calls keep away meanwhile. */
+  /** When DeepSeek last refused the key (ms since epoch); the least recently refused key is the last resort. */
+  refusedAt = 0;
+  /** A call is probing this refused key while others are usable; other calls keep away meanwhile. */
   probing = false;
 
   constructor(secret: string) {
@@ -44,8 +45,9 @@ export class ApiKey {
 
 export interface KeyPoolOptions {
   /**
-   * A disabled key is tried again by one call after this long (a 402 ends with a top-up, a
-   * 401 may have been DeepSeek's own hiccup); 0 keeps it out for good.
+   * While another key is usable, a refused key is probed again by one call after this long (a
+   * 402 ends with a top-up, a 401 may have been DeepSeek's own hiccup); 0: not while another
+   * key is usable. With no usable key left the least recently refused key is used anyway.
    */
   retryAfterMs?: number;
   onDisable?: (key: ApiKey, reason: KeyDisableReason) => void;
@@ -53,16 +55,23 @@ export interface KeyPoolOptions {
   now?: () => number;
 }
 
+/** The key for one exchange, and whether it is a refused one (a probe or the last resort). */
+export interface PickedKey {
+  key: ApiKey;
+  refused: boolean;
+}
+
 /**
- * Round-robin over the active keys. A key refused with 401/402 leaves the rotation; after
- * `retryAfterMs` one call probes it again, and a success brings it back.
+ * Round-robin over the usable keys. A key refused with 401/402 leaves the rotation while
+ * another usable key remains; with none left, calls go to the least recently refused key, so
+ * the service never stops asking DeepSeek and reports its real answer (a top-up or a restored
+ * key shows at the next call). A success through a refused key puts it back.
  */
 export class KeyPool {
   readonly #keys: ApiKey[];
   readonly #options: KeyPoolOptions;
   readonly #now: () => number;
   #cursor = 0;
-  #lastReason: KeyDisableReason = 'unauthorized';
 
   constructor(secrets: string[], options: KeyPoolOptions = {}) {
     if (secrets.length === 0) throw new Error('The transport needs at least one DeepSeek API key');
@@ -72,39 +81,50 @@ export class KeyPool {
   }
 
   /**
-   * The next active key not in `exclude`; failing that, a disabled key due for a probe
-   * (marked `probing` until `succeeded`, `disable` or `released`); undefined when none is left.
+   * The key for an attempt's next exchange, none of `tried`. With `refusedAllowed`, first a
+   * refused key due for a probe while others are usable (marked `probing` until `succeeded`,
+   * `refused` or `released`); then the next usable key; then, when no usable key is left, the
+   * least recently refused one. Undefined only when every candidate has been tried: an
+   * attempt that has tried nothing always gets a key.
    */
-  pick(exclude: ReadonlySet<ApiKey> = new Set()): ApiKey | undefined {
+  pick(tried: ReadonlySet<ApiKey> = new Set(), refusedAllowed = true): PickedKey | undefined {
+    const usable = this.#keys.filter((key) => key.state === 'active');
+    if (refusedAllowed && usable.length > 0) {
+      const due = this.#dueForProbe(tried);
+      if (due) {
+        due.probing = true;
+        // The probe serves this call: if it comes back, the rotation goes on after it.
+        this.#cursor = (this.#keys.indexOf(due) + 1) % this.#keys.length;
+        return { key: due, refused: true };
+      }
+    }
     const count = this.#keys.length;
     for (let step = 0; step < count; step++) {
       const index = (this.#cursor + step) % count;
       const key = this.#keys[index];
-      if (key.state === 'active' && !exclude.has(key)) {
+      if (key.state === 'active' && !tried.has(key)) {
         this.#cursor = (index + 1) % count;
-        return key;
+        return { key, refused: false };
       }
     }
-    const retryAfterMs = this.#options.retryAfterMs ?? 0;
-    if (retryAfterMs <= 0) return undefined;
-    const due = this.#keys.find(
-      (key) => key.state === 'disabled' && !key.probing && !exclude.has(key) && this.#now() - key.disabledAt >= retryAfterMs,
-    );
-    if (due) due.probing = true;
-    return due;
+    if (!refusedAllowed || usable.length > 0) return undefined;
+    const lastResort = this.#keys
+      .filter((key) => !tried.has(key))
+      .reduce<ApiKey | undefined>((oldest, key) => (oldest && oldest.refusedAt <= key.refusedAt ? oldest : key), undefined);
+    return lastResort && { key: lastResort, refused: true };
   }
 
-  disable(key: ApiKey, reason: KeyDisableReason): void {
-    this.#lastReason = reason;
+  /** DeepSeek refused `key` (401/402): out of the rotation while another key is usable. */
+  refused(key: ApiKey, reason: KeyDisableReason): void {
     key.probing = false;
-    key.disabledAt = this.#now();
-    if (key.state === 'disabled') return;
+    key.refusedAt = this.#now();
+    const changed = key.state !== 'disabled' || key.reason !== reason;
     key.state = 'disabled';
     key.reason = reason;
-    this.#options.onDisable?.(key, reason);
+    if (changed) this.#options.onDisable?.(key, reason);
   }
 
-  /** A call through `key` succeeded: a disabled key under probe is back in the rotation. */
+  /** A call through `key` succeeded: a refused key is back in the rotation. */
   succeeded(key: ApiKey): void {
     key.probing = false;
     if (key.state === 'active') return;
@@ -113,14 +133,9 @@ export class KeyPool {
     this.#options.onEnable?.(key);
   }
 
-  /** A probe ended without a verdict on the key (network failure, abort): probe again later. */
+  /** A call through `key` ended without a verdict on it (network failure, abort, a 400): probe again later. */
   released(key: ApiKey): void {
     key.probing = false;
-  }
-
-  /** Why the most recent key was disabled (the error to give when none is left). */
-  get lastDisableReason(): KeyDisableReason {
-    return this.#lastReason;
   }
 
   /** Removes every configured key from `text` (error bodies echo keys sometimes). */
@@ -130,6 +145,15 @@ export class KeyPool {
 
   snapshot(): KeyStatus[] {
     return this.#keys.map((key) => key.toJSON());
+  }
+
+  #dueForProbe(tried: ReadonlySet<ApiKey>): ApiKey | undefined {
+    const retryAfterMs = this.#options.retryAfterMs ?? 0;
+    if (retryAfterMs <= 0) return undefined;
+    const now = this.#now();
+    return this.#keys.find(
+      (key) => key.state === 'disabled' && !key.probing && !tried.has(key) && now - key.refusedAt >= retryAfterMs,
+    );
   }
 }
 
@@ -142,20 +166,24 @@ function refusalOf(error: unknown): KeyDisableReason | undefined {
 }
 
 /**
- * Puts a key on each exchange. A 401 or 402 disables that key and the same attempt goes
- * on with the next active key (not counted as a retry; each key is tried at most once per
- * attempt). A success through a key under probe puts it back in the rotation. When no key
- * is left the call fails with the last refusal (the 401 or 402 itself), or with a `no-key`
- * error and no request when the pool was already empty.
+ * Puts a key on each exchange. A 401 or 402 marks that key refused and the same attempt goes
+ * on with the next usable key (not counted as a retry; each key is tried at most once per
+ * attempt, and at most one refused key: a probe or the last resort). When the attempt has no
+ * key left to try it fails with the last refusal: DeepSeek's own answer, never a synthetic
+ * error without a request. A success through a refused key puts it back in the rotation.
  */
 export function keyPoolInterceptor(keys: KeyPool): Interceptor {
   return (next) => async (request, handler) => {
     const tried = new Set<ApiKey>();
+    let refusedAllowed = true;
     let lastRefusal: unknown;
     for (;;) {
-      const key = keys.pick(tried);
-      if (!key) throw lastRefusal ?? new TransportError({ kind: 'no-key', reason: keys.lastDisableReason });
+      const picked = keys.pick(tried, refusedAllowed);
+      // Only after a refusal: an attempt that has tried nothing always gets a key.
+      if (!picked) throw lastRefusal;
+      const { key } = picked;
       tried.add(key);
+      if (picked.refused) refusedAllowed = false;
       try {
         const value = await next(
           {
@@ -173,7 +201,7 @@ export function keyPoolInterceptor(keys: KeyPool): Interceptor {
           keys.released(key);
           throw error;
         }
-        keys.disable(key, reason);
+        keys.refused(key, reason);
         lastRefusal = error;
       }
     }

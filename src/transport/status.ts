@@ -18,6 +18,11 @@ export interface BreakerTransition {
 /** A snapshot of the transport, for the GraphQL `upstream` field and `/readyz`. */
 export interface TransportStatus {
   circuit: CircuitStateName;
+  /**
+   * A half-open probe call is in flight: every other call fails fast until it ends, so a
+   * readiness check should answer "not ready" now, as while OPEN.
+   */
+  probeInFlight: boolean;
   /** Upstream exchanges holding a concurrency slot. */
   inFlight: number;
   /** Attempts waiting for a slot. */
@@ -28,7 +33,7 @@ export interface TransportStatus {
   connections: number;
   /** Calls made (a call is one client request, whatever its attempts). */
   calls: number;
-  /** Calls that ended in an error (callers' own aborts excluded). */
+  /** Calls that ended in an error (callers' own aborts and calls cut or refused by shutdown excluded). */
   failures: number;
   retries: number;
   retryBudgetExhausted: number;

@@ -27,7 +27,9 @@ export type TransportSettings = Pick<
   | 'retryBaseMs'
   | 'retryMaxMs'
   | 'retryBudget'
-  | 'breakerThreshold'
+  | 'breakerFailureRate'
+  | 'breakerWindowMs'
+  | 'breakerMinCalls'
   | 'breakerCooldownMs'
   | 'maxConcurrency'
   | 'maxQueue'
@@ -99,7 +101,13 @@ export class Transport {
       bodyTimeoutMs: Math.max(settings.timeoutMs, settings.streamMaxMs),
       keepAliveTimeoutMs: options.tuning?.keepAliveTimeoutMs,
     });
-    this.#breaker = new Breaker({ threshold: settings.breakerThreshold, cooldownMs: settings.breakerCooldownMs, logger });
+    this.#breaker = new Breaker({
+      failureRate: settings.breakerFailureRate,
+      windowMs: settings.breakerWindowMs,
+      minCalls: settings.breakerMinCalls,
+      cooldownMs: settings.breakerCooldownMs,
+      logger,
+    });
     this.#bulkhead = new Bulkhead(settings.maxConcurrency, settings.maxQueue);
     const { tracer, meter } = options.instruments ?? noopInstruments();
     const metrics = upstreamMetrics(meter);
@@ -118,6 +126,7 @@ export class Transport {
         retryableStatuses: options.retryableStatuses ?? DEFAULT_RETRYABLE_STATUSES,
         scrub: (text) => this.#keys.scrub(text),
         inFlight: this.#inFlight,
+        closed: () => this.#closed,
       }),
       callTelemetry({ tracer, metrics, displayUrl, errorType }),
       breakerInterceptor(this.#breaker, this.#counters),
@@ -147,14 +156,13 @@ export class Transport {
    */
   async request<T>(request: UpstreamRequest, handler: UpstreamHandler<T>): Promise<T> {
     this.#counters.calls += 1;
-    if (this.#closed) {
-      this.#counters.failures += 1;
-      throw new TransportError({ kind: 'closed' });
-    }
+    if (this.#closed) throw new TransportError({ kind: 'closed' });
     try {
       return await this.#dispatch(request, handler);
     } catch (error) {
-      if (!request.signal?.aborted) this.#counters.failures += 1;
+      // Neither a caller who left nor a shutdown is a failure of the upstream.
+      const closed = error instanceof TransportError && error.kind === 'closed';
+      if (!request.signal?.aborted && !closed) this.#counters.failures += 1;
       throw error;
     }
   }
@@ -163,6 +171,7 @@ export class Transport {
     const stats = this.#upstream.pool.stats;
     return {
       circuit: this.#breaker.state,
+      probeInFlight: this.#breaker.probeInFlight,
       inFlight: this.#bulkhead.inFlight,
       queued: this.#bulkhead.queued,
       maxConcurrency: this.#settings.maxConcurrency,

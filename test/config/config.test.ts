@@ -74,6 +74,30 @@ describe('loadConfig', () => {
     expect(load({}).cache.scope).toBe('global');
   });
 
+  it('builds the breaker settings: 50 % failed calls over 10 s with at least 20 calls, 15 s open', () => {
+    expect(load({}).deepseek).toMatchObject({ breakerFailureRate: 0.5, breakerWindowMs: 10_000, breakerMinCalls: 20, breakerCooldownMs: 15_000 });
+    expect(
+      load({
+        DEEPSEEK_BREAKER_FAILURE_RATE: '0.25',
+        DEEPSEEK_BREAKER_WINDOW_MS: '30000',
+        DEEPSEEK_BREAKER_MIN_CALLS: '50',
+        DEEPSEEK_BREAKER_COOLDOWN_MS: '5000',
+      }).deepseek,
+    ).toMatchObject({ breakerFailureRate: 0.25, breakerWindowMs: 30_000, breakerMinCalls: 50, breakerCooldownMs: 5000 });
+    expect(load({ DEEPSEEK_BREAKER_FAILURE_RATE: '1' }).deepseek.breakerFailureRate).toBe(1);
+  });
+
+  it('refuses bad breaker settings, naming each variable and its form', () => {
+    for (const rate of ['0', '1.5', 'half', '-0.2']) {
+      expect(problemsOf({ DEEPSEEK_BREAKER_FAILURE_RATE: rate })).toMatch(
+        /DEEPSEEK_BREAKER_FAILURE_RATE: expected a number greater than 0 and at most 1/,
+      );
+    }
+    const message = problemsOf({ DEEPSEEK_BREAKER_WINDOW_MS: '500', DEEPSEEK_BREAKER_MIN_CALLS: '0' });
+    expect(message).toMatch(/DEEPSEEK_BREAKER_WINDOW_MS: expected milliseconds from 1000 to 3600000/);
+    expect(message).toMatch(/DEEPSEEK_BREAKER_MIN_CALLS: expected an integer from 1 to 100000/);
+  });
+
   it('refuses production without a key', () => {
     expect(problemsOf({ NODE_ENV: 'production' })).toMatch(/DEEPSEEK_API_KEY: required when NODE_ENV=production/);
   });

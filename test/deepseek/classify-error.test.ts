@@ -81,7 +81,7 @@ describe('error classification', () => {
     expect((reset.cause as Error).message).toBe('read ECONNRESET');
   });
 
-  it('names timeouts, an open circuit and an empty key pool', () => {
+  it('names timeouts and an open circuit', () => {
     expect(toGatewayError(new TransportError({ kind: 'timeout', phase: 'call', timeoutMs: 30000 }, { attempts: 2 }))).toMatchObject({
       code: ErrorCode.UPSTREAM_TIMEOUT,
       message: 'DeepSeek did not answer within 30000 ms',
@@ -95,10 +95,11 @@ describe('error classification', () => {
       code: ErrorCode.UPSTREAM_UNAVAILABLE,
       details: { attempts: 0, retryable: false },
     });
-    expect(toGatewayError(new TransportError({ kind: 'no-key', reason: 'unauthorized' })).code).toBe(ErrorCode.UPSTREAM_AUTH_FAILED);
-    expect(toGatewayError(new TransportError({ kind: 'no-key', reason: 'insufficient_balance' })).code).toBe(
-      ErrorCode.UPSTREAM_INSUFFICIENT_BALANCE,
-    );
+    expect(toGatewayError(new TransportError({ kind: 'circuit-open', retryInMs: 0, probeInFlight: true }))).toMatchObject({
+      code: ErrorCode.UPSTREAM_UNAVAILABLE,
+      message: 'DeepSeek is unavailable (circuit open after repeated failures; a probe call is testing it now)',
+      details: { attempts: 0, retryable: false },
+    });
   });
 
   it('names a full queue OVERLOADED and a closed client UPSTREAM_UNAVAILABLE', () => {

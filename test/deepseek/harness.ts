@@ -25,7 +25,6 @@ export function testSettings(overrides: Partial<Config['deepseek']> = {}): Confi
     retryBaseMs: 10,
     retryMaxMs: 50,
     retryBudget: 0.2,
-    breakerThreshold: 5,
     breakerCooldownMs: 200,
     maxConcurrency: 8,
     maxQueue: 100,

@@ -11,7 +11,7 @@ describe('API keys never leak', () => {
   it('keeps keys out of every error, the status and the logs across failure kinds', async () => {
     h = await startHarness({
       sim: { apiKeys: [GOOD_KEY] },
-      config: { apiKeys: [BAD_KEY, GOOD_KEY], timeoutMs: 300, maxRetries: 1, breakerThreshold: 100 },
+      config: { apiKeys: [BAD_KEY, GOOD_KEY], timeoutMs: 300, maxRetries: 1, breakerMinCalls: 100 },
     });
     const errors: unknown[] = [];
     const fail = async (run: () => Promise<unknown>): Promise<void> => {

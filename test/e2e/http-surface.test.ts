@@ -108,6 +108,18 @@ describe('the HTTP surface', () => {
 });
 
 describe('readiness while draining', () => {
+  it('cuts an operation still running after SHUTDOWN_GRACE_MS without counting it as an upstream failure', async () => {
+    const gateway = await startTestGateway({ SIMULATOR_LATENCY_MS: '5000', SHUTDOWN_GRACE_MS: '200' });
+    const inFlight = gql(gateway, '{ completion(input: {prompt: "longer than the grace period"}) { content } }').then(
+      () => 'answered',
+      () => 'cut',
+    );
+    while (gateway.simulator!.counters.inFlight === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    await gateway.close();
+    expect(await inFlight).toBe('cut');
+    expect(gateway.services.deepseek.status()).toMatchObject({ failures: 0, circuit: 'CLOSED' });
+  });
+
   it('answers 503 on /readyz once shutdown has begun and finishes in-flight requests', async () => {
     const gateway = await startTestGateway({ SIMULATOR_LATENCY_MS: '400' });
     const inFlight = gql(gateway, '{ completion(input: {prompt: "slow one"}) { content } }');

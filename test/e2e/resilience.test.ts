@@ -55,7 +55,7 @@ describe('the resilient transport, seen through GraphQL', () => {
     await withGateway(
       // The checks made while the circuit is open (three local requests) must finish inside
       // the cooldown: 2 s is far more than a loaded machine needs for them.
-      { DEEPSEEK_MAX_RETRIES: '0', DEEPSEEK_BREAKER_THRESHOLD: '2', DEEPSEEK_BREAKER_COOLDOWN_MS: '2000' },
+      { DEEPSEEK_MAX_RETRIES: '0', DEEPSEEK_BREAKER_MIN_CALLS: '2', DEEPSEEK_BREAKER_COOLDOWN_MS: '2000' },
       async (gateway, simulator) => {
         simulator.faults.inject({ kind: 'status', status: 500 }, { count: 2 });
         for (const n of [1, 2]) {

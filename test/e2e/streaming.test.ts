@@ -127,7 +127,7 @@ describe('Subscription.completionStream over graphql-ws', () => {
     gateway = await startTestGateway({
       // Small but non-zero: streams take a few hundred ms, so joiners and unsubscribes land mid-stream.
       SIMULATOR_TOKEN_DELAY_MS: '10',
-      DEEPSEEK_BREAKER_THRESHOLD: '1000',
+      DEEPSEEK_BREAKER_MIN_CALLS: '1000',
       DEEPSEEK_RETRY_BASE_MS: '1',
       DEEPSEEK_RETRY_MAX_MS: '5',
     });
@@ -408,7 +408,7 @@ describe('completionStream when the circuit is open', () => {
   let client: Client;
 
   beforeAll(async () => {
-    gateway = await startTestGateway({ DEEPSEEK_BREAKER_THRESHOLD: '1', DEEPSEEK_MAX_RETRIES: '0', DEEPSEEK_BREAKER_COOLDOWN_MS: '60000' });
+    gateway = await startTestGateway({ DEEPSEEK_BREAKER_MIN_CALLS: '1', DEEPSEEK_MAX_RETRIES: '0', DEEPSEEK_BREAKER_COOLDOWN_MS: '60000' });
     client = createClient({ url: gateway.graphqlUrl.replace(/^http/, 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
   });
   afterAll(async () => {

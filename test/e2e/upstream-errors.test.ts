@@ -18,7 +18,7 @@ describe('every upstream failure becomes a typed GraphQL error', () => {
       // Long enough that a loaded machine never turns a slow answer into a timeout; the
       // hang case below waits it out once.
       DEEPSEEK_TIMEOUT_MS: '2000',
-      DEEPSEEK_BREAKER_THRESHOLD: '1000',
+      DEEPSEEK_BREAKER_MIN_CALLS: '1000',
     });
     // A cold first request (JIT, first connection) must not land in a timed test.
     await gql(gateway, COMPLETION, { input: { prompt: 'warm up', cache: 'BYPASS' } });

@@ -47,7 +47,7 @@ describe('logs and spans never hold keys, auth headers, prompts or answers', () 
       DEEPSEEK_MAX_RETRIES: '1',
       DEEPSEEK_RETRY_BASE_MS: '1',
       DEEPSEEK_RETRY_MAX_MS: '5',
-      DEEPSEEK_BREAKER_THRESHOLD: '100',
+      DEEPSEEK_BREAKER_MIN_CALLS: '100',
     });
     const logger = createLogger('trace', { write: (line: string) => void lines.push(line) });
     telemetry = startTelemetry(config.telemetry, { spanExporter: spans, logger });

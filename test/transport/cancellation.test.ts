@@ -8,7 +8,7 @@ describe('cancellation', () => {
 
   it('aborts the in-flight request at the upstream and frees its slot; not a breaker failure', async () => {
     // The upstream never answers: only the abort can end this call before its 60 s deadline.
-    h = await startHarness({ config: { breakerThreshold: 1, timeoutMs: 60_000 } });
+    h = await startHarness({ config: { breakerMinCalls: 1, timeoutMs: 60_000 } });
     h.sim.faults.inject({ kind: 'hang' });
     const controller = new AbortController();
     const call = h.client.chat(chatRequest(), { signal: controller.signal });

@@ -60,11 +60,11 @@ describe('retry policy (fake next, fake timers)', () => {
     expect(next.requests).toHaveLength(3);
   });
 
-  it('never retries a rejection, a full queue, an empty key pool or anything not a TransportError', async () => {
+  it('never retries a rejection, a refused key, a full queue or anything not a TransportError', async () => {
     const failures = [
       statusError(400),
       new TransportError({ kind: 'overloaded' }),
-      new TransportError({ kind: 'no-key', reason: 'unauthorized' }),
+      statusError(401),
       new TransportError({ kind: 'invalid-response', status: 200 }, { retryable: false }),
       new Error('a bug'),
     ];

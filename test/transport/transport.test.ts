@@ -107,7 +107,7 @@ describe('transport warnings through the client', () => {
   });
 
   it('warns when a key is disabled and when the circuit changes state', async () => {
-    h = await startHarness({ config: { apiKeys: [BAD_KEY, GOOD_KEY], breakerThreshold: 1, maxRetries: 0 } });
+    h = await startHarness({ config: { apiKeys: [BAD_KEY, GOOD_KEY], breakerMinCalls: 1, maxRetries: 0 } });
     await h.client.chat(chatRequest());
     h.sim.faults.inject({ kind: 'status', status: 500 });
     await failureOf(() => h.client.chat(chatRequest()));

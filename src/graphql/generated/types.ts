@@ -327,6 +327,8 @@ export type UpstreamStatus = {
   maxConcurrency: Scalars['Int']['output'];
   maxQueue: Scalars['Int']['output'];
   mode: UpstreamMode;
+  /** True while the one half-open probe call runs (every other call fails fast meanwhile). */
+  probeInFlight: Scalars['Boolean']['output'];
   /** Upstream calls waiting for a concurrency slot. */
   queued: Scalars['Int']['output'];
   /** Calls refused at once because the local queue was full. */
@@ -621,6 +623,7 @@ export type UpstreamStatusResolvers<ContextType = GraphQLContext, ParentType ext
   maxConcurrency?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   maxQueue?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   mode?: Resolver<ResolversTypes['UpstreamMode'], ParentType, ContextType>;
+  probeInFlight?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   queued?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   rejectedOverloaded?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   retries?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;

@@ -11,6 +11,7 @@ export function upstreamStatus(services: GatewayServices): UpstreamStatus {
     mode: services.config.deepseek.mode === 'real' ? 'REAL' : 'SIMULATOR',
     defaultModel: services.config.deepseek.model,
     circuit: transport.circuit,
+    probeInFlight: transport.probeInFlight,
     inFlight: transport.inFlight,
     queued: transport.queued,
     maxConcurrency: transport.maxConcurrency,
