@@ -12,6 +12,7 @@ import { buildSchema } from '../graphql/schema';
 import type { Instruments } from '../telemetry/instruments';
 import type { Logger } from '../telemetry/logger';
 import { responseSignal } from './disconnect';
+import { registerCors } from './cors';
 import { drainHttp } from './drain';
 import { graphqlErrorHandler } from './error-handler';
 import { GRAPHIQL_PATH, registerGraphiQL } from './graphiql';
@@ -66,6 +67,7 @@ export async function createHttpServer(options: {
   });
   if (limits.maxConnections > 0) app.server.maxConnections = limits.maxConnections;
   registerHttpServerMetrics(app, options.instruments.meter);
+  await registerCors(app, services.config.edge.corsOrigins);
   // While draining, every response closes its connection, so a keep-alive socket whose
   // request finishes during the drain does not hold the shutdown open.
   let draining = false;
@@ -114,7 +116,8 @@ export async function createHttpServer(options: {
   app.setErrorHandler(graphqlErrorHandler(logger, limits.bodyLimitBytes));
   app.route({
     url: GRAPHQL_PATH,
-    method: ['GET', 'POST', 'OPTIONS'],
+    // OPTIONS (CORS preflight) is answered by the CORS plugin.
+    method: ['GET', 'POST'],
     handler: fastifyApolloHandler(apollo, {
       context: async (request, reply) => {
         const context = pipeline.begin({

@@ -107,6 +107,47 @@ describe('the HTTP surface', () => {
   });
 });
 
+describe('CORS', () => {
+  it('answers a preflight from an allowed origin, and no other', async () => {
+    const gateway = await startTestGateway({ CORS_ORIGINS: 'https://app.example' });
+    try {
+      const preflight = (origin: string) =>
+        fetch(gateway.graphqlUrl, {
+          method: 'OPTIONS',
+          headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type, authorization' },
+        });
+      const allowed = await preflight('https://app.example');
+      expect(allowed.status).toBe(204);
+      expect(allowed.headers.get('access-control-allow-origin')).toBe('https://app.example');
+      expect(allowed.headers.get('access-control-allow-headers')).toMatch(/authorization/);
+      const refused = await preflight('https://evil.example');
+      expect(refused.headers.get('access-control-allow-origin')).toBeNull();
+      const answer = await fetch(gateway.graphqlUrl, {
+        method: 'POST',
+        headers: { origin: 'https://evil.example', 'content-type': 'application/json' },
+        body: JSON.stringify({ query: '{ __typename }' }),
+      });
+      // The request is served (CORS is the browser's to enforce), but a browser would not let the page read it.
+      expect(answer.headers.get('access-control-allow-origin')).toBeNull();
+    } finally {
+      await gateway.close();
+    }
+  });
+
+  it('allows no origin by default in production', async () => {
+    const gateway = await startTestGateway({ NODE_ENV: 'production', AUTH_MODE: 'none', DEEPSEEK_API_KEY: 'sk-production-key-0000' });
+    try {
+      const preflight = await fetch(gateway.graphqlUrl, {
+        method: 'OPTIONS',
+        headers: { origin: 'https://app.example', 'access-control-request-method': 'POST' },
+      });
+      expect(preflight.headers.get('access-control-allow-origin')).toBeNull();
+    } finally {
+      await gateway.close();
+    }
+  });
+});
+
 describe('readiness while draining', () => {
   it('cuts an operation still running after SHUTDOWN_GRACE_MS without counting it as an upstream failure', async () => {
     const gateway = await startTestGateway({ SIMULATOR_LATENCY_MS: '5000', SHUTDOWN_GRACE_MS: '200' });
