@@ -1,7 +1,7 @@
 import { SpanStatusCode, context, trace, type Context, type Tracer } from '@opentelemetry/api';
 import type { Config } from '../config';
 import type { CompletionCache } from '../cache/completion-cache';
-import { completionId } from '../cache/key';
+import { cacheKey, completionId } from '../cache/key';
 import { isStorable } from '../deepseek/provider';
 import type { CompletionRequest, CompletionResult, DeepSeekApi } from '../deepseek/types';
 import { abortError, abortReason, toError } from '../lib/abort';
@@ -74,6 +74,7 @@ export class Coalescer {
 
   private enqueue(request: CompletionRequest, policy: CachePolicy, scope: RequestScope): Promise<CompletionView> {
     const id = completionId(request);
+    const key = cacheKey(id, scope.operation.cacheScope);
     return new Promise<CompletionView>((resolve, reject) => {
       if (scope.signal?.aborted) {
         reject(abortReason(scope.signal));
@@ -88,6 +89,7 @@ export class Coalescer {
       };
       const waiter: Waiter = {
         id,
+        key,
         request,
         policy,
         scope,
@@ -102,7 +104,7 @@ export class Coalescer {
     });
   }
 
-  /** Cache-only lookup (entity resolution): one `getMany`, never an upstream call. */
+  /** Cache-only lookup by store key (entity resolution): one `getMany`, never an upstream call. */
   async lookup(ids: readonly string[]): Promise<Map<string, CompletionResult>> {
     if (ids.length === 0) return new Map();
     const found = await this.read(ids);
@@ -148,7 +150,7 @@ export class Coalescer {
       const toCall: Waiter[] = [];
       for (const waiter of batch) {
         if (waiter.settled) continue;
-        const running = this.inFlight.get(waiter.id);
+        const running = this.inFlight.get(waiter.key);
         if (running) {
           // Every policy may join: a running call's answer is fresh, so even REFRESH and
           // BYPASS get what they asked for. Only USE ever reads the cache.
@@ -163,12 +165,12 @@ export class Coalescer {
       }
 
       if (toRead.length > 0) {
-        const ids = [...new Set(toRead.map((waiter) => waiter.id))];
+        const keys = [...new Set(toRead.map((waiter) => waiter.key))];
         // The cache spans nest under the batch (when a context manager is registered).
-        const found = await context.with(batchContext, () => this.read(ids));
+        const found = await context.with(batchContext, () => this.read(keys));
         for (const waiter of toRead) {
           if (waiter.settled) continue;
-          const hit = found.get(waiter.id);
+          const hit = found.get(waiter.key);
           if (hit) {
             hits += 1;
             waiter.scope.ledger?.recordCacheHits();
@@ -184,7 +186,7 @@ export class Coalescer {
       for (const waiter of toCall) {
         if (waiter.settled) continue; // gone while the cache was read
         // Checked again after the read: another batch may have started this call meanwhile.
-        const running = this.inFlight.get(waiter.id);
+        const running = this.inFlight.get(waiter.key);
         if (running) {
           waiter.endWait = waiter.scope.ledger?.recordJoined();
           this.join(running, waiter);
@@ -209,7 +211,7 @@ export class Coalescer {
       started.forEach((flight, index) => {
         const outcome = outcomes[index];
         if (flight.store && outcome.status === 'fulfilled' && isStorable(outcome.value)) {
-          entries.push({ id: flight.id, value: outcome.value });
+          entries.push({ id: flight.key, value: outcome.value });
         }
       });
       if (entries.length > 0) await context.with(batchContext, () => this.write(entries));
@@ -236,7 +238,7 @@ export class Coalescer {
     // async wrapper: a synchronous throw from the client becomes this call's rejection.
     const call = (async () => upstream.complete(waiter.request, { signal: controller.signal, traceContext }))();
     const flight: Flight = {
-      id: waiter.id,
+      key: waiter.key,
       controller,
       call,
       done: call.then(
@@ -260,7 +262,7 @@ export class Coalescer {
     // The request that started the call pays for it (joined requests ride along).
     const ledger = waiter.scope.ledger;
     if (ledger) void call.then((result) => ledger.recordUsage(result.model, result.usage), () => undefined);
-    this.inFlight.set(waiter.id, flight);
+    this.inFlight.set(waiter.key, flight);
     this.upstreamCalls += 1;
     return flight;
   }
@@ -278,7 +280,7 @@ export class Coalescer {
 
   /** Removes a call from the in-flight map (unless a newer call for the id replaced it). */
   private forget(flight: Flight): void {
-    this.inFlight.forget(flight.id, flight);
+    this.inFlight.forget(flight.key, flight);
   }
 
   /** A waiter's request went away: answer its slot now; stop the call if it was the last. */

@@ -2,7 +2,7 @@ import { context } from '@opentelemetry/api';
 import DataLoader from 'dataloader';
 import type { Config } from '../config';
 import type { CompletionCache } from '../cache/completion-cache';
-import { completionId, isCompletionId } from '../cache/key';
+import { cacheKey, completionId, isCompletionId } from '../cache/key';
 import type { DeepSeekApi } from '../deepseek/types';
 import type { Instruments } from '../telemetry/instruments';
 import type { Logger } from '../telemetry/logger';
@@ -63,7 +63,7 @@ export class CompletionService {
    * nothing but the calls running now.
    */
   createLoaders(operation: OperationScope = {}): RequestLoaders {
-    const { ledger, traceContext } = operation;
+    const { ledger, traceContext, cacheScope } = operation;
     const coalescer = this.coalescer;
     const scope = coalescer.scope(operation);
     const cache = this.cache;
@@ -88,13 +88,16 @@ export class CompletionService {
 
     const byId = new DataLoader<string, CompletionView | null>(
       async (ids: readonly string[]) => {
-        // A malformed id cannot be in the store: answer null without a round trip.
+        // A malformed id cannot be in the store: answer null without a round trip. Only the
+        // operation's own cache scope is looked in (another tenant's answer stays unseen).
         const wellFormed = [...new Set(ids.filter(isCompletionId))];
         // The cache span belongs to this operation's trace.
-        const found = await context.with(traceContext ?? context.active(), () => coalescer.lookup(wellFormed));
+        const found = await context.with(traceContext ?? context.active(), () =>
+          coalescer.lookup(wellFormed.map((id) => cacheKey(id, cacheScope))),
+        );
         ledger?.recordCacheHits(found.size);
         return ids.map((id) => {
-          const result = found.get(id);
+          const result = found.get(cacheKey(id, cacheScope));
           return result ? { ...result, id, cached: true } : null;
         });
       },
@@ -112,7 +115,7 @@ export class CompletionService {
       async evict(id: string): Promise<boolean> {
         forget(id);
         if (!isCompletionId(id)) return false;
-        const removed = await cache.delete(id);
+        const removed = await cache.delete(cacheKey(id, cacheScope));
         // A load of this id started while the delete was on its way may have memoised
         // the old answer: forget again.
         forget(id);

@@ -11,11 +11,17 @@ export interface OperationScope {
   readonly ledger?: RequestLedger;
   /** The operation span's context: parent of the upstream calls its loads start. */
   readonly traceContext?: Context;
+  /**
+   * Whose stored answers and in-flight calls the operation may share (the caller's tenant
+   * with CACHE_SCOPE=tenant); undefined = the global scope.
+   */
+  readonly cacheScope?: string;
 }
 
-/** One upstream call, shared by every waiter for the same completion id in this process. */
+/** One upstream call, shared by every waiter for the same completion (and scope) in this process. */
 export interface Flight {
-  readonly id: string;
+  /** The store key (`cacheKey`): the completion id in its cache scope. */
+  readonly key: string;
   readonly controller: AbortController;
   readonly call: Promise<CompletionResult>;
   /** Settles as soon as the call does: each waiter is answered as its own call ends. */
@@ -31,6 +37,8 @@ export interface Flight {
 /** One load waiting for its answer: a slot of some per-request loader's batch. */
 export interface Waiter {
   readonly id: string;
+  /** The store key (`cacheKey`): in-flight calls and the cache are keyed by it. */
+  readonly key: string;
   readonly request: CompletionRequest;
   readonly policy: CachePolicy;
   readonly scope: RequestScope;

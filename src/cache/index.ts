@@ -1,4 +1,4 @@
-export { completionId, isCompletionId } from './key';
+export { cacheKey, completionId, isCompletionId } from './key';
 export {
   createCompletionCache,
   type CacheStats,

@@ -49,6 +49,16 @@ export function completionId(request: CompletionRequest): string {
 
 const ids = new WeakMap<CompletionRequest, string>();
 
+/**
+ * The store key of a completion in a cache scope. With CACHE_SCOPE=tenant every tenant has
+ * its own keys (`<tenant>/<id>`), so a tenant can neither read, evict nor detect through
+ * `cached` what another stored, even when it knows the id; the global scope is the bare id.
+ * Tenants are checked to be short and plain (src/auth), so a key cannot be forged.
+ */
+export function cacheKey(id: string, scope: string | undefined): string {
+  return scope === undefined ? id : `${scope}/${id}`;
+}
+
 /** Shape check, so an unknown or garbage id never reaches the store. */
 export function isCompletionId(id: string): boolean {
   return typeof id === 'string' && ID_PATTERN.test(id);

@@ -1,7 +1,7 @@
 import { ROOT_CONTEXT, SpanStatusCode, trace, type Context, type Tracer } from '@opentelemetry/api';
 import type { CompletionCache } from '../cache/completion-cache';
 import { isStorable } from '../deepseek/provider';
-import { completionId } from '../cache/key';
+import { cacheKey, completionId } from '../cache/key';
 import type { ChatRequest, CompletionResult, DeepSeekApi } from '../deepseek/types';
 import { ErrorCode, GatewayError } from '../errors';
 import { noopInstruments } from '../telemetry/instruments';
@@ -37,6 +37,8 @@ export class StreamHub {
   private readonly open = new Set<SharedStream>();
   /** Cache reads in flight by id, so a burst of identical subscriptions reads once. */
   private readonly lookups = new Singleflight<string, Promise<CompletionResult | undefined>>();
+  /** The store key (`cacheKey`: id in its cache scope) of each stream this hub started. */
+  private readonly keys = new WeakMap<SharedStream, string>();
   private readonly cache: CompletionCache;
   private readonly upstream: Pick<DeepSeekApi, 'chatStream'>;
   private readonly logger: Logger;
@@ -68,21 +70,24 @@ export class StreamHub {
    * stored. REFRESH: never reads the cache, stores the answer. BYPASS: neither. A failure
    * rejects `next()` after the chunks buffered before it; `return()` unsubscribes at once.
    * `traceContext` (the subscription's operation span) parents an upstream stream it starts.
+   * `cacheScope` (the caller's tenant with CACHE_SCOPE=tenant) keeps streams and stored
+   * answers apart between scopes.
    */
-  subscribe(request: ChatRequest, policy: CachePolicy, traceContext?: Context): AsyncIterableIterator<StreamChunk> {
+  subscribe(request: ChatRequest, policy: CachePolicy, traceContext?: Context, cacheScope?: string): AsyncIterableIterator<StreamChunk> {
     const id = completionId(request);
+    const key = cacheKey(id, cacheScope);
     const cursor = new Cursor();
     if (this.closed) {
       cursor.fail(new GatewayError(ErrorCode.OVERLOADED, 'The gateway is shutting down; subscribe again shortly.'));
       return cursor;
     }
-    const running = this.streams.get(id);
+    const running = this.streams.get(key);
     if (running) {
       this.join(running, cursor, policy);
     } else if (policy !== 'USE') {
-      this.join(this.start(id, request, traceContext), cursor, policy);
+      this.join(this.start(key, id, request, traceContext), cursor, policy);
     } else {
-      void this.lookup(id).then((hit) => {
+      void this.lookup(key).then((hit) => {
         if (cursor.isClosed) return;
         if (this.closed) {
           cursor.fail(new GatewayError(ErrorCode.OVERLOADED, 'The gateway is shutting down; subscribe again shortly.'));
@@ -94,7 +99,7 @@ export class StreamHub {
           return;
         }
         // Checked again after the read: an identical subscription may have started meanwhile.
-        this.join(this.streams.get(id) ?? this.start(id, request, traceContext), cursor, policy);
+        this.join(this.streams.get(key) ?? this.start(key, id, request, traceContext), cursor, policy);
       });
     }
     return cursor;
@@ -132,7 +137,7 @@ export class StreamHub {
     cursor.attach(stream);
   }
 
-  private start(id: string, request: ChatRequest, traceContext: Context | undefined): SharedStream {
+  private start(key: string, id: string, request: ChatRequest, traceContext: Context | undefined): SharedStream {
     const stream = new SharedStream(id, request.model, false, this.bufferCost, {
       onSpill: (s) => this.forget(s),
       onEmpty: (s) => this.abandon(s),
@@ -140,7 +145,8 @@ export class StreamHub {
         this.droppedSlow += 1;
       },
     });
-    this.streams.set(id, stream);
+    this.streams.set(key, stream);
+    this.keys.set(stream, key);
     this.open.add(stream);
     this.upstreamStreams += 1;
     void this.pump(stream, request, traceContext);
@@ -165,7 +171,7 @@ export class StreamHub {
       if (!result) throw new Error('upstream stream ended without a result');
       if (stream.settled) return; // failed by `close` meanwhile
       stream.phase = { name: 'storing' };
-      if (stream.store && isStorable(result)) await this.write(stream.id, result);
+      if (stream.store && isStorable(result)) await this.write(this.keyOf(stream), result);
       stream.push({
         model: result.model,
         delta: '',
@@ -189,7 +195,7 @@ export class StreamHub {
 
   /** Stops taking joiners for `stream` (it keeps serving the subscribers it has). */
   private forget(stream: SharedStream): void {
-    this.streams.forget(stream.id, stream);
+    this.streams.forget(this.keyOf(stream), stream);
   }
 
   /** The last subscriber left: abort the upstream unless the answer is already paid for. */
@@ -202,7 +208,11 @@ export class StreamHub {
     stream.controller.abort(abortError('Every subscriber of this stream has gone'));
   }
 
-  /** One cache read per id at a time, however many identical subscriptions arrive. */
+  private keyOf(stream: SharedStream): string {
+    return this.keys.get(stream) ?? stream.id;
+  }
+
+  /** One cache read per key at a time, however many identical subscriptions arrive. */
   private lookup(id: string): Promise<CompletionResult | undefined> {
     return dedupe(this.lookups, id, () => this.read(id));
   }

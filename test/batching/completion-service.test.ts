@@ -526,3 +526,28 @@ describe('CompletionService latency isolation', () => {
     expect(service.stats()).toMatchObject({ upstreamCalls: 2, inFlight: 0 });
   });
 });
+
+describe('CompletionService cache scopes (CACHE_SCOPE=tenant)', () => {
+  it('shares neither stored answers nor in-flight calls between scopes, and looks up and evicts in the caller scope only', async () => {
+    const { upstream, service, cache } = setup();
+    upstream.hold();
+    const a = service.createLoaders({ cacheScope: 'acme' });
+    const b = service.createLoaders({ cacheScope: 'globex' });
+    const pending = [a.completion.load(key('same prompt')), b.completion.load(key('same prompt'))];
+    await settle();
+    // The same prompt in two scopes: two calls, not one joined call.
+    expect(upstream.calls).toHaveLength(2);
+    upstream.release();
+    const [fromA, fromB] = await Promise.all(pending);
+    expect(fromA.id).toBe(fromB.id); // the same content address…
+    await settle();
+    expect(cache.setManyCalls.flat().sort()).toEqual([`acme/${fromA.id}`, `globex/${fromA.id}`]); // …stored apart
+
+    // Knowing the id does not let another scope read or evict it.
+    await cache.delete(`globex/${fromA.id}`);
+    expect(await service.createLoaders({ cacheScope: 'globex' }).byId.load(fromA.id)).toBeNull();
+    expect(await service.createLoaders({ cacheScope: 'globex' }).evict(fromA.id)).toBe(false);
+    expect(await service.createLoaders({ cacheScope: 'acme' }).byId.load(fromA.id)).toMatchObject({ id: fromA.id, cached: true });
+    expect(await service.createLoaders({ cacheScope: 'acme' }).evict(fromA.id)).toBe(true);
+  });
+});
