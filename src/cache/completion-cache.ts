@@ -43,8 +43,21 @@ export interface CompletionCache {
   setMany(entries: ReadonlyArray<{ id: string; value: CompletionResult }>): Promise<void>;
   /** True when an entry was removed; false when there was none or the store failed (logged). */
   delete(id: string): Promise<boolean>;
+  /**
+   * Apollo's persisted-query (APQ) store on the same backend, under the `apq:` keys Apollo
+   * uses, failing open like the rest. Documents over `maxDocumentBytes` are not kept (a
+   * document may hold a whole prompt; the store is not for megabytes of it).
+   */
+  documents(options: { ttlSeconds: number; maxDocumentBytes: number }): DocumentStore;
   stats(): CacheStats;
   close(): Promise<void>;
+}
+
+/** Apollo's `KeyValueCache<string>` (the APQ store's contract). */
+export interface DocumentStore {
+  get(key: string): Promise<string | undefined>;
+  set(key: string, value: string, options?: { ttl?: number | null }): Promise<void>;
+  delete(key: string): Promise<boolean>;
 }
 
 /** What is stored under a completion id. `v` lets a later format read old entries as misses. */
@@ -126,6 +139,31 @@ class KeyvCompletionCache implements CompletionCache {
     });
     span.end();
     return answer.ok && answer.value;
+  }
+
+  documents(options: { ttlSeconds: number; maxDocumentBytes: number }): DocumentStore {
+    return {
+      get: async (key) => {
+        const span = this.startSpan('getMany', 1);
+        const answer = await this.roundTrip('getMany', span, async () => {
+          await this.store.ready;
+          return this.store.keyv.get<unknown>(key);
+        });
+        span.end();
+        return answer.ok && typeof answer.value === 'string' ? answer.value : undefined;
+      },
+      set: async (key, value, setOptions) => {
+        if (Buffer.byteLength(value) > options.maxDocumentBytes) return;
+        const ttlMs = (setOptions?.ttl ?? options.ttlSeconds) * 1000;
+        const span = this.startSpan('setMany', 1);
+        await this.roundTrip('setMany', span, async () => {
+          await this.store.ready;
+          return this.store.keyv.set(key, value, ttlMs);
+        });
+        span.end();
+      },
+      delete: (key) => this.delete(key),
+    };
   }
 
   stats(): CacheStats {

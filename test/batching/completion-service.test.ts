@@ -199,6 +199,7 @@ describe('CompletionService coalescing', () => {
       getMany: () => Promise.reject(new Error('store down')),
       setMany: () => Promise.reject(new Error('store down')),
       delete: () => Promise.reject(new Error('store down')),
+      documents: () => ({ get: async () => undefined, set: async () => undefined, delete: async () => false }),
       stats: () => ({ kind: 'memory', hits: 0, misses: 0, writes: 0, errors: 0, timeouts: 0, entries: null, available: false, circuit: 'OPEN', skipped: 0 }),
       close: async () => undefined,
     };

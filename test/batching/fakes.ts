@@ -1,4 +1,4 @@
-import { createCompletionCache, type CompletionCache } from '../../src/cache/completion-cache';
+import { createCompletionCache, type CompletionCache, type DocumentStore } from '../../src/cache/completion-cache';
 import type { CallOptions, ChatRequest, CompletionRequest, CompletionResult, DeepSeekApi, FinishReason } from '../../src/deepseek/types';
 import type { Instruments } from '../../src/telemetry/instruments';
 import { silentLogger } from '../../src/telemetry/logger';
@@ -92,6 +92,10 @@ export class RecordingCache implements CompletionCache {
   delete(id: string): Promise<boolean> {
     this.deleteCalls.push(id);
     return this.inner.delete(id);
+  }
+
+  documents(options: { ttlSeconds: number; maxDocumentBytes: number }): DocumentStore {
+    return this.inner.documents(options);
   }
 
   stats(): ReturnType<CompletionCache['stats']> {
