@@ -104,6 +104,7 @@ function jwtAuthenticator(config: JwtAuthConfig, options: AuthenticatorOptions):
   let verifications = 0;
   // Bumped when the signing keys change: a verdict reached with the old keys is not kept.
   let keyGeneration = 0;
+  let warnedUnexpected = false;
 
   let key: KeyLike | Uint8Array | JwksKeys['getKey'];
   let algorithms: string[];
@@ -178,9 +179,13 @@ function jwtAuthenticator(config: JwtAuthConfig, options: AuthenticatorOptions):
     } catch (error) {
       const reason = refusalReason(error);
       if (reason === undefined) {
-        // Not a verdict on the token: a key jose cannot use, or a bug. Refuse (fail closed)
-        // and say what broke, by class name only.
-        logger.warn({ errorName: error instanceof Error ? error.name : typeof error }, 'bearer token verification failed unexpectedly');
+        // Not a verdict on the token: a key jose cannot use (an RSA key under 2048 bits in
+        // the JWKS), or a bug. Refuse (fail closed) and say what broke, by class name only;
+        // warn once, as every token would hit it again.
+        const facts = { errorName: error instanceof Error ? error.name : typeof error };
+        if (warnedUnexpected) logger.debug(facts, 'bearer token verification failed unexpectedly');
+        else logger.warn(facts, 'bearer token verification failed unexpectedly (further occurrences are logged at debug)');
+        warnedUnexpected = true;
       } else if (LASTING_REFUSALS.has(reason) && generation === keyGeneration) {
         cache.refuse(digest, reason, now());
       }

@@ -1,8 +1,9 @@
-import type { JWK, KeyLike } from 'jose';
+import { createSign, generateKeyPairSync } from 'node:crypto';
+import { base64url, exportJWK, type JWK, type KeyLike } from 'jose';
 import { createAuthenticator, type Authenticator } from '../../src/auth';
 import { UnauthenticatedError, type UnauthenticatedReason } from '../../src/errors';
 import type { Logger } from '../../src/telemetry/logger';
-import { capturingLogger, Clock, jwtConfig, mint, signingKey, type JwtAuthConfig } from './fixtures';
+import { AUDIENCE, capturingLogger, Clock, ISSUER, jwtConfig, mint, signingKey, T0, type JwtAuthConfig } from './fixtures';
 import { JwksServer, type JwksBehaviour } from './jwks-server';
 
 const ADDRESS = '203.0.113.7';
@@ -106,6 +107,22 @@ describe('JWKS: normal operation', () => {
     await server.receivedRequests(2);
     await auth!.idle();
     expect(auth!.stats().jwks).toMatchObject({ fetches: 2, failures: 1, failing: true });
+  });
+  it('refuses, warning once, tokens for a published key jose will not use (RSA under 2048 bits)', async () => {
+    const weak = generateKeyPairSync('rsa', { modulusLength: 1024 });
+    server.keys = [{ ...(await exportJWK(weak.publicKey)), kid: 'weak', alg: 'RS256', use: 'sig' }];
+    start();
+    // Signed by hand: jose will not sign with such a key either.
+    const sign = (sub: string): string => {
+      const header = base64url.encode(JSON.stringify({ alg: 'RS256', kid: 'weak' }));
+      const payload = base64url.encode(JSON.stringify({ sub, iss: ISSUER, aud: AUDIENCE, exp: T0 / 1000 + 600 }));
+      const signature = createSign('RSA-SHA256').update(`${header}.${payload}`).sign(weak.privateKey);
+      return `${header}.${payload}.${base64url.encode(signature)}`;
+    };
+    expect(await reasonFor(sign('w1'))).toBe('malformed token');
+    expect(await reasonFor(sign('w2'))).toBe('malformed token');
+    expect(warnings()).toHaveLength(1);
+    expect(warnings()[0]).toContain('"errorName":"TypeError"');
   });
 });
 
