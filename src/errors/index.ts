@@ -8,3 +8,4 @@ export {
   type SafeExtensions,
   type UpstreamErrorDetails,
 } from './errors';
+export { UnauthenticatedError, ForbiddenError, type UnauthenticatedReason } from './auth';
