@@ -1,11 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { CompletionService } from './batching/completion-service';
 import { StreamHub } from './streaming/stream-hub';
+import { createAuthenticator } from './auth';
 import { AccountInfoCache } from './cache/account-info';
 import { createCompletionCache } from './cache/completion-cache';
 import type { Config } from './config';
 import { createDeepSeekClient } from './deepseek';
 import type { GatewayServices } from './graphql/context';
+import { PersistedDocuments } from './graphql/persisted-documents';
 import { startMetricsServer } from './http/metrics-server';
 import { createHttpServer, GRAPHQL_PATH } from './http/server';
 import type { Simulator } from './simulator';
@@ -88,7 +90,12 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     maxBufferedBytes: config.streaming.maxBufferedBytes,
   });
   const accountInfo = new AccountInfoCache({ upstream: deepseek, ttlMs: config.deepseek.accountInfoTtlMs });
-  const services: GatewayServices = { config, deepseek, completions, cache, streams, accountInfo };
+  const authenticator = createAuthenticator(config.auth, { logger: logger.child({ component: 'auth' }) });
+  // A manifest that cannot be read stops start-up, naming the variable.
+  const persistedDocuments = config.persistedDocuments.file
+    ? PersistedDocuments.load(config.persistedDocuments.file, config.persistedDocuments.only)
+    : undefined;
+  const services: GatewayServices = { config, deepseek, completions, cache, streams, accountInfo, authenticator, persistedDocuments };
   // Gauges and counters read from the layers' own figures at each scrape.
   const stopObserving = observeGateway({
     transport: () => deepseek.status(),
@@ -145,7 +152,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
         await http.stop();
         // Subscriptions are gone by now (the drain closed their sockets); abort any stream left.
         await streams.close();
-        await Promise.allSettled([deepseek.close(), cache.close()]);
+        await Promise.allSettled([deepseek.close(), cache.close(), authenticator.close()]);
         await simulator?.close();
         await metricsServer.close();
         stopObserving();

@@ -1,3 +1,4 @@
+import type { Authenticator, Caller } from '../auth';
 import type { Config } from '../config';
 import type { CompletionService, RequestLoaders } from '../batching/completion-service';
 import type { AccountInfoCache } from '../cache/account-info';
@@ -8,6 +9,7 @@ import type { ObservedOperation } from '../telemetry/operation-observer';
 import type { Logger } from '../telemetry/logger';
 import type { TransportStatus } from '../transport';
 import type { CompletionBudget } from './limits';
+import type { PersistedDocuments } from './persisted-documents';
 
 /** Process-wide services, built once at start-up and shared by every operation. */
 export interface GatewayServices {
@@ -19,6 +21,10 @@ export interface GatewayServices {
   streams: StreamHub;
   /** The account's models and balance, kept briefly. */
   accountInfo: AccountInfoCache;
+  /** Who is calling: verifies bearer tokens (AUTH_MODE=jwt) into callers. */
+  authenticator: Authenticator;
+  /** The trusted-documents manifest, when PERSISTED_DOCUMENTS_FILE is set. */
+  persistedDocuments?: PersistedDocuments;
 }
 
 /**
@@ -27,6 +33,10 @@ export interface GatewayServices {
  */
 export interface GraphQLContext {
   services: GatewayServices;
+  /** Who is calling (subject, tenant, scopes); resolvers check scopes against it. */
+  caller: Caller;
+  /** The cache scope of this caller's answers: its tenant with CACHE_SCOPE=tenant, else undefined (global). */
+  cacheScope: string | undefined;
   /**
    * The operation as telemetry sees it: its trace context (the one carrier: parent of
    * every span the operation causes), its cost ledger, and its span, metrics and log line.

@@ -8,6 +8,10 @@ import {
   type ParseOptions,
   type ValidationRule,
 } from 'graphql';
+import { HeaderMap } from '@apollo/server';
+import { SCOPES, hasScope, type Caller } from '../auth';
+import { ForbiddenError, UnauthenticatedError } from '../errors';
+import { subscriptionRefusal } from './authorization';
 import type { Instruments } from '../telemetry/instruments';
 import type { Logger } from '../telemetry/logger';
 import { OperationObserver, type HeaderReader, type OperationTransport } from '../telemetry/operation-observer';
@@ -24,8 +28,14 @@ export interface OperationInit {
   signal: AbortSignal;
   /** Request headers (W3C `traceparent`); WebSocket messages have none. */
   headers?: HeaderReader;
-  /** The operation as received (name, variables), checked before anything is parsed. */
+  /** The operation as received (document, name, variables, extensions), checked before anything is parsed. */
   raw?: RawOperation;
+  /** The `Authorization` header (HTTP, SSE) or the graphql-ws `connection_init` equivalent. */
+  authorization?: string;
+  /** The client's address: the subject of a caller without a token. */
+  address: string;
+  /** A caller the transport already authenticated (a WebSocket connection's). */
+  caller?: Caller;
 }
 
 /** A checked subscribe payload, ready for graphql-js, with its operation's context. */
@@ -77,25 +87,44 @@ export class OperationPipeline {
   }
 
   /**
-   * Starts one operation and builds its context. An operation over a limit that can be
-   * checked before parsing (`checkRawOperation`) is ended at once and the refusal thrown
-   * (a GraphQLError with its code and HTTP status, which Apollo sends as is).
+   * Starts one operation and builds its context, whatever the transport: checks what can
+   * be checked before parsing (`checkRawOperation`), learns who is calling (the bearer
+   * token; WebSocket passes the caller its connection authenticated), resolves a trusted
+   * document. A refusal ends the operation at once and is thrown as a GraphQLError with
+   * its code and HTTP status (401 with `WWW-Authenticate` for bad credentials), which
+   * Apollo sends as is.
    */
-  begin(init: OperationInit): GraphQLContext {
+  async begin(init: OperationInit): Promise<GraphQLContext> {
     const { services } = this;
     const operation = this.#observer.start({ transport: init.transport, headers: init.headers, logger: init.logger });
-    const refusal = init.raw && checkRawOperation(init.raw, this.limits);
-    if (refusal) {
-      operation.end({ status: 400, codes: [String(refusal.extensions.code)] });
+    let caller: Caller;
+    try {
+      const limitRefusal = init.raw && checkRawOperation(init.raw, this.limits);
+      if (limitRefusal) throw limitRefusal;
+      caller = init.caller ?? (await services.authenticator.authenticate({ authorization: init.authorization, address: init.address }));
+      operation.identify(caller.tenant);
+      if (caller.expiresAt !== undefined && caller.expiresAt <= Date.now()) throw new UnauthenticatedError('expired');
+      // Only a verified administrator may send free-form documents past a safelist (with
+      // AUTH_MODE=none everyone holds every scope, and the safelist must still hold).
+      const trusted = caller.kind === 'token' && hasScope(caller, SCOPES.admin);
+      const documentRefusal = init.raw && services.persistedDocuments?.resolve(init.raw, trusted);
+      if (documentRefusal) throw documentRefusal;
+    } catch (error) {
+      const refusal = asRefusal(error);
+      operation.end({ status: (refusal.extensions.http as { status?: number } | undefined)?.status ?? 400, codes: [String(refusal.extensions.code)] });
       throw refusal;
     }
+    const cacheScope = services.config.cache.scope === 'tenant' ? caller.tenant : undefined;
     return {
       services,
+      caller,
+      cacheScope,
       operation,
       loaders: services.completions.createLoaders({
         signal: init.signal,
         ledger: operation.ledger,
         traceContext: operation.traceContext,
+        cacheScope,
       }),
       logger: init.logger,
       signal: init.signal,
@@ -108,10 +137,10 @@ export class OperationPipeline {
    * payload as Apollo checks an HTTP request. A refused payload ends the operation at once;
    * its errors come back as they are (`refused`, graphql-ws sends those) and formatted.
    */
-  subscribe(init: OperationInit, payload: SubscribePayload): Subscribed | Refused {
+  async subscribe(init: OperationInit, payload: SubscribePayload): Promise<Subscribed | Refused> {
     let context: GraphQLContext;
     try {
-      context = this.begin({ ...init, raw: payload });
+      context = await this.begin({ ...init, raw: payload });
     } catch (error) {
       if (!(error instanceof GraphQLError)) throw error;
       return { refused: [error], errors: this.format([error]) };
@@ -124,6 +153,13 @@ export class OperationPipeline {
       return { refused: prepared.errors, errors };
     }
     context.operation.resolved('subscription', prepared.resolvedName);
+    const forbidden = subscriptionRefusal(this.schema, prepared.rootField, context.caller);
+    if (forbidden) {
+      const refused = [asRefusal(forbidden)];
+      const errors = this.format(refused);
+      context.operation.end({ status: forbidden.code === 'UNAUTHENTICATED' ? 401 : 403, codes: codesOf(errors) });
+      return { refused, errors };
+    }
     const { document, operationName, variableValues } = prepared;
     return { context, args: { schema: this.schema, document, operationName, variableValues, contextValue: context } };
   }
@@ -132,8 +168,8 @@ export class OperationPipeline {
    * A subscription a transport refuses before checking its payload (e.g. too many on one
    * connection): recorded as an operation like any other, and its errors formatted.
    */
-  reject(init: OperationInit, error: GraphQLError): Refused {
-    const context = this.begin(init);
+  async reject(init: OperationInit, error: GraphQLError): Promise<Refused> {
+    const context = await this.begin(init);
     const errors = this.format([error]);
     context.operation.end({ codes: codesOf(errors) });
     return { refused: [error], errors };
@@ -161,6 +197,25 @@ export class OperationPipeline {
   format(errors: readonly GraphQLError[]): GraphQLFormattedError[] {
     return formatErrors(this.formatError, errors);
   }
+}
+
+/**
+ * A refusal as Apollo sends it: a GraphQLError with its public code, and its HTTP status
+ * (and, for credentials, the RFC 6750 `WWW-Authenticate` challenge) in `extensions.http`.
+ */
+function asRefusal(error: unknown): GraphQLError {
+  if (error instanceof GraphQLError) return error;
+  if (error instanceof UnauthenticatedError || error instanceof ForbiddenError) {
+    return new GraphQLError(error.message, {
+      originalError: error,
+      extensions: {
+        ...error.extensions,
+        code: error.code,
+        http: { status: error.httpStatus, headers: new HeaderMap([['www-authenticate', error.wwwAuthenticate]]) },
+      },
+    });
+  }
+  throw error;
 }
 
 /** `extensions.code` of each formatted error (public codes). */

@@ -5,7 +5,9 @@ import {
   parse,
   specifiedRules,
   validate,
+  Kind,
   type DocumentNode,
+  type OperationDefinitionNode,
   type GraphQLFormattedError,
   type GraphQLSchema,
   type ParseOptions,
@@ -36,6 +38,8 @@ export type PreparedSubscription =
       variableValues: Record<string, unknown> | undefined;
       /** The name of the operation the document resolved to (for telemetry), if it has one. */
       resolvedName: string | undefined;
+      /** The subscription's root field (a subscription has exactly one). */
+      rootField: string | undefined;
     };
 
 /**
@@ -81,6 +85,7 @@ export function prepareSubscription(
     operationName: payload.operationName ?? undefined,
     variableValues: payload.variables ?? undefined,
     resolvedName: operation.name?.value,
+    rootField: rootFieldOf(operation),
   };
 }
 
@@ -103,4 +108,12 @@ function withCode(error: GraphQLError, code: ErrorCode): GraphQLError {
     positions: error.positions,
     extensions: { ...error.extensions, code },
   });
+}
+
+/** The first root field of an operation (`__typename` aside), fragments looked through inline. */
+function rootFieldOf(operation: OperationDefinitionNode): string | undefined {
+  for (const selection of operation.selectionSet.selections) {
+    if (selection.kind === Kind.FIELD && selection.name.value !== '__typename') return selection.name.value;
+  }
+  return undefined;
 }

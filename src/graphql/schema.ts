@@ -5,6 +5,7 @@ import type { GraphQLSchema } from 'graphql';
 import { parse } from 'graphql';
 import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper';
 import { BadUserInputError } from '../errors';
+import { enforceAuthorization } from './authorization';
 import { resolvers } from './resolvers';
 
 /**
@@ -35,6 +36,9 @@ export function buildSchema(options: { maxRepresentations: number } = { maxRepre
     typeDefs: parse(loadTypeDefs()),
     resolvers: resolvers as GraphQLResolverMap<unknown>,
   });
+  // The limits wrap outermost: an oversized or unknown `_entities` call is refused before
+  // its types' scopes are checked.
+  enforceAuthorization(schema);
   guardEntities(schema, options.maxRepresentations);
   return schema;
 }

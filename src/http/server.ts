@@ -1,6 +1,7 @@
 import { ApolloServer } from '@apollo/server';
 import { fastifyApolloHandler } from '@as-integrations/fastify';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { GraphQLError } from 'graphql';
 import { ErrorCode } from '../errors';
 import type { GatewayServices, GraphQLContext } from '../graphql/context';
 import { createFormatError } from '../graphql/format-error';
@@ -11,6 +12,7 @@ import { operationPlugin } from '../graphql/plugins/operation';
 import { buildSchema } from '../graphql/schema';
 import type { Instruments } from '../telemetry/instruments';
 import type { Logger } from '../telemetry/logger';
+import { credentialsOf } from './credentials';
 import { responseSignal } from './disconnect';
 import { registerCors } from './cors';
 import { drainHttp } from './drain';
@@ -23,6 +25,11 @@ import { registerSseRoute, SSE_PATH } from './sse';
 import { createWebSocketTransport } from './websocket';
 
 export const GRAPHQL_PATH = '/graphql';
+
+/** How long an automatically persisted query stays registered. */
+const APQ_TTL_SECONDS = 86_400;
+/** Larger documents are not registered (a client sends them whole each time). */
+const APQ_MAX_DOCUMENT_BYTES = 64 * 1024;
 
 export interface HttpServer {
   app: FastifyInstance;
@@ -100,6 +107,9 @@ export async function createHttpServer(options: {
     csrfPrevention: true,
     validationRules: [...pipeline.limitRules],
     parseOptions: pipeline.parseOptions,
+    // Automatic persisted queries (Apollo Client's persisted query link) in the cache's own
+    // store (memory or Redis), a day at most, documents up to 64 KiB.
+    persistedQueries: { cache: services.cache.documents({ ttlSeconds: APQ_TTL_SECONDS, maxDocumentBytes: APQ_MAX_DOCUMENT_BYTES }), ttl: APQ_TTL_SECONDS },
     // No "Did you mean …" in production: it would reveal the schema introspection hides.
     hideSchemaDetailsFromClientErrors: production,
     // main.ts owns signals: Apollo's own handlers would re-raise SIGTERM after stopping
@@ -120,12 +130,19 @@ export async function createHttpServer(options: {
     method: ['GET', 'POST'],
     handler: fastifyApolloHandler(apollo, {
       context: async (request, reply) => {
-        const context = pipeline.begin({
+        const credentials = credentialsOf(request);
+        if (credentials.refusal) {
+          throw new GraphQLError(credentials.refusal, { extensions: { code: ErrorCode.BAD_REQUEST, http: { status: 400 } } });
+        }
+        const context = await pipeline.begin({
           transport: 'http',
           logger: logger.child({ reqId: request.id }),
           signal: responseSignal(reply.raw),
-          // Checked before Apollo parses anything: the operation name's length, list sizes.
-          raw: request.method === 'POST' ? (request.body as RawOperation) : { operationName: (request.query as RawOperation | undefined)?.operationName },
+          // Checked before Apollo parses anything (the operation name's length, list sizes);
+          // a POST naming a trusted document by hash gets its body here.
+          raw: request.method === 'POST' ? (request.body as RawOperation) : rawFromQuery(request.query),
+          authorization: credentials.authorization,
+          address: request.ip,
           headers: (name) => {
             const value = request.headers[name];
             return Array.isArray(value) ? value[0] : value;
@@ -173,6 +190,20 @@ function registerExplorer(app: FastifyInstance, logger: Logger): string | undefi
     logger.warn({ err: error }, 'GraphiQL is not served: its packages are not installed (npm ci installs them)');
     return undefined;
   }
+}
+
+/** A GET's operation from its query string (its `extensions` and `variables` are JSON text). */
+function rawFromQuery(query: unknown): RawOperation {
+  const params = (query ?? {}) as Record<string, unknown>;
+  const json = (value: unknown): unknown => {
+    if (typeof value !== 'string') return undefined;
+    try {
+      return JSON.parse(value);
+    } catch {
+      return undefined; // Apollo answers the malformed parameter itself
+    }
+  };
+  return { query: params.query, operationName: params.operationName, variables: json(params.variables), extensions: json(params.extensions) };
 }
 
 function apolloLogger(logger: Logger) {

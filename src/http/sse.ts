@@ -1,10 +1,11 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { ExecutionResult, GraphQLFormattedError } from 'graphql';
+import type { ExecutionResult, GraphQLError, GraphQLFormattedError } from 'graphql';
 import { createHandler } from 'graphql-sse/lib/use/fastify';
 import { ErrorCode } from '../errors';
 import type { GraphQLContext } from '../graphql/context';
 import type { OperationPipeline } from '../graphql/pipeline';
 import type { Logger } from '../telemetry/logger';
+import { credentialsOf } from './credentials';
 import { csrfRefusal } from './csrf';
 import { responseSignal } from './disconnect';
 
@@ -38,17 +39,19 @@ export function registerSseRoute(app: FastifyInstance, options: { pipeline: Oper
   const contexts = new WeakMap<object, GraphQLContext>();
 
   const handler = createHandler<SseContext>({
-    onSubscribe: (req, params) => {
-      const subscribed = pipeline.subscribe(
+    onSubscribe: async (req, params) => {
+      const subscribed = await pipeline.subscribe(
         {
           transport: 'sse',
           logger: logger.child({ reqId: req.raw.id }),
           signal: responseSignal(req.context.reply.raw),
           headers: (name) => headerOf(req.raw, name),
+          authorization: headerOf(req.raw, 'authorization'),
+          address: req.raw.ip,
         },
         params,
       );
-      if ('refused' in subscribed) return jsonError(400, 'Bad Request', subscribed.errors);
+      if ('refused' in subscribed) return jsonError(statusOf(subscribed.refused[0]), subscribed.errors, challengeOf(subscribed.refused[0]));
       contexts.set(req.raw, subscribed.context);
       // graphql-sse takes the context from here when onSubscribe returns the arguments.
       return subscribed.args as typeof subscribed.args & { contextValue: SseContext };
@@ -82,7 +85,7 @@ export function registerSseRoute(app: FastifyInstance, options: { pipeline: Oper
           );
       }
       // A stream starts paid work: a page on another site must not be able to start one.
-      const csrf = csrfRefusal(request.headers);
+      const csrf = csrfRefusal(request.headers) ?? credentialsOf(request).refusal;
       if (csrf) return reply.code(400).header('content-type', 'application/json; charset=utf-8').send(errorBody(csrf));
       open.add(reply);
       reply.raw.once('close', () => open.delete(reply));
@@ -126,9 +129,23 @@ function errorBody(message: string, code: string = ErrorCode.BAD_REQUEST): { err
 }
 
 /** Request-level errors answer like Apollo over HTTP: a status with a JSON body, no stream. */
-function jsonError(status: number, statusText: string, errors: GraphQLFormattedError[]) {
-  return [
-    JSON.stringify({ errors }),
-    { status, statusText, headers: { 'content-type': 'application/json; charset=utf-8' } },
-  ] as [string, { status: number; statusText: string; headers: Record<string, string> }];
+function jsonError(status: number, errors: GraphQLFormattedError[], challenge?: string) {
+  const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8' };
+  if (challenge) headers['www-authenticate'] = challenge;
+  const statusText = status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : 'Bad Request';
+  return [JSON.stringify({ errors }), { status, statusText, headers }] as [
+    string,
+    { status: number; statusText: string; headers: Record<string, string> },
+  ];
+}
+
+/** The HTTP status a refusal asks for (`extensions.http.status`), 400 by default. */
+function statusOf(error: GraphQLError | undefined): number {
+  return (error?.extensions.http as { status?: number } | undefined)?.status ?? 400;
+}
+
+/** The `WWW-Authenticate` challenge of a credentials refusal. */
+function challengeOf(error: GraphQLError | undefined): string | undefined {
+  const headers = (error?.extensions.http as { headers?: Map<string, string> } | undefined)?.headers;
+  return headers?.get('www-authenticate');
 }

@@ -1,6 +1,7 @@
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
-import { ErrorCode } from '../errors';
+import type { Caller } from '../auth';
+import { ErrorCode, UnauthenticatedError } from '../errors';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { GraphQLContext } from '../graphql/context';
@@ -57,9 +58,20 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): We
   const contextOf = (socket: WebSocket, id: string): GraphQLContext | undefined => running.get(socket)?.get(id);
   const forget = (socket: WebSocket, id: string): GraphQLContext | undefined => {
     const context = contextOf(socket, id);
-    running.get(socket)?.delete(id);
+    if (context) {
+      running.get(socket)?.delete(id);
+      releaseSlot(socket);
+    }
     return context;
   };
+  // Subscriptions each connection runs or is setting up (for MAX_SUBSCRIPTIONS_PER_CONNECTION).
+  const slots = new WeakMap<WebSocket, number>();
+  const releaseSlot = (socket: WebSocket): void => {
+    slots.set(socket, Math.max(0, (slots.get(socket) ?? 1) - 1));
+  };
+  // The caller of each connection, from its connection_init.
+  const callers = new WeakMap<WebSocket, Caller>();
+  const authenticator = pipeline.services.authenticator;
 
   let draining = false;
   let total = 0;
@@ -76,19 +88,47 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): We
     {
       // Never put internal error text in a close reason, in development either.
       isProd: true,
-      onSubscribe: (ctx, id, payload) => {
-        const init = { transport: 'websocket' as const, logger: logger.child({ subscriptionId: id }), signal: socketSignal(ctx.extra.socket) };
-        if (draining) return pipeline.reject(init, shuttingDown()).refused;
-        // Each subscription holds a stream buffer: bound how many one connection runs.
-        if ((running.get(ctx.extra.socket)?.size ?? 0) >= options.maxSubscriptionsPerConnection) {
-          return pipeline.reject(init, tooManySubscriptions(options.maxSubscriptionsPerConnection)).refused;
+      // Who is calling is decided once per connection, from the `connection_init` payload's
+      // `authorization` (the convention of Apollo Client and Sandbox). Bad credentials close
+      // the connection (4403 Forbidden); none leave a caller without scopes under AUTH_MODE=jwt.
+      onConnect: async (ctx) => {
+        const params = ctx.connectionParams;
+        const authorization = typeof params?.authorization === 'string' ? params.authorization : undefined;
+        try {
+          callers.set(ctx.extra.socket, await authenticator.authenticate({ authorization, address: addressOf(ctx.extra.request) }));
+          return true;
+        } catch (error) {
+          if (!(error instanceof UnauthenticatedError)) throw error;
+          logger.debug({ reason: error.reason }, 'WebSocket connection refused: bad credentials');
+          return false;
         }
-        const subscribed = pipeline.subscribe(init, payload);
+      },
+      onSubscribe: async (ctx, id, payload) => {
+        const socket = ctx.extra.socket;
+        const init = {
+          transport: 'websocket' as const,
+          logger: logger.child({ subscriptionId: id }),
+          signal: socketSignal(socket),
+          address: addressOf(ctx.extra.request),
+          caller: callers.get(socket),
+        };
+        if (draining) return (await pipeline.reject(init, shuttingDown())).refused;
+        // Each subscription holds a stream buffer: bound how many one connection runs. The
+        // slot is taken before anything is awaited, so a burst cannot slip past the bound.
+        const held = slots.get(socket) ?? 0;
+        if (held >= options.maxSubscriptionsPerConnection) {
+          return (await pipeline.reject(init, tooManySubscriptions(options.maxSubscriptionsPerConnection))).refused;
+        }
+        slots.set(socket, held + 1);
+        const subscribed = await pipeline.subscribe(init, payload);
         // graphql-ws formats these through `onError` and sends them as the `error` message;
         // the operation has already ended.
-        if ('refused' in subscribed) return subscribed.refused;
-        let contexts = running.get(ctx.extra.socket);
-        if (!contexts) running.set(ctx.extra.socket, (contexts = new Map()));
+        if ('refused' in subscribed) {
+          releaseSlot(socket);
+          return subscribed.refused;
+        }
+        let contexts = running.get(socket);
+        if (!contexts) running.set(socket, (contexts = new Map()));
         contexts.set(id, subscribed.context);
         started();
         return subscribed.args;
@@ -159,4 +199,9 @@ function tooManySubscriptions(max: number): GraphQLError {
     `A connection may run at most ${max} subscriptions at once (MAX_SUBSCRIPTIONS_PER_CONNECTION); complete one first or open another connection.`,
     { extensions: { code: ErrorCode.BAD_REQUEST, limit: 'MAX_SUBSCRIPTIONS_PER_CONNECTION' } },
   );
+}
+
+/** The client address behind a WebSocket's upgrade request. */
+function addressOf(request: IncomingMessage): string {
+  return request.socket.remoteAddress ?? 'unknown';
 }

@@ -47,6 +47,8 @@ export function httpServerMetrics(meter: Meter): HttpServerMetrics {
 
 /** Operation names come from clients: past this many distinct names, new ones are `(other)`. */
 const MAX_OPERATION_NAMES = 200;
+/** Tenants come from verified tokens: past this many distinct tenants, new ones are `(other)`. */
+const MAX_TENANTS = 100;
 /** …and a name longer than this is `(too long)`, whatever validation let through. */
 const MAX_OPERATION_NAME_LABEL = 64;
 /** `extensions.code` values are public codes; anything else is counted as `(other)`. */
@@ -57,6 +59,8 @@ export interface GraphQLOperationFigures {
   type: string | undefined;
   /** undefined for an anonymous operation. */
   name: string | undefined;
+  /** The caller's tenant; undefined when the operation was refused before it was known. */
+  tenant?: string | undefined;
   seconds: number;
   /** `extensions.code` of each error in the response (empty when it succeeded). */
   errorCodes: readonly string[];
@@ -92,13 +96,22 @@ export function graphqlMetrics(meter: Meter): GraphQLMetrics {
     names.add(name);
     return name;
   };
+  const tenants = new Set<string>();
+  const boundedTenant = (tenant: string | undefined): string => {
+    if (tenant === undefined) return '';
+    if (tenants.has(tenant)) return tenant;
+    if (tenants.size >= MAX_TENANTS) return '(other)';
+    tenants.add(tenant);
+    return tenant;
+  };
   return {
-    operation({ type, name, seconds, errorCodes }) {
+    operation({ type, name, tenant, seconds, errorCodes }) {
       const operationType = type ?? '';
       const operationName = boundedName(name);
       const attributes: Attributes = {
         'graphql.operation.type': operationType,
         'graphql.operation.name': operationName,
+        'gateway.tenant': boundedTenant(tenant),
         outcome: errorCodes.length === 0 ? 'ok' : errorCodes.every((code) => code === 'CLIENT_CLOSED_REQUEST') ? 'client_closed' : 'error',
       };
       requests.add(1, attributes);

@@ -98,6 +98,8 @@ export class ObservedOperation {
   readonly startedAt = performance.now();
   type: string | undefined;
   name: string | undefined;
+  /** The caller's tenant, once known (never the subject or the token). */
+  tenant: string | undefined;
   /** Results sent (subscription payloads; 1 for a query or mutation). */
   results = 0;
   readonly #codes: string[] = [];
@@ -115,6 +117,12 @@ export class ObservedOperation {
 
   get ended(): boolean {
     return this.#ended;
+  }
+
+  /** The caller is known: its tenant goes on the span, the log line and a bounded metric label. */
+  identify(tenant: string): void {
+    this.tenant = tenant;
+    this.span.setAttribute('gateway.tenant', tenant);
   }
 
   /** The document resolved to an operation: names the span, the metrics and the log line. */
@@ -150,13 +158,14 @@ export class ObservedOperation {
     if (subscription) this.span.setAttribute('graphql.subscription.chunks', this.results);
     this.span.end();
 
-    this.metrics.operation({ type: this.type, name: this.name, seconds: cost.totalMs / 1000, errorCodes: codes });
+    this.metrics.operation({ type: this.type, name: this.name, tenant: this.tenant, seconds: cost.totalMs / 1000, errorCodes: codes });
     const spanContext = this.span.spanContext();
     this.logger[levelOf(codes)](
       {
         operationName: this.name ?? null,
         operationType: this.type ?? null,
         transport: this.transport,
+        ...(this.tenant !== undefined ? { tenant: this.tenant } : {}),
         ...(outcome.status !== undefined ? { status: outcome.status } : {}),
         outcome: outcomeOf(codes),
         ...(codes.length > 0 ? { errorCodes: distinct, errorCount: codes.length } : {}),

@@ -22,6 +22,7 @@ describe('as a Federation 2 subgraph', () => {
   let routerUrl: string;
   let knownId: string;
   let routerGateway: ApolloGateway;
+  let supergraphSdl: string;
 
   beforeAll(async () => {
     gateway = await startTestGateway();
@@ -48,9 +49,13 @@ describe('as a Federation 2 subgraph', () => {
       { name: 'articles', typeDefs: articlesTypeDefs, url: 'local://articles' },
     ]);
     expect(composed.errors ?? []).toEqual([]);
+    supergraphSdl = composed.supergraphSdl!;
 
     routerGateway = new ApolloGateway({
-      supergraphSdl: composed.supergraphSdl!,
+      // @apollo/gateway cannot enforce the SECURITY features (@authenticated,
+      // @requiresScopes; Apollo Router does) and refuses a supergraph that requires them:
+      // it gets them as plain links, and this subgraph enforces the scopes itself.
+      supergraphSdl: supergraphSdl.replaceAll(', for: SECURITY)', ')'),
       buildService: ({ name, url }) =>
         name === 'articles' ? new LocalGraphQLDataSource(articlesSchema) : new RemoteGraphQLDataSource({ url }),
     });
@@ -76,6 +81,16 @@ describe('as a Federation 2 subgraph', () => {
     expect(String(body.data.articles[0]!.summary!.content)).toMatch(/Simulated/);
     expect(body.data.articles[1]!.summary).toBeNull();
     expect(chatCalls(gateway)).toBe(before);
+  });
+
+  it('puts @authenticated and @requiresScopes in the supergraph, so a router enforces the same scopes', () => {
+    const field = (name: string): string => supergraphSdl.split('\n').find((line) => new RegExp(`^\\s+${name}\\(|^\\s+${name}:`).test(line)) ?? '';
+    expect(supergraphSdl).toMatch(/@link\(url: "https:\/\/specs\.apollo\.dev\/requiresScopes\/v0\.1", for: SECURITY\)/);
+    expect(field('completion')).toMatch(/@authenticated @requiresScopes\(scopes: \[\["completions:read"\]\]\)/);
+    expect(field('completionStream')).toMatch(/@requiresScopes\(scopes: \[\["completions:stream"\]\]\)/);
+    expect(field('createCompletion')).toMatch(/@requiresScopes\(scopes: \[\["completions:write"\]\]\)/);
+    expect(field('upstream')).toMatch(/@requiresScopes\(scopes: \[\["gateway:admin"\]\]\)/);
+    expect(supergraphSdl).toMatch(/type Completion[^{]*@authenticated[^{]*@requiresScopes\(scopes: \[\["completions:read"\]\]\)/);
   });
 
   it('routes root fields of this subgraph through the router', async () => {

@@ -127,7 +127,7 @@ export type CompletionChunk = {
 
 /** One chat completion request. Give exactly one of `prompt` or `messages`. */
 export type CompletionInput = {
-  /** USE (default): read and write the cache; BYPASS: neither; REFRESH: skip the read, write the new answer. */
+  /** USE (default): read and write the cache; BYPASS: neither; REFRESH: skip the read, write the new answer. BYPASS and REFRESH spend money on purpose: they need the completions:write scope. */
   cache?: InputMaybe<CachePolicy>;
   /** 1 to 393216 output tokens. */
   maxTokens?: InputMaybe<Scalars['Int']['input']>;

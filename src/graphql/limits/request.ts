@@ -4,8 +4,10 @@ import type { QueryLimits } from './types';
 
 /** What a transport received, before it is parsed. */
 export interface RawOperation {
+  query?: unknown;
   operationName?: unknown;
   variables?: unknown;
+  extensions?: unknown;
 }
 
 /** JSON values of the variables looked at per allowed list item, at most, before refusing. */

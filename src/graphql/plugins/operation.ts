@@ -19,7 +19,14 @@ export function operationPlugin(): ApolloServerPlugin<GraphQLContext> {
           if (operation) contextValue.operation.resolved(operation.operation, operationName ?? undefined);
         },
         async willSendResponse({ response, contextValue }) {
-          contextValue.operation.result(responseErrorCodes(response));
+          const codes = responseErrorCodes(response);
+          // A request refused as a whole for want of credentials is an HTTP 401 with the
+          // RFC 6750 challenge (a per-field refusal keeps 200, as GraphQL partial results do).
+          if (codes.length > 0 && codes.every((code) => code === 'UNAUTHENTICATED') && response.body.kind === 'single' && response.body.singleResult.data == null) {
+            response.http.status = 401;
+            response.http.headers.set('www-authenticate', 'Bearer');
+          }
+          contextValue.operation.result(codes);
           const cost = contextValue.operation.end({ status: response.http.status ?? 200 });
           if (response.body.kind === 'single') {
             const result = response.body.singleResult;

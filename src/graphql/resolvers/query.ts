@@ -1,26 +1,27 @@
 import type { QueryResolvers } from '../generated/types';
+import { allowedPolicy } from '../input/cache-policy';
 import { normaliseCompletionInput, normaliseFimInput } from '../input/completion-input';
 import { upstreamStatus } from './upstream-status';
 
 export const Query: QueryResolvers = {
-  completion: (_parent, { input }, { loaders, services, budget }) => {
+  completion: (_parent, { input }, { loaders, services, budget, caller }) => {
     budget.take(1, 'input');
-    return loaders.completion.load(normaliseCompletionInput(input, services.config.deepseek.model));
+    return loaders.completion.load(allowedPolicy(caller, normaliseCompletionInput(input, services.config.deepseek.model)));
   },
 
   // One promise per item: graphql-js reports a rejected item as that item's error and the
   // item as null (the list is nullable per item), while the other items still resolve.
   // Duplicates share one load through the per-request loader.
-  completions: (_parent, { inputs }, { loaders, services, budget }) => {
+  completions: (_parent, { inputs }, { loaders, services, budget, caller }) => {
     budget.take(inputs.length, 'inputs');
     return inputs.map(async (input, index) =>
-      loaders.completion.load(normaliseCompletionInput(input, services.config.deepseek.model, `inputs[${index}]`)),
+      loaders.completion.load(allowedPolicy(caller, normaliseCompletionInput(input, services.config.deepseek.model, `inputs[${index}]`))),
     );
   },
 
-  fimCompletion: (_parent, { input }, { loaders, services, budget }) => {
+  fimCompletion: (_parent, { input }, { loaders, services, budget, caller }) => {
     budget.take(1, 'input');
-    return loaders.completion.load(normaliseFimInput(input, services.config.deepseek.model));
+    return loaders.completion.load(allowedPolicy(caller, normaliseFimInput(input, services.config.deepseek.model)));
   },
 
   // Model metadata and the balance are kept briefly (DEEPSEEK_ACCOUNT_INFO_TTL_MS), and each

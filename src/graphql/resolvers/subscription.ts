@@ -1,6 +1,7 @@
 import type { StreamChunk } from '../../streaming/stream-hub';
 import { toError } from '../../lib/abort';
 import type { ResolversTypes, SubscriptionResolvers } from '../generated/types';
+import { allowedPolicy } from '../input/cache-policy';
 import { normaliseCompletionInput } from '../input/completion-input';
 import { FINISH_REASON } from './completion';
 
@@ -13,10 +14,10 @@ export const Subscription: SubscriptionResolvers = {
   completionStream: {
     // Validation errors (BAD_USER_INPUT) throw here, before any upstream work, and reach the
     // client like a query's. Everything later arrives through the iterator.
-    subscribe: (_parent, { input }, { services, budget, operation }) => {
+    subscribe: (_parent, { input }, { services, budget, operation, caller, cacheScope }) => {
       budget.take(1, 'input');
-      const { request, policy } = normaliseCompletionInput(input, services.config.deepseek.model);
-      return errorsAsEvents(services.streams.subscribe(request, policy, operation.traceContext));
+      const { request, policy } = allowedPolicy(caller, normaliseCompletionInput(input, services.config.deepseek.model));
+      return errorsAsEvents(services.streams.subscribe(request, policy, operation.traceContext, cacheScope));
     },
     // A stream's failure is thrown from the field resolver, so graphql-js reports it as a
     // located field error (`path: ["completionStream"]`) in a `next` payload, shaped by the
