@@ -1,0 +1,41 @@
+import type { FuzzOperation } from './operations';
+import type { RequestBody } from './requests';
+
+/**
+ * The probes of the "Hostile input" issue (test/e2e/hostile-input.test.ts pins each one's
+ * exact refusal), given to the fuzz properties as fixed examples: each runs first, through
+ * the same generic checks as every generated input. Built lazily: some are megabytes.
+ */
+
+const COMPLETION_ID = `cmpl_v1_${'A'.repeat(43)}`;
+const ENTITIES = 'query ($r: [_Any!]!) { _entities(representations: $r) { ... on Completion { id } } }';
+
+/** Documents (and their variables) that once cost seconds or froze the process. */
+export function probeOperations(): FuzzOperation[] {
+  const fragments = Array.from({ length: 10 }, (_, i) =>
+    i === 0 ? 'fragment F0 on UpstreamStatus { mode circuit }' : `fragment F${i} on UpstreamStatus { mode ...F${i - 1} circuit ...F${i - 1} }`,
+  );
+  return [
+    { query: `{ ${Array.from({ length: 300_000 }, (_, i) => `a${i}: __typename`).join(' ')} }` },
+    { query: `{ ${Array.from({ length: 21 }, (_, i) => `a${i}: __typename`).join(' ')} }` },
+    { query: `{ upstream { ...F9 } } ${fragments.join(' ')}` },
+    { query: `{ upstream { ${'mode '.repeat(100_000)} } }` },
+    { query: `query ${'N'.repeat(40_000)} { __typename }` },
+    {
+      query: 'query ($input: CompletionInput!) { completion(input: $input) { id } }',
+      variables: { input: { messages: Array.from({ length: 200_000 }, () => ({ role: 'USER', content: 'x' })), cache: 'BYPASS' } },
+    },
+    { query: ENTITIES, variables: { r: Array.from({ length: 60_000 }, () => ({ __typename: 'Completion', id: COMPLETION_ID })) } },
+    { query: ENTITIES, variables: { r: [{ __typename: 'Nope', id: 'x' }] } },
+    { query: `{ ${Array.from({ length: 20 }, (_, i) => `m${i}: models { id }`).join(' ')} }` },
+  ];
+}
+
+/** Request bodies: an over-long operationName in the request, an APQ hash that does not match its query. */
+export function probeBodies(): RequestBody[] {
+  return [
+    { query: '{ __typename }', operationName: 'N'.repeat(40_000) },
+    { query: '{ __typename }', extensions: { persistedQuery: { version: 1, sha256Hash: 'f'.repeat(64) } } },
+    { extensions: { persistedQuery: { version: 1, sha256Hash: 'f'.repeat(64) } } },
+  ];
+}
