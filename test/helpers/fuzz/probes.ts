@@ -28,6 +28,11 @@ export function probeOperations(): FuzzOperation[] {
     { query: ENTITIES, variables: { r: Array.from({ length: 60_000 }, () => ({ __typename: 'Completion', id: COMPLETION_ID })) } },
     { query: ENTITIES, variables: { r: [{ __typename: 'Nope', id: 'x' }] } },
     { query: `{ ${Array.from({ length: 20 }, (_, i) => `m${i}: models { id }`).join(' ')} }` },
+    // Found by this fuzzer: a representation without its key field was a masked internal
+    // error (src/graphql/schema.ts, guardEntities, now refuses it as BAD_USER_INPUT).
+    { query: ENTITIES, variables: { r: [{ __typename: 'Completion' }] } },
+    { query: ENTITIES, variables: { r: [{ __typename: 'Completion', id: null }] } },
+    { query: '{ _entities(representations: [{__typename: "Completion", id: [1]}]) { __typename } }' },
   ];
 }
 
