@@ -33,6 +33,23 @@ export function probeOperations(): FuzzOperation[] {
     { query: ENTITIES, variables: { r: [{ __typename: 'Completion' }] } },
     { query: ENTITIES, variables: { r: [{ __typename: 'Completion', id: null }] } },
     { query: '{ _entities(representations: [{__typename: "Completion", id: [1]}]) { __typename } }' },
+    ...probeSubscriptions(),
+  ];
+}
+
+/**
+ * Found by this fuzzer: @skip/@include at a subscription's top level made graphql-js's
+ * validation throw (a 500 over HTTP and SSE, a 4500 close over WebSocket); refused since
+ * by src/graphql/limits/subscription-root.ts.
+ */
+export function probeSubscriptions(): FuzzOperation[] {
+  return [
+    { query: 'subscription { __typename @include }' },
+    { query: 'subscription { ...F0 @include }' },
+    {
+      query: 'subscription S($x: Boolean!) { ...F } fragment F on Subscription { completionStream(input: {prompt: "x"}) @include(if: $x) { delta } }',
+      variables: { x: true },
+    },
   ];
 }
 
