@@ -42,7 +42,7 @@ export function errorListProblems(errors: unknown): string[] {
   if (!Array.isArray(errors) || errors.length === 0) return ['errors is not a non-empty list'];
   const problems: string[] = [];
   errors.forEach((error: unknown, index) => {
-    const extensions = (error as { extensions?: { code?: unknown; stacktrace?: unknown } } | null)?.extensions;
+    const extensions = (error as { extensions?: { code?: unknown; stacktrace?: unknown; http?: unknown } } | null)?.extensions;
     const code = extensions?.code;
     if (typeof (error as { message?: unknown } | null)?.message !== 'string') problems.push(`errors[${index}] has no message`);
     if (!isErrorCode(code)) problems.push(`errors[${index}].extensions.code is ${JSON.stringify(code)}, not a public code`);
@@ -51,6 +51,7 @@ export function errorListProblems(errors: unknown): string[] {
     // rejection means input validation let through something it should have refused.
     else if (code === ErrorCode.UPSTREAM_REJECTED) problems.push(`errors[${index}] is UPSTREAM_REJECTED: bad input reached DeepSeek`);
     if (extensions?.stacktrace !== undefined) problems.push(`errors[${index}] carries a stacktrace`);
+    if (extensions?.http !== undefined) problems.push(`errors[${index}] carries Apollo's internal extensions.http`);
   });
   return problems;
 }
