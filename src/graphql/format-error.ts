@@ -45,7 +45,8 @@ export function createFormatError(logger: Logger, options: FormatErrorOptions) {
       }
       if (isErrorCode(code) && code !== ErrorCode.INTERNAL_SERVER_ERROR && !isUnexpected(original)) {
         // Parse/validation/variable errors from Apollo: their message is about the query.
-        // `http` is Apollo's instruction for the response, never part of the error itself.
+        // `http` is Apollo's status hint: Apollo strips it over HTTP, the streaming
+        // transports (which format refusals here too) must not send it either.
         const { stacktrace: _stacktrace, http: _http, ...extensions } = formatted.extensions ?? {};
         return { ...formatted, message: publicMessage(formatted.message, options), extensions: { ...extensions, ...limitOf(formatted.message) } };
       }

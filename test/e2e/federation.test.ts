@@ -101,4 +101,15 @@ describe('as a Federation 2 subgraph', () => {
     });
     expect(await res.json()).toEqual({ data: { upstream: { mode: 'SIMULATOR', circuit: 'CLOSED' } } });
   });
+
+  // Found by test/e2e/fuzz.test.ts: these reached the reference resolver's DataLoader, which
+  // throws on a missing key, and came back as a masked INTERNAL_SERVER_ERROR.
+  it.each([
+    ['without its id', { __typename: 'Completion' }],
+    ['with a null id', { __typename: 'Completion', id: null }],
+    ['with an id that is not a scalar', { __typename: 'Completion', id: { a: 1 } }],
+  ])('refuses a representation %s as BAD_USER_INPUT naming the key field', async (_what, representation) => {
+    const res = await gql(gateway, 'query ($r: [_Any!]!) { _entities(representations: $r) { ... on Completion { id } } }', { r: [{ __typename: 'Completion', id: knownId }, representation] });
+    expect(res.errors).toEqual([expect.objectContaining({ extensions: { code: 'BAD_USER_INPUT', field: 'representations[1].id' } })]);
+  });
 });

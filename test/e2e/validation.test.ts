@@ -1,3 +1,5 @@
+import { createClient } from 'graphql-ws';
+import WebSocket from 'ws';
 import type { Gateway } from '../../src/app';
 import { gql, startTestGateway } from '../helpers/gateway';
 
@@ -105,6 +107,36 @@ describe('input validation happens before any upstream call', () => {
     const res = await gql(gateway, '{ completion { nope } }');
     expect(res.status).toBe(400);
     expect(res.errors![0]!.extensions!.code).toBe('GRAPHQL_VALIDATION_FAILED');
+  });
+
+  // graphql-js 16's own subscription rule threw on these (a 500, a 4500 close); see
+  // src/graphql/limits/subscription-root.ts.
+  it.each([
+    ['@include without if', 'subscription { __typename @include }'],
+    ['@include(if: $x) through a fragment', 'subscription S($x: Boolean!) { ...F } fragment F on Subscription { completionStream(input: {prompt: "x"}) @include(if: $x) { delta } }'],
+  ])('refuses %s at a subscription top level with GRAPHQL_VALIDATION_FAILED over HTTP, SSE and WebSocket', async (_what, query) => {
+    const refusal = expect.objectContaining({ message: expect.stringMatching(/must not use "@include" in its top-level selection/), extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } });
+    const http = await gql(gateway, query, { x: true });
+    expect(http.status).toBe(400);
+    expect(http.errors![0]).toEqual(refusal);
+
+    const sse = await fetch(`${gateway.url}/graphql/stream`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+      body: JSON.stringify({ query, variables: { x: true } }),
+    });
+    expect(sse.status).toBe(400);
+    expect(((await sse.json()) as { errors: unknown[] }).errors[0]).toEqual(refusal);
+
+    const client = createClient({ url: gateway.graphqlUrl.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
+    try {
+      const errors = await new Promise<unknown>((resolve) => {
+        client.subscribe({ query, variables: { x: true } }, { next: () => undefined, error: resolve, complete: () => resolve('completed') });
+      });
+      expect((errors as unknown[])[0]).toEqual(refusal);
+    } finally {
+      await client.dispose();
+    }
   });
 });
 

@@ -5,6 +5,7 @@ import type { QueryLimits } from './types';
 export { CompletionBudget } from './budget';
 export { checkRawOperation, type RawOperation } from './request';
 export { maxFieldsRule, operationNameRule, queryLimitRules } from './rules';
+export { subscriptionRootDirectivesRule } from './subscription-root';
 export type { QueryLimits } from './types';
 
 /** The limits from the validated configuration. */

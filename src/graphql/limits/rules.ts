@@ -10,6 +10,7 @@ import {
   type ValidationContext,
   type ValidationRule,
 } from 'graphql';
+import { subscriptionRootDirectivesRule } from './subscription-root';
 import type { QueryLimits } from './types';
 
 /** Where a refusal names the limit it hit (the configuration variable). */
@@ -46,6 +47,8 @@ export function queryLimitRules(limits: QueryLimits): ValidationRule[] {
     maxAliasesRule({ n: limits.maxAliases, allowList: [], propagateOnRejection: false, onReject: [reportAs('GRAPHQL_MAX_ALIASES')] }),
     maxFieldsRule(limits.maxFields),
     operationNameRule(limits.maxOperationNameLength),
+    // Not a limit: it keeps graphql-js's own SingleFieldSubscriptionsRule from throwing.
+    subscriptionRootDirectivesRule,
   ] as ValidationRule[];
 }
 
