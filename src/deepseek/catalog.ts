@@ -35,9 +35,10 @@ export type ModelLookup =
 /** Classifies a model name the way DeepSeek would treat it. */
 export function lookupModel(id: string): ModelLookup {
   if ((CURRENT_MODELS as readonly string[]).includes(id)) return { kind: 'current', id };
-  const servedAs = MODEL_ALIASES[id];
+  // Own properties only: `constructor` or `__proto__` must not read as a model.
+  const servedAs = Object.hasOwn(MODEL_ALIASES, id) ? MODEL_ALIASES[id] : undefined;
   if (servedAs !== undefined) return { kind: 'alias', id, servedAs };
-  const retiredOn = RETIRED_MODELS[id];
+  const retiredOn = Object.hasOwn(RETIRED_MODELS, id) ? RETIRED_MODELS[id] : undefined;
   if (retiredOn !== undefined) return { kind: 'retired', id, retiredOn };
   return { kind: 'unknown', id };
 }

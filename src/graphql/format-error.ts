@@ -7,6 +7,8 @@ const MASKED_MESSAGE = 'Internal server error';
 
 /** graphql-js's message when the parser stops at `maxTokens`. */
 const TOKEN_LIMIT = /^Syntax Error: Document contains more that (\d+) tokens\. Parsing aborted\.$/;
+/** graphql-js's last variable error once it has reported its maximum. */
+const TOO_MANY_VARIABLE_ERRORS = /^Too many errors processing variables/;
 /** graphql-js's field and type suggestions, which reveal the schema. */
 const SUGGESTION = / ?Did you mean(.+?)\?$/;
 
@@ -40,6 +42,11 @@ export function createFormatError(logger: Logger, options: FormatErrorOptions) {
         return { message: 'The client closed the request.', path: formatted.path, extensions: { code: ErrorCode.CLIENT_CLOSED_REQUEST } };
       }
       const code = formatted.extensions?.code;
+      // graphql-js stops coercing variables after 50 errors with an error of its own, which
+      // Apollo leaves without a code: it is about the input like the 50 before it.
+      if (original instanceof GraphQLError && original.path === undefined && TOO_MANY_VARIABLE_ERRORS.test(original.message)) {
+        return { message: formatted.message, extensions: { code: ErrorCode.BAD_USER_INPUT } };
+      }
       if (original instanceof GraphQLError && isRequestLevel4xx(original)) {
         return { message: formatted.message, locations: formatted.locations, extensions: { code: ErrorCode.BAD_REQUEST } };
       }

@@ -75,6 +75,8 @@ export async function createHttpServer(options: {
   if (limits.maxConnections > 0) app.server.maxConnections = limits.maxConnections;
   registerHttpServerMetrics(app, options.instruments.meter);
   await registerCors(app, services.config.edge.corsOrigins);
+  // Before any route: a route takes the error handler its context has when it is added.
+  app.setErrorHandler(graphqlErrorHandler(logger, limits.bodyLimitBytes));
   // While draining, every response closes its connection, so a keep-alive socket whose
   // request finishes during the drain does not hold the shutdown open.
   let draining = false;
@@ -123,7 +125,6 @@ export async function createHttpServer(options: {
   });
   await apollo.start();
 
-  app.setErrorHandler(graphqlErrorHandler(logger, limits.bodyLimitBytes));
   app.route({
     url: GRAPHQL_PATH,
     // OPTIONS (CORS preflight) is answered by the CORS plugin.

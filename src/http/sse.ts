@@ -85,8 +85,10 @@ export function registerSseRoute(app: FastifyInstance, options: { pipeline: Oper
           );
       }
       // A stream starts paid work: a page on another site must not be able to start one.
-      const csrf = csrfRefusal(request.headers) ?? credentialsOf(request).refusal;
-      if (csrf) return reply.code(400).header('content-type', 'application/json; charset=utf-8').send(errorBody(csrf));
+      const refusal = csrfRefusal(request.headers) ?? credentialsOf(request).refusal ?? requestProblem(request);
+      if (refusal) return reply.code(400).header('content-type', 'application/json; charset=utf-8').send(errorBody(refusal));
+      // graphql-sse serves "distinct connections" only for an Accept of exactly this.
+      request.headers.accept = EVENT_STREAM;
       open.add(reply);
       reply.raw.once('close', () => open.delete(reply));
       try {
@@ -117,6 +119,39 @@ export function registerSseRoute(app: FastifyInstance, options: { pipeline: Oper
 
 function acceptsEventStream(request: FastifyRequest): boolean {
   return (request.headers.accept ?? '').toLowerCase().includes(EVENT_STREAM);
+}
+
+/**
+ * What graphql-sse would refuse without a code (or, for a JSON body that is not an object,
+ * wait forever for a body Fastify has already read), answered here as a typed 400: the
+ * operation must be a JSON object (POST) or query parameters (GET) with a string `query`,
+ * and `variables` and `extensions` objects when present.
+ */
+function requestProblem(request: FastifyRequest): string | undefined {
+  const expected = "the operation as { query, variables?, operationName?, extensions? } with a string query";
+  let operation: unknown = request.body;
+  if (request.method === 'GET') {
+    const params = (request.query ?? {}) as Record<string, unknown>;
+    try {
+      operation = {
+        query: params.query,
+        operationName: params.operationName,
+        variables: typeof params.variables === 'string' ? JSON.parse(params.variables) : params.variables,
+        extensions: typeof params.extensions === 'string' ? JSON.parse(params.extensions) : params.extensions,
+      };
+    } catch {
+      return `${SSE_PATH}: variables and extensions must be JSON objects; send ${expected}.`;
+    }
+  }
+  if (operation === null || typeof operation !== 'object' || Array.isArray(operation)) return `${SSE_PATH}: send ${expected}.`;
+  const { query, variables, operationName, extensions } = operation as Record<string, unknown>;
+  if (typeof query !== 'string') return `${SSE_PATH}: the query must be a string; send ${expected}.`;
+  const isObject = (value: unknown): boolean => value === undefined || value === null || (typeof value === 'object' && !Array.isArray(value));
+  if (!isObject(variables) || !isObject(extensions)) return `${SSE_PATH}: variables and extensions must be JSON objects; send ${expected}.`;
+  if (operationName !== undefined && operationName !== null && typeof operationName !== 'string') {
+    return `${SSE_PATH}: operationName must be a string; send ${expected}.`;
+  }
+  return undefined;
 }
 
 function headerOf(request: { headers: Record<string, string | string[] | undefined> }, name: string): string | undefined {

@@ -51,6 +51,8 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): We
   const wsServer = new WebSocketServer({ server: options.server, path: options.path, maxPayload: options.maxPayloadBytes });
   // graphql-ws handles the first server error once; a second one must not crash the process.
   wsServer.on('error', (error) => logger.error({ err: error }, 'WebSocket server error'));
+  // Registered before graphql-ws's own handler, so it sees every socket first.
+  wsServer.on('connection', refuseServerMessages);
 
   // The contexts of each connection's running subscriptions (operation ids are unique per
   // connection only); gone with the socket.
@@ -204,4 +206,35 @@ function tooManySubscriptions(max: number): GraphQLError {
 /** The client address behind a WebSocket's upgrade request. */
 function addressOf(request: IncomingMessage): string {
   return request.socket.remoteAddress ?? 'unknown';
+}
+
+/** Message types only a server sends; graphql-ws answers a client sending one with 4500. */
+const SERVER_MESSAGE_TYPES = new Set(['connection_ack', 'next', 'error']);
+
+/**
+ * A client that sends a server's message type breaks the protocol: graphql-ws would throw
+ * on it, close the socket as an internal error (4500) and print the stack to the console.
+ * Close it as the client's error instead (4400 Bad Request), before graphql-ws reads it.
+ */
+function refuseServerMessages(socket: WebSocket): void {
+  const on = socket.on.bind(socket);
+  socket.on = ((event: string, listener: (...args: unknown[]) => void) => {
+    if (event !== 'message') return on(event, listener);
+    return on('message', (data: unknown, isBinary: unknown) => {
+      if (SERVER_MESSAGE_TYPES.has(messageType(data))) {
+        socket.close(4400, 'Invalid message: a client may not send this message type');
+        return;
+      }
+      listener(data, isBinary);
+    });
+  }) as WebSocket['on'];
+}
+
+function messageType(data: unknown): string {
+  try {
+    const type = (JSON.parse(String(data)) as { type?: unknown } | null)?.type;
+    return typeof type === 'string' ? type : '';
+  } catch {
+    return ''; // graphql-ws refuses unparsable messages itself (4400)
+  }
 }

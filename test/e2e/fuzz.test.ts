@@ -30,8 +30,9 @@ import { assertNoProblems, httpAnswerProblems, leakProblems, sseAnswerProblems, 
  * cap on each. FUZZ_SEED=<n>|random and FUZZ_RUNS=<n> widen the search; a failure prints
  * the seed and the shrunk counterexample, and FUZZ_SEED=<that seed> replays it.
  *
- * Defects the fuzzer found whose cause lies outside what this change may touch are pinned
- * below with `it.failing` (each names its cause), and kept out of the properties' inputs.
+ * Defects the fuzzer found are pinned by the fixed cases below (model names that are
+ * Object.prototype members, server message types sent by a client, SSE bodies and
+ * parameters graphql-sse refused without a code, Accept variants, a text/plain POST).
  */
 
 function wsUrl(gateway: Gateway): string {
@@ -117,7 +118,7 @@ describe('fuzzed GraphQL over HTTP (POST and GET /graphql)', () => {
   // src/deepseek/catalog.ts `lookupModel` reads MODEL_ALIASES[id] and RETIRED_MODELS[id]
   // on plain objects, so `constructor` and `toString` are "aliases" served as a function,
   // `__proto__` as Object.prototype. Fix: `Object.hasOwn` before each read.
-  it.failing.each(['constructor', '__proto__', 'toString'])('refuses the model name %j as BAD_USER_INPUT without an upstream call', async (model) => {
+  it.each(['constructor', '__proto__', 'toString'])('refuses the model name %j as BAD_USER_INPUT without an upstream call', async (model) => {
     const before = chatCalls(gateway);
     const res = await gql(gateway, `{ completion(input: {prompt: "Hello", model: ${JSON.stringify(model)}, maxTokens: 1}) { id } }`);
     expect(res.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'input.model' });
@@ -136,9 +137,8 @@ const rawFrame: fc.Arbitrary<string | Buffer> = fc.oneof(
   fc
     .record(
       {
-        // Not the server's own message types (next, error, connection_ack): a client that
-        // sends one gets a 4500 close, a known defect pinned with `it.failing` below.
-        type: fc.constantFrom<unknown>('subscribe', 'complete', 'connection_init', 'ping', 'pong', 'x', 1, null),
+        // The server's own message types included: a client that sends one is closed 4400.
+        type: fc.constantFrom<unknown>('subscribe', 'complete', 'connection_init', 'ping', 'pong', 'next', 'error', 'connection_ack', 'x', 1, null),
         id: fc.constantFrom<unknown>('1', '1', '', 1, null, 'x'.repeat(1000)),
         payload: fc.oneof(
           subscriptionOperation.map((operation): unknown => ({ ...operation })),
@@ -215,7 +215,7 @@ describe('fuzzed subscriptions over WebSocket (graphql-ws on /graphql)', () => {
   // gateway's logger. graphql-ws's server throws "Unexpected message of type next received"
   // and its ws adapter (graphql-ws/use/ws) turns every throw into 4500. Fix belongs in
   // src/http/websocket.ts (refuse client frames of server types with 4400 before graphql-ws).
-  it.failing.each([
+  it.each([
     { type: 'next', id: '1', payload: {} },
     { type: 'error', id: '1', payload: [{ message: 'x' }] },
     { type: 'connection_ack' },
@@ -232,10 +232,9 @@ describe('fuzzed subscriptions over WebSocket (graphql-ws on /graphql)', () => {
 });
 
 /**
- * Requests to /graphql/stream that get past graphql-sse's own parameter checks (a string
- * `query`, object `variables` and `extensions`, an `Accept` of exactly text/event-stream),
- * so they reach the gateway's pipeline; the requests graphql-sse refuses itself are known
- * defects, pinned below with `it.failing`. POST mostly, GET sometimes.
+ * Requests to /graphql/stream whose operation is well-formed enough to reach the
+ * gateway's pipeline (the gateway checks the shape itself first; the fixed cases below pin
+ * those refusals). POST mostly, GET sometimes.
  */
 const sseRequest: fc.Arbitrary<RawRequest> = fc
   .tuple(fuzzStreamPayload({ rawJson: true }), fc.nat({ max: 3 }))
@@ -296,7 +295,7 @@ describe('fuzzed subscriptions over SSE (POST and GET /graphql/stream)', () => {
   // has already consumed, so its 'end' never comes. Fix belongs in src/http/sse.ts (refuse
   // a body that is not a JSON object before handing the request to graphql-sse). Detected
   // with a 2 s limit (a refusal takes milliseconds), the four at once, to keep the suite fast.
-  it.failing('answers the JSON bodies null, 0, false and "" with a typed 400 instead of hanging', async () => {
+  it('answers the JSON bodies null, 0, false and "" with a typed 400 instead of hanging', async () => {
     const problems = await Promise.all(
       ['null', '0', 'false', '""'].map((body) => sseProblems(ssePost(body), 2_000).catch((error: Error) => [`${body}: ${error.message}`])),
     );
@@ -309,7 +308,7 @@ describe('fuzzed subscriptions over SSE (POST and GET /graphql/stream)', () => {
   // extensions", "JSON body must be an object", "Unparsable URL", a JSON.parse message).
   // Fix belongs in src/http/sse.ts (check the parameters in the route, or rewrite those
   // answers with BAD_REQUEST).
-  it.failing.each<[string, RawRequest]>([
+  it.each<[string, RawRequest]>([
     ['a body without a query', ssePost('{}')],
     ['a query that is not a string', ssePost('{"query":1}')],
     ['variables that are not an object', ssePost(JSON.stringify({ query: SUBSCRIPTION, variables: [1] }))],
@@ -325,7 +324,7 @@ describe('fuzzed subscriptions over SSE (POST and GET /graphql/stream)', () => {
   // any Accept header that contains text/event-stream, but graphql-sse serves a subscription
   // only for exactly `text/event-stream`; anything else (a list, a parameter, other case)
   // gets a 404 "Stream not found" without a code. Fix belongs in src/http/sse.ts.
-  it.failing.each(['text/event-stream, */*', 'text/event-stream; charset=utf-8', 'TEXT/EVENT-STREAM'])(
+  it.each(['text/event-stream, */*', 'text/event-stream; charset=utf-8', 'TEXT/EVENT-STREAM'])(
     'streams a subscription for Accept: %s',
     async (accept) => {
       const answer = await exchange(gateway.url, ssePost(JSON.stringify({ query: SUBSCRIPTION }), { accept }));
@@ -339,7 +338,7 @@ describe('fuzzed subscriptions over SSE (POST and GET /graphql/stream)', () => {
   // apollo-require-preflight header) is answered 415 with an empty body, not a JSON error.
   // graphql-sse returns a bare 415 for any POST that is not application/json. Fix belongs
   // in src/http/sse.ts.
-  it.failing('refuses a text/plain POST with a JSON error body', async () => {
+  it('refuses a text/plain POST with a JSON error body', async () => {
     const request = ssePost(JSON.stringify({ query: SUBSCRIPTION }), { 'content-type': 'text/plain', 'apollo-require-preflight': 'true' });
     expect(await sseProblems(request)).toEqual([]);
   });

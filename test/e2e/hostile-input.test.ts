@@ -98,6 +98,16 @@ describe('hostile input is refused before any work, with a typed error naming th
     expect(unknown.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'representations[0].__typename' });
   });
 
+  it('types every variable error, the 51st ("too many errors") included', async () => {
+    const res = await post({
+      query: 'query ($inputs: [CompletionInput!]!) { completions(inputs: $inputs) { id } }',
+      variables: { inputs: Array.from({ length: 60 }, () => 'x') },
+    });
+    expect(res.status).toBe(400);
+    expect(res.errors!.length).toBeGreaterThan(50);
+    expect(new Set(res.errors!.map((error) => error.extensions!.code))).toEqual(new Set(['BAD_USER_INPUT']));
+  });
+
   it('answers an APQ hash that does not match its query with a 400 BAD_REQUEST, not an internal error', async () => {
     const res = await post({ query: '{ __typename }', extensions: { persistedQuery: { version: 1, sha256Hash: 'f'.repeat(64) } } });
     expect(res.status).toBe(400);
