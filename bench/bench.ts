@@ -5,12 +5,17 @@
  *   b. added latency of a cache miss: sequential requests through the gateway vs straight to the simulator
  *   c. upstream calls for N concurrent identical prompts (coalescing)
  *   d. telemetry off vs on (OTLP export to a local sink) on the cache-hit path
+ *   e. caller verification off vs on (AUTH_MODE=jwt, a cached token) on the cache-hit path
  *
  * Every server is a child process (pinned to CPU 1 with taskset when available; this
  * process and autocannon on CPU 0). Talks to 127.0.0.1 only; bounded; stops by itself.
  * See bench/README.md.
  */
-import { loadavg } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SignJWT } from 'jose';
 import { Pool } from 'undici';
 import { parseArgs } from './lib/args';
 import {
@@ -27,7 +32,7 @@ import { OtlpSink } from './lib/sink';
 import { elapsedMs, round, summarize, type Summary } from './lib/stats';
 import { renderTable } from './lib/table';
 
-const ROWS = ['a', 'b', 'c', 'd'] as const;
+const ROWS = ['a', 'b', 'c', 'd', 'e'] as const;
 const SIM_LATENCY_MS = 20;
 /** Row (c) only: long enough that all N requests arrive while the one upstream call runs. */
 const COALESCE_LATENCY_MS = 250;
@@ -367,6 +372,64 @@ async function rowD(ctx: Ctx): Promise<RowD[]> {
   return rows;
 }
 
+interface RowE {
+  auth: 'off' | 'on';
+  result: LoadResult;
+}
+
+/**
+ * Row e: the cost of verifying the caller on the cache-hit path. Two fresh gateways with
+ * the same load: AUTH_MODE=none, and AUTH_MODE=jwt with an HS256 secret and one token sent
+ * on every request (so every request after the first is a verified-token cache hit).
+ */
+async function rowE(ctx: Ctx): Promise<RowE[]> {
+  const { sim, settings, pin } = ctx;
+  const dir = mkdtempSync(join(tmpdir(), 'bench-auth-'));
+  const secretPath = join(dir, 'secret');
+  const secret = randomBytes(48).toString('base64url');
+  writeFileSync(secretPath, secret, { mode: 0o600 });
+  const now = Math.floor(Date.now() / 1000);
+  const token = await new SignJWT({ scope: 'completions:read', tenant: 'bench' })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setIssuer('urn:bench')
+    .setAudience('deepseek-gateway')
+    .setSubject('bench')
+    .setIssuedAt(now)
+    .setExpirationTime(now + 3600)
+    .sign(new TextEncoder().encode(secret));
+  const modes: Array<{ auth: RowE['auth']; env: Record<string, string>; headers: Record<string, string> }> = [
+    { auth: 'off', env: { AUTH_MODE: 'none' }, headers: {} },
+    {
+      auth: 'on',
+      env: { AUTH_MODE: 'jwt', AUTH_SECRET_FILE: secretPath, AUTH_ISSUER: 'urn:bench', AUTH_AUDIENCE: 'deepseek-gateway', CACHE_SCOPE: 'global' },
+      headers: { authorization: `Bearer ${token}` },
+    },
+  ];
+  const rows: RowE[] = [];
+  for (const mode of modes) {
+    const gateway = await startGateway(`gateway (auth ${mode.auth})`, sim.url, pin, mode.env);
+    const client = new GraphQLClient(gateway.url, { headers: mode.headers });
+    try {
+      await warmCache(client);
+      log(`e: auth ${mode.auth} c=50 (${settings.warmupFreshS}s warm-up + ${settings.durationS}s)`);
+      const result = await measure({
+        url: gateway.url,
+        body: JSON.stringify({ query: HIT_QUERY }),
+        headers: mode.headers,
+        connections: 50,
+        durationS: settings.durationS,
+        warmupS: settings.warmupFreshS,
+        serverPid: gateway.pid,
+      });
+      rows.push({ auth: mode.auth, result });
+    } finally {
+      await client.close().catch(() => undefined);
+      await gateway.stop();
+    }
+  }
+  return rows;
+}
+
 function diffSink(
   now: Record<string, { requests: number; bytes: number }>,
   then: Record<string, { requests: number; bytes: number }>,
@@ -553,6 +616,32 @@ async function main(): Promise<void> {
       const on = d.find((r) => r.telemetry === 'on');
       if (on && (on.sinkAfterStop['/v1/traces']?.requests ?? 0) === 0) {
         tables.push('note: the sink received no traces: the gateway does not export OTLP yet, so both rows measure the same thing.');
+      }
+    });
+
+    await row('e', async () => {
+      const e = await rowE(ctx);
+      output.e = e;
+      tables.push(
+        renderTable(
+          `e. caller verification off / on (AUTH_MODE=jwt, HS256, one token: verified-token cache hits), cache-hit path, c=50, a fresh gateway each, ${settings.durationS}s after ${settings.warmupFreshS}s warm-up`,
+          ['auth', 'req/s', 'p50 ms', 'p99 ms', 'server CPU µs/req', 'errors+non2xx'],
+          e.map((r) => [
+            r.auth,
+            Math.round(r.result.reqPerSec),
+            round(r.result.latency.p50),
+            round(r.result.latency.p99),
+            r.result.serverCpuUsPerReq === undefined ? '-' : Math.round(r.result.serverCpuUsPerReq),
+            r.result.errors + r.result.non2xx + r.result.timeouts,
+          ]),
+        ),
+      );
+      const [off, on] = e;
+      if (off?.result.serverCpuUsPerReq !== undefined && on?.result.serverCpuUsPerReq !== undefined) {
+        tables.push(
+          `auth on vs off: ${((100 * on.result.reqPerSec) / off.result.reqPerSec).toFixed(0)}% of the throughput, ` +
+            `${(on.result.serverCpuUsPerReq - off.result.serverCpuUsPerReq).toFixed(0)} µs more server CPU per request`,
+        );
       }
     });
 

@@ -11,10 +11,13 @@ export class GraphQLClient {
   readonly pool: Pool;
   private readonly path: string;
 
+  private readonly headers: Record<string, string>;
+
   constructor(
     readonly url: string,
-    options: { connections?: number; timeoutMs?: number } = {},
+    options: { connections?: number; timeoutMs?: number; headers?: Record<string, string> } = {},
   ) {
+    this.headers = { 'content-type': 'application/json', ...options.headers };
     const parsed = new URL(url);
     this.path = parsed.pathname;
     this.pool = new Pool(parsed.origin, {
@@ -28,7 +31,7 @@ export class GraphQLClient {
     const response = await this.pool.request({
       method: 'POST',
       path: this.path,
-      headers: { 'content-type': 'application/json' },
+      headers: this.headers,
       body: JSON.stringify(variables ? { query, variables } : { query }),
     });
     const text = await response.body.text();

@@ -10,6 +10,8 @@ export interface LoadOptions {
   warmupS: number;
   /** PID of the server, to measure its CPU time per request. */
   serverPid?: number;
+  /** Extra request headers (e.g. authorization). */
+  headers?: Record<string, string>;
 }
 
 export interface LoadResult {
@@ -43,7 +45,7 @@ export async function measure(options: LoadOptions): Promise<LoadResult> {
   const base: autocannon.Options = {
     url: options.url,
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...options.headers },
     body: options.body,
     connections: options.connections,
     pipelining: 1,
