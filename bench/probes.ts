@@ -52,7 +52,7 @@ const FULL: ProbeLimits = {
   repeatedFields: [1_000, 10_000, 100_000],
   messages: 200_000,
   slowSockets: 500,
-  slowSocketCheckpointsS: [5, 15],
+  slowSocketCheckpointsS: [5, 35],
   wsSubscriptions: 100,
   wsPromptWordChars: 20_000,
   wsPausedS: 10,
