@@ -1,16 +1,16 @@
-import { SpanStatusCode, context, trace, type Context, type Tracer } from '@opentelemetry/api';
+import { SpanStatusCode, context, trace, type Tracer } from '@opentelemetry/api';
 import type { Config } from '../config';
 import type { CompletionCache } from '../cache/completion-cache';
 import { cacheKey, completionId } from '../cache/key';
 import { isStorable } from '../deepseek/provider';
 import type { CompletionRequest, CompletionResult, DeepSeekApi } from '../deepseek/types';
-import { abortError, abortReason, toError } from '../lib/abort';
-import { Singleflight } from '../lib/singleflight';
+import { abortReason, toError } from '../lib/abort';
 import { noopInstruments, type Instruments } from '../telemetry/instruments';
 import type { Logger } from '../telemetry/logger';
 import { coalescerMetrics, type CoalescerMetrics } from '../telemetry/metrics';
 import { BatchWindow } from './batch-window';
 import { batchParent, callParent, linksToOthers } from './batch-trace';
+import { Flights } from './flights';
 import { RequestScope, type Flight, type OperationScope, type Waiter } from './request-scope';
 import type { CachePolicy, CoalescingStats, CompletionView } from './types';
 
@@ -25,14 +25,12 @@ import type { CachePolicy, CoalescingStats, CompletionView } from './types';
  *   nothing here outlives the call and a later load sees the cache's current answer.
  */
 export class Coalescer {
-  private readonly inFlight = new Singleflight<string, Flight>();
+  private readonly flights: Flights;
   private readonly window: BatchWindow<Waiter>;
   private readonly cache: CompletionCache;
-  private readonly upstream: Pick<DeepSeekApi, 'complete'>;
   private readonly logger: Logger;
   private readonly metrics: CoalescerMetrics;
   private readonly tracer: Tracer;
-  private upstreamCalls = 0;
   private joinedInFlight = 0;
   private batches = 0;
   private batchedLoads = 0;
@@ -50,7 +48,7 @@ export class Coalescer {
     this.metrics = coalescerMetrics(instruments.meter);
     this.tracer = instruments.tracer;
     this.cache = options.cache;
-    this.upstream = options.upstream;
+    this.flights = new Flights(options.upstream);
     this.logger = options.logger;
     this.window = new BatchWindow<Waiter>({
       windowMs: options.batching.windowMs,
@@ -68,7 +66,7 @@ export class Coalescer {
     return new RequestScope(
       operation,
       (request, policy, scope) => this.enqueue(request, policy, scope),
-      (waiter) => this.abandon(waiter),
+      (waiter) => this.flights.abandon(waiter),
     );
   }
 
@@ -115,11 +113,11 @@ export class Coalescer {
 
   stats(): CoalescingStats {
     return {
-      upstreamCalls: this.upstreamCalls,
+      upstreamCalls: this.flights.started,
       joinedInFlight: this.joinedInFlight,
       batches: this.batches,
       meanBatchSize: this.batches === 0 ? 0 : this.batchedLoads / this.batches,
-      inFlight: this.inFlight.size,
+      inFlight: this.flights.size,
       cacheHits: this.cacheHits,
       cacheMisses: this.cacheMisses,
     };
@@ -150,12 +148,12 @@ export class Coalescer {
       const toCall: Waiter[] = [];
       for (const waiter of batch) {
         if (waiter.settled) continue;
-        const running = this.inFlight.get(waiter.key);
+        const running = this.flights.get(waiter.key);
         if (running) {
           // Every policy may join: a running call's answer is fresh, so even REFRESH and
           // BYPASS get what they asked for. Only USE ever reads the cache.
           waiter.endWait = waiter.scope.ledger?.recordJoined();
-          this.join(running, waiter);
+          this.flights.join(running, waiter);
           joined += 1;
         } else if (waiter.policy === 'USE') {
           toRead.push(waiter);
@@ -186,16 +184,16 @@ export class Coalescer {
       for (const waiter of toCall) {
         if (waiter.settled) continue; // gone while the cache was read
         // Checked again after the read: another batch may have started this call meanwhile.
-        const running = this.inFlight.get(waiter.key);
+        const running = this.flights.get(waiter.key);
         if (running) {
           waiter.endWait = waiter.scope.ledger?.recordJoined();
-          this.join(running, waiter);
+          this.flights.join(running, waiter);
           joined += 1;
         } else {
           waiter.endWait = waiter.scope.ledger?.recordUpstreamCall();
-          const flight = this.start(waiter, callParent(waiter, span, batchContext));
+          const flight = this.flights.start(waiter, callParent(waiter, span, batchContext));
           started.push(flight);
-          this.join(flight, waiter);
+          this.flights.join(flight, waiter);
         }
       }
       this.joinedInFlight += joined;
@@ -215,7 +213,7 @@ export class Coalescer {
         }
       });
       if (entries.length > 0) await context.with(batchContext, () => this.write(entries));
-      for (const flight of started) this.forget(flight);
+      for (const flight of started) this.flights.forget(flight);
       span.setAttribute('coalescer.stored', entries.length);
     } catch (error) {
       // Not expected (the cache never throws and upstream failures are per call), but a
@@ -224,77 +222,11 @@ export class Coalescer {
       this.logger.error({ err: failure }, 'coalescer batch failed');
       span.recordException(failure);
       span.setStatus({ code: SpanStatusCode.ERROR });
-      for (const flight of started) this.forget(flight);
+      for (const flight of started) this.flights.forget(flight);
       for (const waiter of batch) waiter.reject(failure);
     } finally {
       span.end();
     }
-  }
-
-  /** Starts the upstream call for `waiter`, its spans under `traceContext`. */
-  private start(waiter: Waiter, traceContext: Context): Flight {
-    const controller = new AbortController();
-    const upstream = this.upstream;
-    // async wrapper: a synchronous throw from the client becomes this call's rejection.
-    const call = (async () => upstream.complete(waiter.request, { signal: controller.signal, traceContext }))();
-    const flight: Flight = {
-      key: waiter.key,
-      controller,
-      call,
-      done: call.then(
-        (result) => {
-          flight.answered = true;
-          return result;
-        },
-        (error: unknown) => {
-          flight.answered = true;
-          // Failures are never kept: the next identical load must start a new call.
-          this.forget(flight);
-          throw toError(error);
-        },
-      ),
-      waiters: 0,
-      store: false,
-      answered: false,
-    };
-    // Every waiter may have gone before the call settles: nobody else handles it then.
-    flight.done.catch(() => undefined);
-    // The request that started the call pays for it (joined requests ride along).
-    const ledger = waiter.scope.ledger;
-    if (ledger) void call.then((result) => ledger.recordUsage(result.model, result.usage), () => undefined);
-    this.inFlight.set(waiter.key, flight);
-    this.upstreamCalls += 1;
-    return flight;
-  }
-
-  private join(flight: Flight, waiter: Waiter): void {
-    flight.waiters += 1;
-    if (waiter.policy !== 'BYPASS') flight.store = true;
-    waiter.flight = flight;
-    // cached: false even for a joiner: an upstream call was made for this answer.
-    flight.done.then(
-      (result) => waiter.resolve({ ...result, id: waiter.id, cached: false }),
-      (error: unknown) => waiter.reject(toError(error)),
-    );
-  }
-
-  /** Removes a call from the in-flight map (unless a newer call for the id replaced it). */
-  private forget(flight: Flight): void {
-    this.inFlight.forget(flight.key, flight);
-  }
-
-  /** A waiter's request went away: answer its slot now; stop the call if it was the last. */
-  private abandon(waiter: Waiter): void {
-    if (waiter.settled) return;
-    waiter.reject(abortReason(waiter.scope.signal));
-    const flight = waiter.flight;
-    if (!flight || flight.answered) return;
-    flight.waiters -= 1;
-    if (flight.waiters > 0) return;
-    // Nobody is left to read the answer. Forget the call first, so an identical load that
-    // arrives now starts afresh instead of joining a call that is being torn down.
-    this.forget(flight);
-    flight.controller.abort(abortError('Every caller waiting for this completion has gone'));
   }
 
   /** The cache promises never to throw; this guards against one that does (fail open). */
