@@ -1,5 +1,5 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { ExecutionResult, GraphQLError, GraphQLFormattedError } from 'graphql';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { ExecutionResult } from 'graphql';
 import { createHandler } from 'graphql-sse/lib/use/fastify';
 import { ErrorCode } from '../errors';
 import type { GraphQLContext } from '../graphql/context';
@@ -8,11 +8,10 @@ import type { Logger } from '../telemetry/logger';
 import { credentialsOf } from './credentials';
 import { csrfRefusal } from './csrf';
 import { responseSignal } from './disconnect';
+import { acceptsEventStream, challengeOf, errorBody, EVENT_STREAM, headerOf, jsonError, requestProblem, statusOf } from './operation-request';
 
 /** GraphQL over Server-Sent Events, for clients that cannot open a WebSocket. */
 export const SSE_PATH = '/graphql/stream';
-
-const EVENT_STREAM = 'text/event-stream';
 
 type SseContext = GraphQLContext & Record<PropertyKey, unknown>;
 
@@ -85,7 +84,7 @@ export function registerSseRoute(app: FastifyInstance, options: { pipeline: Oper
           );
       }
       // A stream starts paid work: a page on another site must not be able to start one.
-      const refusal = csrfRefusal(request.headers) ?? credentialsOf(request).refusal ?? requestProblem(request);
+      const refusal = csrfRefusal(request.headers) ?? credentialsOf(request).refusal ?? requestProblem(request, SSE_PATH);
       if (refusal) return reply.code(400).header('content-type', 'application/json; charset=utf-8').send(errorBody(refusal));
       // graphql-sse serves "distinct connections" only for an Accept of exactly this.
       request.headers.accept = EVENT_STREAM;
@@ -115,72 +114,4 @@ export function registerSseRoute(app: FastifyInstance, options: { pipeline: Oper
       for (const reply of open) reply.raw.destroy();
     },
   };
-}
-
-function acceptsEventStream(request: FastifyRequest): boolean {
-  return (request.headers.accept ?? '').toLowerCase().includes(EVENT_STREAM);
-}
-
-/**
- * What graphql-sse would refuse without a code (or, for a JSON body that is not an object,
- * wait forever for a body Fastify has already read), answered here as a typed 400: the
- * operation must be a JSON object (POST) or query parameters (GET) with a string `query`,
- * and `variables` and `extensions` objects when present.
- */
-function requestProblem(request: FastifyRequest): string | undefined {
-  const expected = "the operation as { query, variables?, operationName?, extensions? } with a string query";
-  let operation: unknown = request.body;
-  if (request.method === 'GET') {
-    const params = (request.query ?? {}) as Record<string, unknown>;
-    try {
-      operation = {
-        query: params.query,
-        operationName: params.operationName,
-        variables: typeof params.variables === 'string' ? JSON.parse(params.variables) : params.variables,
-        extensions: typeof params.extensions === 'string' ? JSON.parse(params.extensions) : params.extensions,
-      };
-    } catch {
-      return `${SSE_PATH}: variables and extensions must be JSON objects; send ${expected}.`;
-    }
-  }
-  if (operation === null || typeof operation !== 'object' || Array.isArray(operation)) return `${SSE_PATH}: send ${expected}.`;
-  const { query, variables, operationName, extensions } = operation as Record<string, unknown>;
-  if (typeof query !== 'string') return `${SSE_PATH}: the query must be a string; send ${expected}.`;
-  const isObject = (value: unknown): boolean => value === undefined || value === null || (typeof value === 'object' && !Array.isArray(value));
-  if (!isObject(variables) || !isObject(extensions)) return `${SSE_PATH}: variables and extensions must be JSON objects; send ${expected}.`;
-  if (operationName !== undefined && operationName !== null && typeof operationName !== 'string') {
-    return `${SSE_PATH}: operationName must be a string; send ${expected}.`;
-  }
-  return undefined;
-}
-
-function headerOf(request: { headers: Record<string, string | string[] | undefined> }, name: string): string | undefined {
-  const value = request.headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
-
-function errorBody(message: string, code: string = ErrorCode.BAD_REQUEST): { errors: GraphQLFormattedError[] } {
-  return { errors: [{ message, extensions: { code } }] };
-}
-
-/** Request-level errors answer like Apollo over HTTP: a status with a JSON body, no stream. */
-function jsonError(status: number, errors: GraphQLFormattedError[], challenge?: string) {
-  const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8' };
-  if (challenge) headers['www-authenticate'] = challenge;
-  const statusText = status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : 'Bad Request';
-  return [JSON.stringify({ errors }), { status, statusText, headers }] as [
-    string,
-    { status: number; statusText: string; headers: Record<string, string> },
-  ];
-}
-
-/** The HTTP status a refusal asks for (`extensions.http.status`), 400 by default. */
-function statusOf(error: GraphQLError | undefined): number {
-  return (error?.extensions.http as { status?: number } | undefined)?.status ?? 400;
-}
-
-/** The `WWW-Authenticate` challenge of a credentials refusal. */
-function challengeOf(error: GraphQLError | undefined): string | undefined {
-  const headers = (error?.extensions.http as { headers?: Map<string, string> } | undefined)?.headers;
-  return headers?.get('www-authenticate');
 }

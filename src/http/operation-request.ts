@@ -1,0 +1,78 @@
+import type { FastifyRequest } from 'fastify';
+import type { GraphQLError, GraphQLFormattedError } from 'graphql';
+import { ErrorCode } from '../errors';
+
+/**
+ * What the HTTP streaming transports (GraphQL over SSE, multipart subscriptions) share
+ * about reading an operation from a request and answering one they refuse.
+ */
+
+export const EVENT_STREAM = 'text/event-stream';
+
+export function acceptsEventStream(request: FastifyRequest): boolean {
+  return (request.headers.accept ?? '').toLowerCase().includes(EVENT_STREAM);
+}
+
+/**
+ * What graphql-sse would refuse without a code (or, for a JSON body that is not an object,
+ * wait forever for a body Fastify has already read), answered here as a typed 400: the
+ * operation must be a JSON object (POST) or query parameters (GET) with a string `query`,
+ * and `variables` and `extensions` objects when present.
+ */
+export function requestProblem(request: FastifyRequest, path: string): string | undefined {
+  const expected = "the operation as { query, variables?, operationName?, extensions? } with a string query";
+  let operation: unknown = request.body;
+  if (request.method === 'GET') {
+    const params = (request.query ?? {}) as Record<string, unknown>;
+    try {
+      operation = {
+        query: params.query,
+        operationName: params.operationName,
+        variables: typeof params.variables === 'string' ? JSON.parse(params.variables) : params.variables,
+        extensions: typeof params.extensions === 'string' ? JSON.parse(params.extensions) : params.extensions,
+      };
+    } catch {
+      return `${path}: variables and extensions must be JSON objects; send ${expected}.`;
+    }
+  }
+  if (operation === null || typeof operation !== 'object' || Array.isArray(operation)) return `${path}: send ${expected}.`;
+  const { query, variables, operationName, extensions } = operation as Record<string, unknown>;
+  if (typeof query !== 'string') return `${path}: the query must be a string; send ${expected}.`;
+  const isObject = (value: unknown): boolean => value === undefined || value === null || (typeof value === 'object' && !Array.isArray(value));
+  if (!isObject(variables) || !isObject(extensions)) return `${path}: variables and extensions must be JSON objects; send ${expected}.`;
+  if (operationName !== undefined && operationName !== null && typeof operationName !== 'string') {
+    return `${path}: operationName must be a string; send ${expected}.`;
+  }
+  return undefined;
+}
+
+export function headerOf(request: { headers: Record<string, string | string[] | undefined> }, name: string): string | undefined {
+  const value = request.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+export function errorBody(message: string, code: string = ErrorCode.BAD_REQUEST): { errors: GraphQLFormattedError[] } {
+  return { errors: [{ message, extensions: { code } }] };
+}
+
+/** Request-level errors answer like Apollo over HTTP: a status with a JSON body, no stream. */
+export function jsonError(status: number, errors: GraphQLFormattedError[], challenge?: string) {
+  const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8' };
+  if (challenge) headers['www-authenticate'] = challenge;
+  const statusText = status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : 'Bad Request';
+  return [JSON.stringify({ errors }), { status, statusText, headers }] as [
+    string,
+    { status: number; statusText: string; headers: Record<string, string> },
+  ];
+}
+
+/** The HTTP status a refusal asks for (`extensions.http.status`), 400 by default. */
+export function statusOf(error: GraphQLError | undefined): number {
+  return (error?.extensions.http as { status?: number } | undefined)?.status ?? 400;
+}
+
+/** The `WWW-Authenticate` challenge of a credentials refusal. */
+export function challengeOf(error: GraphQLError | undefined): string | undefined {
+  const headers = (error?.extensions.http as { headers?: Map<string, string> } | undefined)?.headers;
+  return headers?.get('www-authenticate');
+}
