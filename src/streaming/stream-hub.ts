@@ -2,7 +2,7 @@ import { ROOT_CONTEXT, SpanStatusCode, trace, type Context, type Tracer } from '
 import type { CompletionCache } from '../cache/completion-cache';
 import { isStorable } from '../deepseek/provider';
 import { cacheKey, completionId } from '../cache/key';
-import type { ChatRequest, CompletionResult, DeepSeekApi } from '../deepseek/types';
+import type { CompletionRequest, CompletionResult, DeepSeekApi } from '../deepseek/types';
 import { ErrorCode, GatewayError } from '../errors';
 import { noopInstruments } from '../telemetry/instruments';
 import type { Logger } from '../telemetry/logger';
@@ -40,7 +40,7 @@ export class StreamHub {
   /** The store key (`cacheKey`: id in its cache scope) of each stream this hub started. */
   private readonly keys = new WeakMap<SharedStream, string>();
   private readonly cache: CompletionCache;
-  private readonly upstream: Pick<DeepSeekApi, 'chatStream'>;
+  private readonly upstream: Pick<DeepSeekApi, 'completeStream'>;
   private readonly logger: Logger;
   private readonly bufferCost: BufferCost;
   private readonly replayChunkChars: number;
@@ -65,7 +65,7 @@ export class StreamHub {
   }
 
   /**
-   * The chunks of `request`'s completion for one subscriber. USE: a running identical stream
+   * The chunks of `request`'s completion (chat or FIM) for one subscriber. USE: a running identical stream
    * is joined, else a stored answer is replayed, else a stream is started and its answer
    * stored. REFRESH: never reads the cache, stores the answer. BYPASS: neither. A failure
    * rejects `next()` after the chunks buffered before it; `return()` unsubscribes at once.
@@ -73,7 +73,7 @@ export class StreamHub {
    * `cacheScope` (the caller's tenant with CACHE_SCOPE=tenant) keeps streams and stored
    * answers apart between scopes.
    */
-  subscribe(request: ChatRequest, policy: CachePolicy, traceContext?: Context, cacheScope?: string): AsyncIterableIterator<StreamChunk> {
+  subscribe(request: CompletionRequest, policy: CachePolicy, traceContext?: Context, cacheScope?: string): AsyncIterableIterator<StreamChunk> {
     const id = completionId(request);
     const key = cacheKey(id, cacheScope);
     const cursor = new Cursor();
@@ -137,7 +137,7 @@ export class StreamHub {
     cursor.attach(stream);
   }
 
-  private start(key: string, id: string, request: ChatRequest, traceContext: Context | undefined): SharedStream {
+  private start(key: string, id: string, request: CompletionRequest, traceContext: Context | undefined): SharedStream {
     const stream = new SharedStream(id, request.model, false, this.bufferCost, {
       onSpill: (s) => this.forget(s),
       onEmpty: (s) => this.abandon(s),
@@ -154,13 +154,13 @@ export class StreamHub {
   }
 
   /** Reads the upstream into the shared buffer; stores a finished answer before the last chunk. */
-  private async pump(stream: SharedStream, request: ChatRequest, traceContext: Context | undefined): Promise<void> {
+  private async pump(stream: SharedStream, request: CompletionRequest, traceContext: Context | undefined): Promise<void> {
     const parent = traceContext ?? ROOT_CONTEXT;
     const span = this.tracer.startSpan('stream hub upstream', {}, parent);
     let result: CompletionResult | undefined;
     try {
       const options = { signal: stream.controller.signal, traceContext: trace.setSpan(parent, span) };
-      for await (const event of this.upstream.chatStream(request, options)) {
+      for await (const event of this.upstream.completeStream(request, options)) {
         if (event.type === 'delta') {
           stream.push({ delta: event.content, reasoningDelta: event.reasoningContent === '' ? null : event.reasoningContent });
         } else {

@@ -22,7 +22,8 @@ export interface StreamChunk {
 
 export interface StreamHubOptions {
   cache: CompletionCache;
-  upstream: Pick<DeepSeekApi, 'chatStream'>;
+  /** Streams chat and FIM alike (`completeStream` dispatches on the request's kind). */
+  upstream: Pick<DeepSeekApi, 'completeStream'>;
   logger: Logger;
   /**
    * Most a shared stream keeps, in estimated bytes (see `BufferCost`). Below it the whole

@@ -1,5 +1,5 @@
 import type { StreamChunk } from '../../src/streaming/stream-hub';
-import type { CallOptions, ChatRequest, CompletionResult, DeepSeekApi, StreamEvent } from '../../src/deepseek/types';
+import type { CallOptions, CompletionRequest, CompletionResult, DeepSeekApi, StreamEvent } from '../../src/deepseek/types';
 import { completionResult } from '../cache/fixtures';
 
 /** One upstream stream the test drives by hand: `delta`, `finish`, `fail`, or leave it silent. */
@@ -10,7 +10,7 @@ export class FakeStream {
   closed = false;
 
   constructor(
-    readonly request: ChatRequest,
+    readonly request: CompletionRequest,
     readonly signal: AbortSignal | undefined,
   ) {}
 
@@ -57,10 +57,11 @@ export class FakeStream {
   }
 }
 
-export class FakeStreamingUpstream implements Pick<DeepSeekApi, 'chatStream'> {
+/** Records every stream the hub opens (chat or FIM alike); the test drives each by hand. */
+export class FakeStreamingUpstream implements Pick<DeepSeekApi, 'completeStream'> {
   readonly streams: FakeStream[] = [];
 
-  chatStream(request: ChatRequest, options: CallOptions = {}): AsyncIterable<StreamEvent> {
+  completeStream(request: CompletionRequest, options: CallOptions = {}): AsyncIterable<StreamEvent> {
     const stream = new FakeStream(request, options.signal);
     this.streams.push(stream);
     return stream.events();
