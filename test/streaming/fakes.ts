@@ -37,8 +37,13 @@ export class FakeStream {
         const next = this.queue.shift();
         if (next === undefined) {
           await new Promise<void>((resolve) => {
-            this.wake = resolve;
-            this.signal?.addEventListener('abort', () => resolve(), { once: true });
+            // One abort listener per wait, removed when the wait ends (Node warns past 10).
+            const onAbort = (): void => resolve();
+            this.wake = () => {
+              this.signal?.removeEventListener('abort', onAbort);
+              resolve();
+            };
+            this.signal?.addEventListener('abort', onAbort, { once: true });
           });
           continue;
         }
