@@ -176,7 +176,7 @@ export class StreamHub {
         model: result.model,
         delta: '',
         reasoningDelta: null,
-        finish: { reason: result.finishReason, usage: result.usage },
+        finish: { reason: result.finishReason, usage: result.usage, result },
       });
       stream.finish();
       span.setAttribute('stream.outcome', 'finished');

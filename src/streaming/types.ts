@@ -1,6 +1,6 @@
 import type { Instruments } from '../telemetry/instruments';
 import type { CompletionCache } from '../cache/completion-cache';
-import type { DeepSeekApi, FinishReason, Usage } from '../deepseek/types';
+import type { CompletionResult, DeepSeekApi, FinishReason, Usage } from '../deepseek/types';
 import type { Logger } from '../telemetry/logger';
 
 /** One piece of a streamed completion, as every subscriber of a stream receives it. */
@@ -14,8 +14,13 @@ export interface StreamChunk {
   delta: string;
   /** Reasoning text this chunk adds (thinking mode); null when it adds none. */
   reasoningDelta: string | null;
-  /** On the last chunk only. */
-  finish?: { reason: FinishReason; usage: Usage };
+  /**
+   * On the last chunk only: why the completion ended, its usage, and the whole finished
+   * completion (live or replayed from the cache), so a client cache can keep the answer
+   * as the `Completion` a query returns (with `id`). The result is one object shared by
+   * every subscriber of the stream; it is not counted against the buffer cap.
+   */
+  finish?: { reason: FinishReason; usage: Usage; result: CompletionResult };
   /** True when the chunks are replayed from the cache (no upstream call for this stream). */
   cached: boolean;
 }

@@ -39,6 +39,9 @@ describe('StreamHub', () => {
     expect(r.chunks.every((c) => c.id === completionId(request) && !c.cached && c.model === 'deepseek-flash')).toBe(true);
     expect(r.chunks.slice(0, 2).every((c) => c.finish === undefined)).toBe(true);
     expect(r.chunks[2]).toMatchObject({ delta: '', reasoningDelta: null, finish: { reason: 'stop', usage: { totalTokens: 12 } } });
+    // ...and the whole finished completion, as a query would get it.
+    expect(r.chunks[2].finish?.result).toEqual(await cache.peek(completionId(request)));
+    expect(r.chunks[2].finish?.result).toMatchObject({ content: 'Hello', upstreamId: result('Hello').upstreamId });
     // Stored before the last chunk went out, so a query sent after it finds the answer.
     expect(cache.setManyCalls).toEqual([[completionId(request)]]);
     expect((await cache.peek(completionId(request)))?.content).toBe('Hello');
@@ -101,7 +104,8 @@ describe('StreamHub', () => {
   it('replays a cached answer as chunks with cached: true, reasoning first, without an upstream call', async () => {
     hub = makeHub({ replayChunkChars: 4 });
     const request = chatRequest('cached');
-    await cache.setMany([{ id: completionId(request), value: result('abcdefghij', { reasoningContent: 'think' }) }]);
+    const stored = result('abcdefghij', { reasoningContent: 'think' });
+    await cache.setMany([{ id: completionId(request), value: stored }]);
 
     const r = reader(hub.subscribe(request, 'USE'));
     await r.done;
@@ -116,7 +120,8 @@ describe('StreamHub', () => {
       ['ij', null],
       ['', null],
     ]);
-    expect(r.chunks.at(-1)!.finish).toEqual({ reason: 'stop', usage: result('').usage });
+    // The last chunk also carries the whole stored answer (for a client cache).
+    expect(r.chunks.at(-1)!.finish).toEqual({ reason: 'stop', usage: result('').usage, result: stored });
     expect(hub.stats().cacheReplays).toBe(1);
   });
 
