@@ -15,7 +15,7 @@ export function replayStream(id: string, result: CompletionResult, chunkChars: n
   for (const piece of split(result.reasoningContent ?? '', chunkChars)) stream.push({ delta: '', reasoningDelta: piece });
   for (const piece of split(result.content, chunkChars)) stream.push({ delta: piece, reasoningDelta: null });
   stream.push({ delta: '', reasoningDelta: null, finish: { reason: result.finishReason, usage: result.usage, result } });
-  stream.finish();
+  stream.finish(result);
   return stream;
 }
 

@@ -1,3 +1,4 @@
+import type { CompletionResult } from '../deepseek/types';
 import { ErrorCode, GatewayError } from '../errors';
 import type { Cursor } from './cursor';
 import type { StreamChunk } from './types';
@@ -64,6 +65,12 @@ export class SharedStream {
   private pushedBytes = 0;
   /** Most subscribers attached at once (for the span). */
   peakSubscribers = 0;
+  /**
+   * Settles when the stream does: with the finished completion (after its cache write, as
+   * the last chunk goes out) or with the stream's failure. Nobody has to read it.
+   */
+  readonly result: Promise<CompletionResult>;
+  private settleResult!: { resolve(result: CompletionResult): void; reject(error: Error): void };
 
   constructor(
     readonly id: string,
@@ -71,7 +78,13 @@ export class SharedStream {
     readonly cached: boolean,
     private readonly cost: BufferCost,
     private readonly events: { onSpill(stream: SharedStream): void; onEmpty(stream: SharedStream): void; onDropSlow(): void },
-  ) {}
+  ) {
+    this.result = new Promise<CompletionResult>((resolve, reject) => {
+      this.settleResult = { resolve, reject };
+    });
+    // A failure nobody waits for is not an unhandled rejection.
+    this.result.catch(() => undefined);
+  }
 
   get head(): number {
     return this.base + this.entries.length - this.first;
@@ -114,15 +127,18 @@ export class SharedStream {
     this.wake();
   }
 
-  finish(): void {
+  /** Every chunk is in: `result` is what the stream produced (its last chunk carries it too). */
+  finish(result: CompletionResult): void {
     if (this.settled) return;
     this.phase = { name: 'finished' };
+    this.settleResult.resolve(result);
     this.wake();
   }
 
   fail(error: Error): void {
     if (this.settled) return;
     this.phase = { name: 'failed', error };
+    this.settleResult.reject(error);
     this.wake();
   }
 

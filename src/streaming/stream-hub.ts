@@ -1,23 +1,47 @@
-import { ROOT_CONTEXT, SpanStatusCode, trace, type Context, type Tracer } from '@opentelemetry/api';
+import type { Context, Tracer } from '@opentelemetry/api';
 import type { CompletionCache } from '../cache/completion-cache';
 import { isStorable } from '../deepseek/provider';
 import { cacheKey, completionId } from '../cache/key';
 import type { CompletionRequest, CompletionResult, DeepSeekApi } from '../deepseek/types';
 import { ErrorCode, GatewayError } from '../errors';
 import { noopInstruments } from '../telemetry/instruments';
+import type { EndWait, RequestLedger } from '../telemetry/ledger';
 import type { Logger } from '../telemetry/logger';
-import { abortError, toError } from '../lib/abort';
+import { abortError } from '../lib/abort';
 import { dedupe, Singleflight } from '../lib/singleflight';
 import type { CachePolicy } from '../batching/types';
 import { Cursor } from './cursor';
+import { pump } from './pump';
 import { replayStream } from './replay';
 import { CHUNK_OVERHEAD_BYTES, SharedStream, type BufferCost } from './shared-stream';
-import type { StreamChunk, StreamHubOptions, StreamHubStats } from './types';
+import type { StreamChunk, StreamHubOptions, StreamHubStats, SubscribeOptions } from './types';
 
-export type { StreamChunk, StreamHubOptions, StreamHubStats } from './types';
+export type { StreamChunk, StreamHubOptions, StreamHubStats, SubscribeOptions } from './types';
 
 const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
 const DEFAULT_REPLAY_CHUNK_CHARS = 4096;
+
+/** One subscription, as the hub places it: on a running stream, a replay, or a new stream. */
+interface Subscriber {
+  readonly id: string;
+  readonly key: string;
+  readonly request: CompletionRequest;
+  readonly policy: CachePolicy;
+  readonly cursor: Cursor;
+  readonly traceContext: Context | undefined;
+  readonly ledger: RequestLedger | undefined;
+}
+
+function shuttingDown(): GatewayError {
+  return new GatewayError(ErrorCode.OVERLOADED, 'The gateway is shutting down; subscribe again shortly.');
+}
+
+/** Ends `endWait` when `settled` settles or the subscriber ends, whichever comes first. */
+function waitUntil(endWait: EndWait | undefined, cursor: Cursor, settled: Promise<unknown>): void {
+  if (!endWait) return;
+  cursor.onEnd(endWait);
+  settled.then(endWait, endWait);
+}
 
 /**
  * Process-wide fan-out of streamed completions (ONE instance per process, SHARED by every
@@ -65,43 +89,50 @@ export class StreamHub {
   }
 
   /**
-   * The chunks of `request`'s completion (chat or FIM) for one subscriber. USE: a running identical stream
-   * is joined, else a stored answer is replayed, else a stream is started and its answer
-   * stored. REFRESH: never reads the cache, stores the answer. BYPASS: neither. A failure
-   * rejects `next()` after the chunks buffered before it; `return()` unsubscribes at once.
-   * `traceContext` (the subscription's operation span) parents an upstream stream it starts.
-   * `cacheScope` (the caller's tenant with CACHE_SCOPE=tenant) keeps streams and stored
-   * answers apart between scopes.
+   * The chunks of `request`'s completion (chat or FIM) for one subscriber. USE: a running
+   * identical stream is joined, else a stored answer is replayed, else a stream is started
+   * and its answer stored. REFRESH: never reads the cache, stores the answer. BYPASS:
+   * neither. A failure rejects `next()` after the chunks buffered before it; `return()`
+   * unsubscribes at once. See `SubscribeOptions` for the trace context, the cache scope and
+   * the cost ledger (recorded like a query's: a replay is a cache hit, a joined stream a
+   * joined call, a started one an upstream call with its usage; the wait is upstream time).
    */
-  subscribe(request: CompletionRequest, policy: CachePolicy, traceContext?: Context, cacheScope?: string): AsyncIterableIterator<StreamChunk> {
+  subscribe(request: CompletionRequest, policy: CachePolicy, options: SubscribeOptions = {}): AsyncIterableIterator<StreamChunk> {
     const id = completionId(request);
-    const key = cacheKey(id, cacheScope);
     const cursor = new Cursor();
     if (this.closed) {
-      cursor.fail(new GatewayError(ErrorCode.OVERLOADED, 'The gateway is shutting down; subscribe again shortly.'));
+      cursor.fail(shuttingDown());
       return cursor;
     }
-    const running = this.streams.get(key);
-    if (running) {
-      this.join(running, cursor, policy);
-    } else if (policy !== 'USE') {
-      this.join(this.start(key, id, request, traceContext), cursor, policy);
-    } else {
-      void this.lookup(key).then((hit) => {
-        if (cursor.isClosed) return;
-        if (this.closed) {
-          cursor.fail(new GatewayError(ErrorCode.OVERLOADED, 'The gateway is shutting down; subscribe again shortly.'));
-          return;
-        }
-        if (hit) {
-          this.cacheReplays += 1;
-          cursor.attach(replayStream(id, hit, this.replayChunkChars));
-          return;
-        }
-        // Checked again after the read: an identical subscription may have started meanwhile.
-        this.join(this.streams.get(key) ?? this.start(key, id, request, traceContext), cursor, policy);
-      });
+    const sub: Subscriber = {
+      id,
+      key: cacheKey(id, options.cacheScope),
+      request,
+      policy,
+      cursor,
+      traceContext: options.traceContext,
+      ledger: options.ledger,
+    };
+    if (this.joinRunning(sub)) return cursor;
+    if (policy !== 'USE') {
+      this.start(sub);
+      return cursor;
     }
+    void this.lookup(sub.key).then((hit) => {
+      if (cursor.isClosed) return;
+      if (this.closed) {
+        cursor.fail(shuttingDown());
+        return;
+      }
+      if (hit) {
+        this.cacheReplays += 1;
+        sub.ledger?.recordCacheHits();
+        cursor.attach(replayStream(id, hit, this.replayChunkChars));
+        return;
+      }
+      // Checked again after the read: an identical subscription may have started meanwhile.
+      if (!this.joinRunning(sub)) this.start(sub);
+    });
     return cursor;
   }
 
@@ -122,7 +153,7 @@ export class StreamHub {
   /** Refuses new subscriptions and aborts every open upstream stream; subscribers get the error. */
   close(): Promise<void> {
     this.closed = true;
-    const error = new GatewayError(ErrorCode.OVERLOADED, 'The gateway is shutting down; subscribe again shortly.');
+    const error = shuttingDown();
     for (const stream of [...this.open]) {
       this.forget(stream);
       stream.fail(error);
@@ -131,66 +162,52 @@ export class StreamHub {
     return Promise.resolve();
   }
 
-  private join(stream: SharedStream, cursor: Cursor, policy: CachePolicy): void {
-    if (stream.peakSubscribers > 0) this.joined += 1;
-    if (policy !== 'BYPASS') stream.store = true;
-    cursor.attach(stream);
+  /** Joins the running stream for `sub`'s key; false when there is none. */
+  private joinRunning(sub: Subscriber): boolean {
+    const running = this.streams.get(sub.key);
+    if (!running) return false;
+    if (running.peakSubscribers > 0) this.joined += 1;
+    waitUntil(sub.ledger?.recordJoined(), sub.cursor, running.result);
+    this.attach(running, sub);
+    return true;
   }
 
-  private start(key: string, id: string, request: CompletionRequest, traceContext: Context | undefined): SharedStream {
-    const stream = new SharedStream(id, request.model, false, this.bufferCost, {
+  /** Starts the upstream stream for `sub`, which pays for it. */
+  private start(sub: Subscriber): void {
+    const stream = new SharedStream(sub.id, sub.request.model, false, this.bufferCost, {
       onSpill: (s) => this.forget(s),
       onEmpty: (s) => this.abandon(s),
       onDropSlow: () => {
         this.droppedSlow += 1;
       },
     });
-    this.streams.set(key, stream);
-    this.keys.set(stream, key);
+    this.streams.set(sub.key, stream);
+    this.keys.set(stream, sub.key);
     this.open.add(stream);
     this.upstreamStreams += 1;
-    void this.pump(stream, request, traceContext);
-    return stream;
+    const ledger = sub.ledger;
+    if (ledger) {
+      waitUntil(ledger.recordUpstreamCall(), sub.cursor, stream.result);
+      stream.result.then((result) => ledger.recordUsage(result.model, result.usage), () => undefined);
+    }
+    void pump(stream, sub.request, {
+      upstream: this.upstream,
+      tracer: this.tracer,
+      traceContext: sub.traceContext,
+      store: async (result) => {
+        if (stream.store && isStorable(result)) await this.write(this.keyOf(stream), result);
+      },
+      over: () => {
+        this.forget(stream);
+        this.open.delete(stream);
+      },
+    });
+    this.attach(stream, sub);
   }
 
-  /** Reads the upstream into the shared buffer; stores a finished answer before the last chunk. */
-  private async pump(stream: SharedStream, request: CompletionRequest, traceContext: Context | undefined): Promise<void> {
-    const parent = traceContext ?? ROOT_CONTEXT;
-    const span = this.tracer.startSpan('stream hub upstream', {}, parent);
-    let result: CompletionResult | undefined;
-    try {
-      const options = { signal: stream.controller.signal, traceContext: trace.setSpan(parent, span) };
-      for await (const event of this.upstream.completeStream(request, options)) {
-        if (event.type === 'delta') {
-          stream.push({ delta: event.content, reasoningDelta: event.reasoningContent === '' ? null : event.reasoningContent });
-        } else {
-          result = event.result;
-        }
-      }
-      // The client ends every stream with a finish event or an error; guard against a break.
-      if (!result) throw new Error('upstream stream ended without a result');
-      if (stream.settled) return; // failed by `close` meanwhile
-      stream.phase = { name: 'storing' };
-      if (stream.store && isStorable(result)) await this.write(this.keyOf(stream), result);
-      stream.push({
-        model: result.model,
-        delta: '',
-        reasoningDelta: null,
-        finish: { reason: result.finishReason, usage: result.usage, result },
-      });
-      stream.finish();
-      span.setAttribute('stream.outcome', 'finished');
-    } catch (error) {
-      const failure = toError(error);
-      stream.fail(failure);
-      span.setAttribute('stream.outcome', stream.controller.signal.aborted ? 'aborted' : 'failed');
-      if (!stream.controller.signal.aborted) span.setStatus({ code: SpanStatusCode.ERROR });
-    } finally {
-      this.forget(stream);
-      this.open.delete(stream);
-      span.setAttributes({ 'stream.chunks': stream.head, 'stream.subscribers_peak': stream.peakSubscribers });
-      span.end();
-    }
+  private attach(stream: SharedStream, sub: Subscriber): void {
+    if (sub.policy !== 'BYPASS') stream.store = true;
+    sub.cursor.attach(stream);
   }
 
   /** Stops taking joiners for `stream` (it keeps serving the subscribers it has). */

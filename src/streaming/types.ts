@@ -1,4 +1,6 @@
+import type { Context } from '@opentelemetry/api';
 import type { Instruments } from '../telemetry/instruments';
+import type { RequestLedger } from '../telemetry/ledger';
 import type { CompletionCache } from '../cache/completion-cache';
 import type { CompletionResult, DeepSeekApi, FinishReason, Usage } from '../deepseek/types';
 import type { Logger } from '../telemetry/logger';
@@ -23,6 +25,24 @@ export interface StreamChunk {
   finish?: { reason: FinishReason; usage: Usage; result: CompletionResult };
   /** True when the chunks are replayed from the cache (no upstream call for this stream). */
   cached: boolean;
+}
+
+/** What a subscription hands the hub besides its request and cache policy (all optional). */
+export interface SubscribeOptions {
+  /** The subscription's operation span: parent of an upstream stream it starts. */
+  traceContext?: Context;
+  /**
+   * Whose streams and stored answers the subscription may share (the caller's tenant with
+   * CACHE_SCOPE=tenant); undefined = the global scope.
+   */
+  cacheScope?: string;
+  /**
+   * The operation's cost ledger, recorded into like a query's: a cache replay is a cache
+   * hit, joining a running stream (or a query's call) a joined call, starting one an upstream
+   * call whose usage is this subscription's cost when it finishes; the time until the
+   * upstream answer is complete (or the subscriber leaves) is upstream wait.
+   */
+  ledger?: RequestLedger;
 }
 
 export interface StreamHubOptions {
