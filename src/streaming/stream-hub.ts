@@ -20,6 +20,8 @@ export type { StreamChunk, StreamHubOptions, StreamHubStats, SubscribeOptions } 
 
 const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
 const DEFAULT_REPLAY_CHUNK_CHARS = 4096;
+/** Open subscriptions per replica unless `maxStreams` says otherwise (see `StreamHubOptions`). */
+export const DEFAULT_MAX_STREAMS = 1000;
 
 /** One subscription, as the hub places it: on a running stream, a replay, or a new stream. */
 interface Subscriber {
@@ -69,7 +71,11 @@ export class StreamHub {
   private readonly bufferCost: BufferCost;
   private readonly replayChunkChars: number;
   private readonly tracer: Tracer;
+  private readonly maxStreams: number;
   private closed = false;
+  /** Subscriptions from `subscribe` until they end, whatever they read (the `maxStreams` count). */
+  private openSubscriptions = 0;
+  private refusedOverloaded = 0;
   private upstreamStreams = 0;
   private joined = 0;
   private cacheReplays = 0;
@@ -86,6 +92,7 @@ export class StreamHub {
     };
     this.replayChunkChars = Math.max(1, options.replayChunkChars ?? DEFAULT_REPLAY_CHUNK_CHARS);
     this.tracer = (options.instruments ?? noopInstruments()).tracer;
+    this.maxStreams = options.maxStreams ?? DEFAULT_MAX_STREAMS;
   }
 
   /**
@@ -104,6 +111,21 @@ export class StreamHub {
       cursor.fail(shuttingDown());
       return cursor;
     }
+    if (this.openSubscriptions >= this.maxStreams) {
+      this.refusedOverloaded += 1;
+      cursor.fail(
+        new GatewayError(
+          ErrorCode.OVERLOADED,
+          `This replica streams its maximum of ${this.maxStreams} subscriptions (MAX_STREAMS); retry shortly.`,
+          { limit: 'MAX_STREAMS' },
+        ),
+      );
+      return cursor;
+    }
+    this.openSubscriptions += 1;
+    cursor.onEnd(() => {
+      this.openSubscriptions -= 1;
+    });
     const sub: Subscriber = {
       id,
       key: cacheKey(id, options.cacheScope),
@@ -147,6 +169,8 @@ export class StreamHub {
       cacheReplays: this.cacheReplays,
       abandoned: this.abandoned,
       droppedSlow: this.droppedSlow,
+      openSubscriptions: this.openSubscriptions,
+      refusedOverloaded: this.refusedOverloaded,
     };
   }
 

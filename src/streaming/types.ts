@@ -62,6 +62,17 @@ export interface StreamHubOptions {
   chunkOverheadBytes?: number;
   /** Largest text of one chunk when a cached answer is replayed. Default 4096. */
   replayChunkChars?: number;
+  /**
+   * Most subscriptions this replica serves at once (MAX_STREAMS); default 1000
+   * (`DEFAULT_MAX_STREAMS`). Counted per subscriber, not per upstream stream: a replica's
+   * memory and sockets follow its subscribers (a thousand subscribers of one shared stream
+   * cost a thousand cursors and socket buffers), and every subscription counts from
+   * `subscribe` until it ends, whether it follows a live stream, replays the cache or waits
+   * on a query's call. Queries waiting on a stream are not counted. A subscription beyond it
+   * fails at once with OVERLOADED (`extensions.limit: 'MAX_STREAMS'`), counted in
+   * `refusedOverloaded`.
+   */
+  maxStreams?: number;
   /** Tracer for the `stream hub upstream` spans (default: record nothing). */
   instruments?: Instruments;
 }
@@ -81,5 +92,9 @@ export interface StreamHubStats {
   abandoned: number;
   /** Subscribers ended because they fell more than `maxBufferedBytes` behind. */
   droppedSlow: number;
+  /** Subscriptions open now, whatever they read (what `maxStreams` caps). */
+  openSubscriptions: number;
+  /** Subscriptions refused with OVERLOADED because `maxStreams` were open. */
+  refusedOverloaded: number;
 }
 
