@@ -1,19 +1,18 @@
 import type { Context, Tracer } from '@opentelemetry/api';
-import type { CompletionCache } from '../cache/completion-cache';
 import { isStorable } from '../deepseek/provider';
 import { cacheKey, completionId } from '../cache/key';
-import type { CompletionRequest, CompletionResult, DeepSeekApi } from '../deepseek/types';
+import type { CompletionRequest, DeepSeekApi } from '../deepseek/types';
 import { ErrorCode, GatewayError } from '../errors';
 import { noopInstruments } from '../telemetry/instruments';
 import type { EndWait, RequestLedger } from '../telemetry/ledger';
-import type { Logger } from '../telemetry/logger';
 import { abortError } from '../lib/abort';
-import { dedupe, Singleflight } from '../lib/singleflight';
+import { Singleflight } from '../lib/singleflight';
 import type { CachePolicy } from '../batching/types';
 import { Cursor } from './cursor';
 import { pump } from './pump';
 import { replayStream } from './replay';
 import { CHUNK_OVERHEAD_BYTES, SharedStream, type BufferCost } from './shared-stream';
+import { StreamCache } from './stream-cache';
 import type { StreamChunk, StreamHubOptions, StreamHubStats, SubscribeOptions } from './types';
 
 export type { StreamChunk, StreamHubOptions, StreamHubStats, SubscribeOptions } from './types';
@@ -61,13 +60,10 @@ export class StreamHub {
   private readonly streams = new Singleflight<string, SharedStream>();
   /** Every stream whose upstream is open, joinable or not (for `close`). */
   private readonly open = new Set<SharedStream>();
-  /** Cache reads in flight by id, so a burst of identical subscriptions reads once. */
-  private readonly lookups = new Singleflight<string, Promise<CompletionResult | undefined>>();
   /** The store key (`cacheKey`: id in its cache scope) of each stream this hub started. */
   private readonly keys = new WeakMap<SharedStream, string>();
-  private readonly cache: CompletionCache;
+  private readonly cache: StreamCache;
   private readonly upstream: Pick<DeepSeekApi, 'completeStream'>;
-  private readonly logger: Logger;
   private readonly bufferCost: BufferCost;
   private readonly replayChunkChars: number;
   private readonly tracer: Tracer;
@@ -83,9 +79,8 @@ export class StreamHub {
   private droppedSlow = 0;
 
   constructor(options: StreamHubOptions) {
-    this.cache = options.cache;
+    this.cache = new StreamCache(options.cache, options.logger);
     this.upstream = options.upstream;
-    this.logger = options.logger;
     this.bufferCost = {
       maxBufferedBytes: options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES,
       chunkOverheadBytes: options.chunkOverheadBytes ?? CHUNK_OVERHEAD_BYTES,
@@ -140,7 +135,7 @@ export class StreamHub {
       this.start(sub);
       return cursor;
     }
-    void this.lookup(sub.key).then((hit) => {
+    void this.cache.lookup(sub.key).then((hit) => {
       if (cursor.isClosed) return;
       if (this.closed) {
         cursor.fail(shuttingDown());
@@ -219,7 +214,7 @@ export class StreamHub {
       tracer: this.tracer,
       traceContext: sub.traceContext,
       store: async (result) => {
-        if (stream.store && isStorable(result)) await this.write(this.keyOf(stream), result);
+        if (stream.store && isStorable(result)) await this.cache.write(this.keyOf(stream), result);
       },
       over: () => {
         this.forget(stream);
@@ -251,29 +246,5 @@ export class StreamHub {
 
   private keyOf(stream: SharedStream): string {
     return this.keys.get(stream) ?? stream.id;
-  }
-
-  /** One cache read per key at a time, however many identical subscriptions arrive. */
-  private lookup(id: string): Promise<CompletionResult | undefined> {
-    return dedupe(this.lookups, id, () => this.read(id));
-  }
-
-  /** The cache promises never to throw; this guards against one that does (fail open). */
-  private async read(id: string): Promise<CompletionResult | undefined> {
-    try {
-      const [value] = await this.cache.getMany([id]);
-      return value;
-    } catch (error) {
-      this.logger.warn({ err: error }, 'cache read failed; streaming from upstream');
-      return undefined;
-    }
-  }
-
-  private async write(id: string, value: CompletionResult): Promise<void> {
-    try {
-      await this.cache.setMany([{ id, value }]);
-    } catch (error) {
-      this.logger.warn({ err: error }, 'cache write failed; the streamed answer is not kept');
-    }
   }
 }
