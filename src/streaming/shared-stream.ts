@@ -1,3 +1,4 @@
+import type { JoinedCompletion } from '../batching/types';
 import type { CompletionResult } from '../deepseek/types';
 import { ErrorCode, GatewayError } from '../errors';
 import type { Cursor } from './cursor';
@@ -66,6 +67,11 @@ export class SharedStream {
   /** Most subscribers attached at once (for the span). */
   peakSubscribers = 0;
   /**
+   * Queries waiting for this stream's answer (`hold`), not reading its chunks. They keep the
+   * upstream running like subscribers do: it is aborted only when neither is left.
+   */
+  private holders = 0;
+  /**
    * Settles when the stream does: with the finished completion (after its cache write, as
    * the last chunk goes out) or with the stream's failure. Nobody has to read it.
    */
@@ -107,7 +113,26 @@ export class SharedStream {
   /** A subscriber left (unsubscribed, disconnected, or dropped): the last one out stops the stream. */
   detach(cursor: Cursor): void {
     if (!this.cursors.delete(cursor)) return;
-    if (this.cursors.size === 0) this.events.onEmpty(this);
+    this.leftOne();
+  }
+
+  /** A query waits for the answer: it counts as one more reader until it leaves. */
+  hold(): JoinedCompletion {
+    this.holders += 1;
+    let left = false;
+    return {
+      result: this.result,
+      leave: () => {
+        if (left) return;
+        left = true;
+        this.holders -= 1;
+        this.leftOne();
+      },
+    };
+  }
+
+  private leftOne(): void {
+    if (this.cursors.size === 0 && this.holders === 0) this.events.onEmpty(this);
   }
 
   push(parts: Omit<StreamChunk, 'id' | 'index' | 'model' | 'cached'> & { model?: string }): void {

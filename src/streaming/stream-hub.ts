@@ -5,9 +5,9 @@ import type { CompletionRequest, DeepSeekApi } from '../deepseek/types';
 import { ErrorCode, GatewayError } from '../errors';
 import { noopInstruments } from '../telemetry/instruments';
 import type { EndWait, RequestLedger } from '../telemetry/ledger';
-import { abortError } from '../lib/abort';
+import { abortError, toError } from '../lib/abort';
 import { Singleflight } from '../lib/singleflight';
-import type { CachePolicy } from '../batching/types';
+import type { CachePolicy, JoinedCompletion, JoinRunning } from '../batching/types';
 import { Cursor } from './cursor';
 import { pump } from './pump';
 import { replayStream } from './replay';
@@ -22,7 +22,7 @@ const DEFAULT_REPLAY_CHUNK_CHARS = 4096;
 /** Open subscriptions per replica unless `maxStreams` says otherwise (see `StreamHubOptions`). */
 export const DEFAULT_MAX_STREAMS = 1000;
 
-/** One subscription, as the hub places it: on a running stream, a replay, or a new stream. */
+/** One subscription, as the hub places it: on a running stream or call, a replay, or a new stream. */
 interface Subscriber {
   readonly id: string;
   readonly key: string;
@@ -48,22 +48,30 @@ function waitUntil(endWait: EndWait | undefined, cursor: Cursor, settled: Promis
  * Process-wide fan-out of streamed completions (ONE instance per process, SHARED by every
  * subscription). Subscriptions to the same completion id share ONE upstream stream: a
  * joiner is replayed the buffered chunks first, then follows live. The upstream is aborted
- * when its last subscriber leaves. A finished stream is stored in the completion cache under
- * the id a query uses, and a cached answer is replayed as a stream. Per subscriber there is
- * only a cursor; see `SharedStream` for what is shared and how the buffer is bounded.
+ * when its last subscriber (or query waiting on it) leaves. A finished stream is stored in
+ * the completion cache under the id a query uses, and a cached answer is replayed as a
+ * stream. Per subscriber there is only a cursor; see `SharedStream` for what is shared and
+ * how the buffer is bounded.
  *
- * `streams` holds the joinable streams by id; an entry goes when its stream settles (after
+ * Queries and streams share upstream work both ways, by store key: a subscription whose key
+ * has a query's call running waits for that call and is replayed its answer (`joinCall`,
+ * injected), and a query waits for a running stream's answer through `joinStream`.
+ *
+ * `streams` holds the joinable streams by key; an entry goes when its stream settles (after
  * the cache write), is abandoned, or outgrows its buffer, so a later subscription either
- * joins a running stream or finds the stored answer.
+ * joins a running stream or finds the stored answer. `upstreams` holds every stream still
+ * streaming, joinable or not: a query needs only the answer, never the buffer.
  */
 export class StreamHub {
   private readonly streams = new Singleflight<string, SharedStream>();
+  private readonly upstreams = new Singleflight<string, SharedStream>();
   /** Every stream whose upstream is open, joinable or not (for `close`). */
   private readonly open = new Set<SharedStream>();
   /** The store key (`cacheKey`: id in its cache scope) of each stream this hub started. */
   private readonly keys = new WeakMap<SharedStream, string>();
   private readonly cache: StreamCache;
   private readonly upstream: Pick<DeepSeekApi, 'completeStream'>;
+  private readonly joinCall: JoinRunning | undefined;
   private readonly bufferCost: BufferCost;
   private readonly replayChunkChars: number;
   private readonly tracer: Tracer;
@@ -74,6 +82,8 @@ export class StreamHub {
   private refusedOverloaded = 0;
   private upstreamStreams = 0;
   private joined = 0;
+  private joinedCalls = 0;
+  private joinedByQueries = 0;
   private cacheReplays = 0;
   private abandoned = 0;
   private droppedSlow = 0;
@@ -81,6 +91,7 @@ export class StreamHub {
   constructor(options: StreamHubOptions) {
     this.cache = new StreamCache(options.cache, options.logger);
     this.upstream = options.upstream;
+    this.joinCall = options.joinCall;
     this.bufferCost = {
       maxBufferedBytes: options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES,
       chunkOverheadBytes: options.chunkOverheadBytes ?? CHUNK_OVERHEAD_BYTES,
@@ -91,13 +102,14 @@ export class StreamHub {
   }
 
   /**
-   * The chunks of `request`'s completion (chat or FIM) for one subscriber. USE: a running
-   * identical stream is joined, else a stored answer is replayed, else a stream is started
-   * and its answer stored. REFRESH: never reads the cache, stores the answer. BYPASS:
-   * neither. A failure rejects `next()` after the chunks buffered before it; `return()`
-   * unsubscribes at once. See `SubscribeOptions` for the trace context, the cache scope and
-   * the cost ledger (recorded like a query's: a replay is a cache hit, a joined stream a
-   * joined call, a started one an upstream call with its usage; the wait is upstream time).
+   * The chunks of `request`'s completion (chat or FIM) for one subscriber. Any policy joins
+   * a running identical stream, else a query's running call (replayed when it ends). USE:
+   * then a stored answer is replayed, else a stream is started and its answer stored.
+   * REFRESH: never reads the cache, stores the answer. BYPASS: neither. A failure rejects
+   * `next()` after the chunks buffered before it; `return()` unsubscribes at once. See
+   * `SubscribeOptions` for the trace context, the cache scope and the cost ledger (recorded
+   * like a query's: a replay is a cache hit, a joined stream or call a joined call, a
+   * started stream an upstream call with its usage; the wait is upstream time).
    */
   subscribe(request: CompletionRequest, policy: CachePolicy, options: SubscribeOptions = {}): AsyncIterableIterator<StreamChunk> {
     const id = completionId(request);
@@ -147,10 +159,24 @@ export class StreamHub {
         cursor.attach(replayStream(id, hit, this.replayChunkChars));
         return;
       }
-      // Checked again after the read: an identical subscription may have started meanwhile.
+      // Checked again after the read: a stream or a query's call may have started meanwhile.
       if (!this.joinRunning(sub)) this.start(sub);
     });
     return cursor;
+  }
+
+  /**
+   * For the coalescer (wired in `app.ts` as its `joinStream`): the stream running for store
+   * key `key`, joined by one query that waits for its answer. The query counts as a reader
+   * of the stream: the upstream is aborted only when no subscriber and no such query is
+   * left. Undefined when no stream for the key is still streaming.
+   */
+  joinStream(key: string, options: { store: boolean }): JoinedCompletion | undefined {
+    const stream = this.upstreams.get(key);
+    if (!stream || stream.settled || stream.controller.signal.aborted) return undefined;
+    if (options.store) stream.store = true;
+    this.joinedByQueries += 1;
+    return stream.hold();
   }
 
   stats(): StreamHubStats {
@@ -161,6 +187,8 @@ export class StreamHub {
       subscribers,
       upstreamStreams: this.upstreamStreams,
       joined: this.joined,
+      joinedCalls: this.joinedCalls,
+      joinedByQueries: this.joinedByQueries,
       cacheReplays: this.cacheReplays,
       abandoned: this.abandoned,
       droppedSlow: this.droppedSlow,
@@ -169,26 +197,47 @@ export class StreamHub {
     };
   }
 
-  /** Refuses new subscriptions and aborts every open upstream stream; subscribers get the error. */
+  /** Refuses new subscriptions and aborts every open upstream stream; its readers get the error. */
   close(): Promise<void> {
     this.closed = true;
     const error = shuttingDown();
     for (const stream of [...this.open]) {
       this.forget(stream);
+      this.upstreams.forget(this.keyOf(stream), stream);
       stream.fail(error);
       stream.controller.abort(error);
     }
     return Promise.resolve();
   }
 
-  /** Joins the running stream for `sub`'s key; false when there is none. */
+  /** Joins the running stream for `sub`'s key, else a query's running call; false when neither runs. */
   private joinRunning(sub: Subscriber): boolean {
     const running = this.streams.get(sub.key);
-    if (!running) return false;
-    if (running.peakSubscribers > 0) this.joined += 1;
-    waitUntil(sub.ledger?.recordJoined(), sub.cursor, running.result);
-    this.attach(running, sub);
+    if (running) {
+      if (running.peakSubscribers > 0) this.joined += 1;
+      waitUntil(sub.ledger?.recordJoined(), sub.cursor, running.result);
+      this.attach(running, sub);
+      return true;
+    }
+    const call = this.joinCall?.(sub.key, { store: sub.policy !== 'BYPASS' });
+    if (!call) return false;
+    this.replayCall(sub, call);
     return true;
+  }
+
+  /**
+   * `sub` waits on a query's upstream call (a plain call has no chunks to follow): its answer
+   * is replayed as a stream with `cached: false` when the call ends, or its error ends the
+   * subscription. Until then `sub` counts as a waiter of the call; leaving releases it.
+   */
+  private replayCall(sub: Subscriber, call: JoinedCompletion): void {
+    this.joinedCalls += 1;
+    waitUntil(sub.ledger?.recordJoined(), sub.cursor, call.result);
+    sub.cursor.onEnd(() => call.leave());
+    call.result.then(
+      (result) => sub.cursor.attach(replayStream(sub.id, result, this.replayChunkChars, false)),
+      (error: unknown) => sub.cursor.fail(toError(error)),
+    );
   }
 
   /** Starts the upstream stream for `sub`, which pays for it. */
@@ -201,6 +250,7 @@ export class StreamHub {
       },
     });
     this.streams.set(sub.key, stream);
+    this.upstreams.set(sub.key, stream);
     this.keys.set(stream, sub.key);
     this.open.add(stream);
     this.upstreamStreams += 1;
@@ -218,6 +268,7 @@ export class StreamHub {
       },
       over: () => {
         this.forget(stream);
+        this.upstreams.forget(sub.key, stream);
         this.open.delete(stream);
       },
     });
@@ -229,17 +280,18 @@ export class StreamHub {
     sub.cursor.attach(stream);
   }
 
-  /** Stops taking joiners for `stream` (it keeps serving the subscribers it has). */
+  /** Stops taking joiners for `stream` (it keeps serving the subscribers and queries it has). */
   private forget(stream: SharedStream): void {
     this.streams.forget(this.keyOf(stream), stream);
   }
 
-  /** The last subscriber left: abort the upstream unless the answer is already paid for. */
+  /** The last reader left: abort the upstream unless the answer is already paid for. */
   private abandon(stream: SharedStream): void {
     if (stream.phase.name !== 'streaming' || stream.controller.signal.aborted) return;
-    // Forget first, so an identical subscription arriving now starts afresh instead of
-    // joining a stream that is being torn down.
+    // Forget first, so an identical subscription or query arriving now starts afresh
+    // instead of joining a stream that is being torn down.
     this.forget(stream);
+    this.upstreams.forget(this.keyOf(stream), stream);
     this.abandoned += 1;
     stream.controller.abort(abortError('Every subscriber of this stream has gone'));
   }

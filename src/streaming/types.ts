@@ -4,6 +4,7 @@ import type { RequestLedger } from '../telemetry/ledger';
 import type { CompletionCache } from '../cache/completion-cache';
 import type { CompletionResult, DeepSeekApi, FinishReason, Usage } from '../deepseek/types';
 import type { Logger } from '../telemetry/logger';
+import type { JoinRunning } from '../batching/types';
 
 /** One piece of a streamed completion, as every subscriber of a stream receives it. */
 export interface StreamChunk {
@@ -51,6 +52,12 @@ export interface StreamHubOptions {
   upstream: Pick<DeepSeekApi, 'completeStream'>;
   logger: Logger;
   /**
+   * The coalescer's lookup (`CompletionService.joinCall`): a subscription whose key has a
+   * query's upstream call running waits for it and is replayed its answer, instead of
+   * making a second upstream call. Optional: without it streams never wait on queries.
+   */
+  joinCall?: JoinRunning;
+  /**
    * Most a shared stream keeps, in estimated bytes (see `BufferCost`). Below it the whole
    * completion so far is kept, so a late joiner can be replayed from the start. Above it
    * the stream stops taking joiners (an identical subscription starts its own upstream
@@ -86,6 +93,10 @@ export interface StreamHubStats {
   upstreamStreams: number;
   /** Subscriptions that joined a stream another subscription had started. */
   joined: number;
+  /** Subscriptions that waited on a query's upstream call and were replayed its answer. */
+  joinedCalls: number;
+  /** Query loads that waited on a running stream's answer (`joinStream`). */
+  joinedByQueries: number;
   /** Subscriptions answered by replaying a cached completion. */
   cacheReplays: number;
   /** Upstream streams aborted because every subscriber had gone. */
