@@ -74,20 +74,25 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
   const instruments = options.telemetry?.instruments ?? noopInstruments();
   const deepseek = createDeepSeekClient({ config: deepseekConfig, logger: logger.child({ component: 'deepseek' }), instruments });
   const cache = createCompletionCache({ config: config.cache, logger: logger.child({ component: 'cache' }), instruments });
-  const completions = new CompletionService({
+  // A query and a stream for the same completion share one upstream call, whichever starts
+  // first: each looks up the other's running work by store key. The lookups are closures, so
+  // neither layer imports the other and each is called only once both are built.
+  const completions: CompletionService = new CompletionService({
     cache,
     upstream: deepseek,
     logger: logger.child({ component: 'coalescer' }),
     batching: config.batching,
     instruments,
+    joinStream: (key, options) => streams.joinStream(key, options),
   });
   // Process-wide fan-out of streamed completions (subscriptions); per subscriber only a cursor.
-  const streams = new StreamHub({
+  const streams: StreamHub = new StreamHub({
     cache,
     upstream: deepseek,
     logger: logger.child({ component: 'stream-hub' }),
     instruments,
     maxBufferedBytes: config.streaming.maxBufferedBytes,
+    joinCall: (key, options) => completions.joinCall(key, options),
   });
   const accountInfo = new AccountInfoCache({ upstream: deepseek, ttlMs: config.deepseek.accountInfoTtlMs });
   const authenticator = createAuthenticator(config.auth, { logger: logger.child({ component: 'auth' }) });

@@ -12,7 +12,7 @@ import { BatchWindow } from './batch-window';
 import { batchParent, callParent, linksToOthers } from './batch-trace';
 import { Flights } from './flights';
 import { RequestScope, type Flight, type OperationScope, type Waiter } from './request-scope';
-import type { CachePolicy, CoalescingStats, CompletionView } from './types';
+import type { CachePolicy, CoalescingStats, CompletionView, JoinedCompletion, JoinRunning } from './types';
 
 /**
  * The process-wide coalescer, SHARED by every request (one instance per process, owned by
@@ -23,6 +23,10 @@ import type { CachePolicy, CoalescingStats, CompletionView } from './types';
  *   identical load anywhere in the process joins the running call instead of making
  *   another. An entry is deleted when its call settles (or when every waiter has gone), so
  *   nothing here outlives the call and a later load sees the cache's current answer.
+ *
+ * Streams share upstream work with queries both ways (see `Flights`): a load whose key has
+ * a stream running waits for that stream's answer (`joinStream`, injected), and the stream
+ * hub joins a query's running call through `joinCall`.
  */
 export class Coalescer {
   private readonly flights: Flights;
@@ -43,12 +47,14 @@ export class Coalescer {
     logger: Logger;
     batching: Config['batching'];
     instruments?: Instruments;
+    /** The stream running for a store key, for a load to wait on instead of calling (see `JoinRunning`). */
+    joinStream?: JoinRunning;
   }) {
     const instruments = options.instruments ?? noopInstruments();
     this.metrics = coalescerMetrics(instruments.meter);
     this.tracer = instruments.tracer;
     this.cache = options.cache;
-    this.flights = new Flights(options.upstream);
+    this.flights = new Flights(options.upstream, options.joinStream);
     this.logger = options.logger;
     this.window = new BatchWindow<Waiter>({
       windowMs: options.batching.windowMs,
@@ -93,6 +99,7 @@ export class Coalescer {
         scope,
         settled: false,
         flight: undefined,
+        joined: undefined,
         endWait: undefined,
         resolve: (view) => done() && resolve(view),
         reject: (error) => done() && reject(error),
@@ -111,10 +118,19 @@ export class Coalescer {
     return found;
   }
 
+  /**
+   * For the stream hub: joins the query call running for store key `key`, if any, as one
+   * more waiter (see `JoinRunning`); the call is aborted only when its last waiter leaves.
+   */
+  joinCall(key: string, options: { store: boolean }): JoinedCompletion | undefined {
+    return this.flights.hold(key, options);
+  }
+
   stats(): CoalescingStats {
     return {
       upstreamCalls: this.flights.started,
       joinedInFlight: this.joinedInFlight,
+      joinedStreams: this.flights.joinedStreams,
       batches: this.batches,
       meanBatchSize: this.batches === 0 ? 0 : this.batchedLoads / this.batches,
       inFlight: this.flights.size,
@@ -148,12 +164,9 @@ export class Coalescer {
       const toCall: Waiter[] = [];
       for (const waiter of batch) {
         if (waiter.settled) continue;
-        const running = this.flights.get(waiter.key);
-        if (running) {
-          // Every policy may join: a running call's answer is fresh, so even REFRESH and
-          // BYPASS get what they asked for. Only USE ever reads the cache.
-          waiter.endWait = waiter.scope.ledger?.recordJoined();
-          this.flights.join(running, waiter);
+        if (this.flights.joinRunning(waiter)) {
+          // Every policy may join a running call or stream: its answer is fresh, so even
+          // REFRESH and BYPASS get what they asked for. Only USE ever reads the cache.
           joined += 1;
         } else if (waiter.policy === 'USE') {
           toRead.push(waiter);
@@ -183,11 +196,8 @@ export class Coalescer {
 
       for (const waiter of toCall) {
         if (waiter.settled) continue; // gone while the cache was read
-        // Checked again after the read: another batch may have started this call meanwhile.
-        const running = this.flights.get(waiter.key);
-        if (running) {
-          waiter.endWait = waiter.scope.ledger?.recordJoined();
-          this.flights.join(running, waiter);
+        // Checked again after the read: another batch (or a stream) may have started meanwhile.
+        if (this.flights.joinRunning(waiter)) {
           joined += 1;
         } else {
           waiter.endWait = waiter.scope.ledger?.recordUpstreamCall();
@@ -223,7 +233,10 @@ export class Coalescer {
       span.recordException(failure);
       span.setStatus({ code: SpanStatusCode.ERROR });
       for (const flight of started) this.flights.forget(flight);
-      for (const waiter of batch) waiter.reject(failure);
+      for (const waiter of batch) {
+        waiter.reject(failure);
+        waiter.joined?.leave();
+      }
     } finally {
       span.end();
     }

@@ -9,9 +9,16 @@ import type { Logger } from '../telemetry/logger';
 import { Coalescer } from './coalescer';
 import type { OperationScope } from './request-scope';
 import { toError } from '../lib/abort';
-import { CACHE_POLICIES, type CoalescingStats, type CompletionLoadKey, type CompletionView } from './types';
+import {
+  CACHE_POLICIES,
+  type CoalescingStats,
+  type CompletionLoadKey,
+  type CompletionView,
+  type JoinedCompletion,
+  type JoinRunning,
+} from './types';
 
-export type { CachePolicy, CoalescingStats, CompletionLoadKey, CompletionView } from './types';
+export type { CachePolicy, CoalescingStats, CompletionLoadKey, CompletionView, JoinedCompletion, JoinRunning } from './types';
 
 /** The loaders of ONE GraphQL operation (see `CompletionService.createLoaders`). */
 export interface RequestLoaders {
@@ -47,6 +54,12 @@ export class CompletionService {
     batching: Config['batching'];
     /** Tracer and meter for the coalescer's spans and batch metrics (default: record nothing). */
     instruments?: Instruments;
+    /**
+     * The stream hub's lookup (`StreamHub.joinStream`): a load whose key has a stream running
+     * waits for its answer instead of making a second upstream call. Optional: without it
+     * queries never wait on streams.
+     */
+    joinStream?: JoinRunning;
   }) {
     this.cache = options.cache;
     this.coalescer = new Coalescer(options);
@@ -122,6 +135,14 @@ export class CompletionService {
         return removed;
       },
     };
+  }
+
+  /**
+   * For the stream hub (wired in `app.ts` as its `joinCall`): the query call running for
+   * store key `key`, joined by one subscription that will replay its answer as a stream.
+   */
+  joinCall(key: string, options: { store: boolean }): JoinedCompletion | undefined {
+    return this.coalescer.joinCall(key, options);
   }
 
   stats(): CoalescingStats {

@@ -1,7 +1,7 @@
 import type { Context } from '@opentelemetry/api';
 import type { CompletionRequest, CompletionResult } from '../deepseek/types';
 import type { EndWait, RequestLedger } from '../telemetry/ledger';
-import type { CachePolicy, CompletionView } from './types';
+import type { CachePolicy, CompletionView, JoinedCompletion } from './types';
 
 /** What an operation hands the coalescer with its loads. */
 export interface OperationScope {
@@ -45,6 +45,8 @@ export interface Waiter {
   /** Set once the slot has its answer, error or abort; later outcomes are ignored. */
   settled: boolean;
   flight: Flight | undefined;
+  /** The running stream this load waits on instead of a call of its own (see `JoinRunning`). */
+  joined: JoinedCompletion | undefined;
   /** Ends this load's wait on an upstream call in its ledger. */
   endWait: EndWait | undefined;
   resolve(view: CompletionView): void;

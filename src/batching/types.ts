@@ -13,6 +13,28 @@ export interface CompletionView extends CompletionResult {
   cached: boolean;
 }
 
+/**
+ * Upstream work another part of the process runs right now (the coalescer's call for a
+ * query, the stream hub's upstream stream), joined by ONE waiter of the other part, so a
+ * query and a stream for the same store key make one upstream call whichever starts first.
+ * The joiner counts as a waiter of that work until the work settles or the joiner leaves:
+ * the upstream is aborted only when its last waiter of either kind has gone.
+ */
+export interface JoinedCompletion {
+  /** Settles with the finished completion, or with the call's or stream's failure. */
+  readonly result: Promise<CompletionResult>;
+  /** This joiner no longer wants the answer (idempotent; a no-op once `result` settled). */
+  leave(): void;
+}
+
+/**
+ * Looks up the work running for a store key (`cacheKey`) and joins it; undefined when none
+ * runs. `store`: the joiner's policy keeps the answer (USE, REFRESH), so the work stores it
+ * even if its own waiters all said BYPASS. Injected across layers (wired in `app.ts`), so
+ * neither batching nor streaming imports the other.
+ */
+export type JoinRunning = (key: string, options: { store: boolean }) => JoinedCompletion | undefined;
+
 export interface CompletionLoadKey {
   request: CompletionRequest;
   policy: CachePolicy;
@@ -21,8 +43,10 @@ export interface CompletionLoadKey {
 export interface CoalescingStats {
   /** Upstream calls started. */
   upstreamCalls: number;
-  /** Loads that joined an upstream call already in flight instead of starting one. */
+  /** Loads that joined an upstream call (or stream) already in flight instead of starting one. */
   joinedInFlight: number;
+  /** Of those, loads that waited for a running stream's answer (`joinStream`). */
+  joinedStreams: number;
   /** Coalescer batches run (each makes at most one cache read and one cache write). */
   batches: number;
   /** Loads per batch, on average since start. */

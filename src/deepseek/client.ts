@@ -19,7 +19,7 @@ import { JSON_HEADERS, PATHS, RETRYABLE_STATUSES, SSE_HEADERS, TRACE_ID_HEADER }
 import { toWireChatRequest, toWireFimRequest } from './request-body';
 import { fromWireBalance, fromWireChatCompletion, fromWireFimCompletion, fromWireModelList } from './response';
 import { readSseData } from './sse-stream';
-import { ChatStreamAssembler } from './stream-assembler';
+import { ChatStreamAssembler, FimStreamAssembler, type StreamAssembler } from './stream-assembler';
 import type {
   Balance,
   CallOptions,
@@ -118,7 +118,7 @@ export class DeepSeekClient implements DeepSeekApi {
           method: 'POST',
           path: PATHS.fim,
           headers: JSON_HEADERS,
-          body: JSON.stringify(toWireFimRequest(request)),
+          body: JSON.stringify(toWireFimRequest(request, false)),
           spanAttributes: genAiRequestAttributes('text_completion', request.model, request.maxTokens),
         },
         options,
@@ -145,53 +145,49 @@ export class DeepSeekClient implements DeepSeekApi {
    * the stream lifetime bounds the rest. Leaving the loop early (break, return, throw)
    * aborts the upstream request.
    */
-  async *chatStream(request: ChatRequest, options: CallOptions = {}): AsyncGenerator<StreamEvent, void, undefined> {
-    let attempts = 0;
-    const response = await this.#call(
-      upstreamRequest(
-        {
-          method: 'POST',
-          path: PATHS.chat,
-          headers: SSE_HEADERS,
-          body: JSON.stringify(toWireChatRequest(request, true)),
-          stream: true,
-          spanAttributes: { ...genAiRequestAttributes('chat', request.model, request.maxTokens), 'gen_ai.request.stream': true },
-        },
-        options,
-      ),
+  chatStream(request: ChatRequest, options: CallOptions = {}): AsyncGenerator<StreamEvent, void, undefined> {
+    return this.#stream(
+      'chat',
       {
-        onExchange: () => {
-          attempts += 1;
-        },
-        // The body is read below, outside the transport; the exchange ends when it closes.
-        onResponse: async (opened) => opened,
+        path: PATHS.chat,
+        body: JSON.stringify(toWireChatRequest(request, true)),
+        spanAttributes: { ...genAiRequestAttributes('chat', request.model, request.maxTokens), 'gen_ai.request.stream': true },
       },
+      (traceId) => new ChatStreamAssembler(request.model, traceId),
+      options,
     );
-    const { body } = response;
-    const traceId = headerValue(response.headers, TRACE_ID_HEADER);
-    const assembler = new ChatStreamAssembler(request.model, traceId);
-    let result: CompletionResult | undefined;
-    try {
-      for await (const data of readSseData(body)) {
-        if (data === '[DONE]') {
-          result = assembler.finish();
-          break;
-        }
-        const event = assembler.add(data);
-        if (event) yield event;
-      }
-      // EOF without `[DONE]`: DeepSeek's own client calls this a truncation, and so do we.
-      if (!result) throw streamTruncated(traceId);
-      this.#counted('chat', result);
-    } catch (error) {
-      const failure = streamBodyFailure(error, options.signal, attempts);
-      // Ends the exchange with the failure, so the call's and the attempt's telemetry see it.
-      body.destroy(failure);
-      throw publicError(failure);
-    } finally {
-      if (!body.destroyed) body.destroy();
+  }
+
+  /**
+   * Streams a FIM completion (`POST /beta/completions`, `stream: true`): the same events as
+   * `chatStream`, the text from each chunk's `choices[0].text`, the usage from the last
+   * chunk before `[DONE]`. Same retry, lifetime and abort rules.
+   */
+  fimStream(request: FimRequest, options: CallOptions = {}): AsyncGenerator<StreamEvent, void, undefined> {
+    return this.#stream(
+      'text_completion',
+      {
+        path: PATHS.fim,
+        body: JSON.stringify(toWireFimRequest(request, true)),
+        spanAttributes: {
+          ...genAiRequestAttributes('text_completion', request.model, request.maxTokens),
+          'gen_ai.request.stream': true,
+        },
+      },
+      (traceId) => new FimStreamAssembler(request.model, traceId),
+      options,
+    );
+  }
+
+  completeStream(request: CompletionRequest, options?: CallOptions): AsyncGenerator<StreamEvent, void, undefined> {
+    switch (request.kind) {
+      case 'chat':
+        return this.chatStream(request, options);
+      case 'fim':
+        return this.fimStream(request, options);
+      default:
+        throw new UnreachableCaseError(request);
     }
-    yield { type: 'finish', result };
   }
 
   /** `GET /models`. */
@@ -213,6 +209,54 @@ export class DeepSeekClient implements DeepSeekApi {
   /** Breaker, bulkhead, pool and key state, for the GraphQL `upstream` field and `/readyz`. */
   status(): TransportStatus {
     return this.#transport.status();
+  }
+
+  /**
+   * One streamed completion: opens the SSE response through the transport, then reads it
+   * outside the transport, so the exchange ends when the body closes. EOF without `[DONE]`
+   * (or without a finish reason) is a truncation, as DeepSeek's own client calls it.
+   */
+  async *#stream(
+    operation: GenAiOperation,
+    call: Pick<UpstreamRequest, 'path' | 'body' | 'spanAttributes'>,
+    assemble: (traceId: string | undefined) => StreamAssembler,
+    options: CallOptions,
+  ): AsyncGenerator<StreamEvent, void, undefined> {
+    let attempts = 0;
+    const response = await this.#call(
+      upstreamRequest({ ...call, method: 'POST', headers: SSE_HEADERS, stream: true }, options),
+      {
+        onExchange: () => {
+          attempts += 1;
+        },
+        // The body is read below, outside the transport; the exchange ends when it closes.
+        onResponse: async (opened) => opened,
+      },
+    );
+    const { body } = response;
+    const traceId = headerValue(response.headers, TRACE_ID_HEADER);
+    const assembler = assemble(traceId);
+    let result: CompletionResult | undefined;
+    try {
+      for await (const data of readSseData(body)) {
+        if (data === '[DONE]') {
+          result = assembler.finish();
+          break;
+        }
+        const event = assembler.add(data);
+        if (event) yield event;
+      }
+      if (!result) throw streamTruncated(traceId);
+      this.#counted(operation, result);
+    } catch (error) {
+      const failure = streamBodyFailure(error, options.signal, attempts);
+      // Ends the exchange with the failure, so the call's and the attempt's telemetry see it.
+      body.destroy(failure);
+      throw publicError(failure);
+    } finally {
+      if (!body.destroyed) body.destroy();
+    }
+    yield { type: 'finish', result };
   }
 
   /** Tokens and estimated cost of a completion DeepSeek produced (and billed). */

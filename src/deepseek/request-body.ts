@@ -23,8 +23,12 @@ export function toWireChatRequest(request: ChatRequest, stream: boolean): WireCh
   });
 }
 
-/** `FimRequest` → the body of `POST /beta/completions`. */
-export function toWireFimRequest(request: FimRequest): WireFimRequest {
+/**
+ * `FimRequest` → the body of `POST /beta/completions`. A stream asks for usage like a chat
+ * stream does: DeepSeek puts it on a FIM stream's last chunk anyway, and `stream_options`
+ * is allowed with `stream: true` (only without it is it a 400; deepseek-api.md §2.2).
+ */
+export function toWireFimRequest(request: FimRequest, stream: boolean): WireFimRequest {
   return compact<WireFimRequest>({
     model: request.model,
     prompt: request.prompt,
@@ -33,6 +37,7 @@ export function toWireFimRequest(request: FimRequest): WireFimRequest {
     temperature: request.temperature,
     top_p: request.topP,
     stop: request.stop,
-    stream: false,
+    stream,
+    stream_options: stream ? { include_usage: true } : undefined,
   });
 }

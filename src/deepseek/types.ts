@@ -118,6 +118,9 @@ export interface DeepSeekApi {
   /** Dispatches on `request.kind`. */
   complete(request: CompletionRequest, options?: CallOptions): Promise<CompletionResult>;
   chatStream(request: ChatRequest, options?: CallOptions): AsyncIterable<StreamEvent>;
+  fimStream(request: FimRequest, options?: CallOptions): AsyncIterable<StreamEvent>;
+  /** Streams either kind, dispatching on `request.kind`. */
+  completeStream(request: CompletionRequest, options?: CallOptions): AsyncIterable<StreamEvent>;
   models(options?: CallOptions): Promise<ModelInfo[]>;
   balance(options?: CallOptions): Promise<Balance>;
 }

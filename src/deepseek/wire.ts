@@ -33,6 +33,8 @@ export interface WireFimRequest {
   top_p?: number;
   stop?: string[];
   stream: boolean;
+  /** Only with `stream: true` (DeepSeek answers 400 otherwise). */
+  stream_options?: { include_usage: boolean };
 }
 
 export interface WireUsage {
@@ -74,6 +76,16 @@ export interface WireFimCompletion {
   model: string;
   choices: WireFimChoice[];
   usage: WireUsage;
+}
+
+/** A FIM stream chunk: `object` stays `text_completion`; usage rides on the last chunk. */
+export interface WireFimChunk {
+  id: string;
+  object: 'text_completion';
+  created: number;
+  model: string;
+  choices: WireFimChoice[];
+  usage?: WireUsage | null;
 }
 
 export interface WireChatChunkChoice {

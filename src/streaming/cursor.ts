@@ -18,9 +18,21 @@ export class Cursor implements AsyncIterableIterator<StreamChunk> {
   private readonly waiters: Waiter[] = [];
   private closed = false;
   private failure: Error | undefined;
+  private readonly endHooks: Array<() => void> = [];
+  private ended = false;
 
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /**
+   * Runs `hook` once when this subscriber ends: failed, or closed (its last chunk read, or
+   * `return()`); at once when it has ended already. The hub counts open subscribers and
+   * ends their ledger waits with it.
+   */
+  onEnd(hook: () => void): void {
+    if (this.ended) hook();
+    else this.endHooks.push(hook);
   }
 
   /** Starts reading `source` from its first chunk. */
@@ -36,6 +48,7 @@ export class Cursor implements AsyncIterableIterator<StreamChunk> {
     if (this.closed || this.failure) return;
     this.failure = error;
     this.source?.detach(this);
+    this.end();
     this.pull();
   }
 
@@ -104,5 +117,12 @@ export class Cursor implements AsyncIterableIterator<StreamChunk> {
     if (this.closed) return;
     this.closed = true;
     this.source?.detach(this);
+    this.end();
+  }
+
+  private end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    for (const hook of this.endHooks.splice(0)) hook();
   }
 }

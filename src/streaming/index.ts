@@ -1,2 +1,2 @@
 export { StreamHub } from './stream-hub';
-export type { StreamChunk, StreamHubOptions, StreamHubStats } from './types';
+export type { StreamChunk, StreamHubOptions, StreamHubStats, SubscribeOptions } from './types';

@@ -1,3 +1,5 @@
+import type { JoinedCompletion } from '../batching/types';
+import type { CompletionResult } from '../deepseek/types';
 import { ErrorCode, GatewayError } from '../errors';
 import type { Cursor } from './cursor';
 import type { StreamChunk } from './types';
@@ -64,6 +66,17 @@ export class SharedStream {
   private pushedBytes = 0;
   /** Most subscribers attached at once (for the span). */
   peakSubscribers = 0;
+  /**
+   * Queries waiting for this stream's answer (`hold`), not reading its chunks. They keep the
+   * upstream running like subscribers do: it is aborted only when neither is left.
+   */
+  private holders = 0;
+  /**
+   * Settles when the stream does: with the finished completion (after its cache write, as
+   * the last chunk goes out) or with the stream's failure. Nobody has to read it.
+   */
+  readonly result: Promise<CompletionResult>;
+  private settleResult!: { resolve(result: CompletionResult): void; reject(error: Error): void };
 
   constructor(
     readonly id: string,
@@ -71,7 +84,13 @@ export class SharedStream {
     readonly cached: boolean,
     private readonly cost: BufferCost,
     private readonly events: { onSpill(stream: SharedStream): void; onEmpty(stream: SharedStream): void; onDropSlow(): void },
-  ) {}
+  ) {
+    this.result = new Promise<CompletionResult>((resolve, reject) => {
+      this.settleResult = { resolve, reject };
+    });
+    // A failure nobody waits for is not an unhandled rejection.
+    this.result.catch(() => undefined);
+  }
 
   get head(): number {
     return this.base + this.entries.length - this.first;
@@ -94,7 +113,26 @@ export class SharedStream {
   /** A subscriber left (unsubscribed, disconnected, or dropped): the last one out stops the stream. */
   detach(cursor: Cursor): void {
     if (!this.cursors.delete(cursor)) return;
-    if (this.cursors.size === 0) this.events.onEmpty(this);
+    this.leftOne();
+  }
+
+  /** A query waits for the answer: it counts as one more reader until it leaves. */
+  hold(): JoinedCompletion {
+    this.holders += 1;
+    let left = false;
+    return {
+      result: this.result,
+      leave: () => {
+        if (left) return;
+        left = true;
+        this.holders -= 1;
+        this.leftOne();
+      },
+    };
+  }
+
+  private leftOne(): void {
+    if (this.cursors.size === 0 && this.holders === 0) this.events.onEmpty(this);
   }
 
   push(parts: Omit<StreamChunk, 'id' | 'index' | 'model' | 'cached'> & { model?: string }): void {
@@ -114,15 +152,18 @@ export class SharedStream {
     this.wake();
   }
 
-  finish(): void {
+  /** Every chunk is in: `result` is what the stream produced (its last chunk carries it too). */
+  finish(result: CompletionResult): void {
     if (this.settled) return;
     this.phase = { name: 'finished' };
+    this.settleResult.resolve(result);
     this.wake();
   }
 
   fail(error: Error): void {
     if (this.settled) return;
     this.phase = { name: 'failed', error };
+    this.settleResult.reject(error);
     this.wake();
   }
 

@@ -1,108 +1,182 @@
-import { ROOT_CONTEXT, SpanStatusCode, trace, type Context, type Tracer } from '@opentelemetry/api';
-import type { CompletionCache } from '../cache/completion-cache';
+import type { Context, Tracer } from '@opentelemetry/api';
 import { isStorable } from '../deepseek/provider';
 import { cacheKey, completionId } from '../cache/key';
-import type { ChatRequest, CompletionResult, DeepSeekApi } from '../deepseek/types';
+import type { CompletionRequest, DeepSeekApi } from '../deepseek/types';
 import { ErrorCode, GatewayError } from '../errors';
 import { noopInstruments } from '../telemetry/instruments';
-import type { Logger } from '../telemetry/logger';
+import type { EndWait, RequestLedger } from '../telemetry/ledger';
 import { abortError, toError } from '../lib/abort';
-import { dedupe, Singleflight } from '../lib/singleflight';
-import type { CachePolicy } from '../batching/types';
+import { Singleflight } from '../lib/singleflight';
+import type { CachePolicy, JoinedCompletion, JoinRunning } from '../batching/types';
 import { Cursor } from './cursor';
+import { pump } from './pump';
 import { replayStream } from './replay';
 import { CHUNK_OVERHEAD_BYTES, SharedStream, type BufferCost } from './shared-stream';
-import type { StreamChunk, StreamHubOptions, StreamHubStats } from './types';
+import { StreamCache } from './stream-cache';
+import type { StreamChunk, StreamHubOptions, StreamHubStats, SubscribeOptions } from './types';
 
-export type { StreamChunk, StreamHubOptions, StreamHubStats } from './types';
+export type { StreamChunk, StreamHubOptions, StreamHubStats, SubscribeOptions } from './types';
 
 const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
 const DEFAULT_REPLAY_CHUNK_CHARS = 4096;
+/** Open subscriptions per replica unless `maxStreams` says otherwise (see `StreamHubOptions`). */
+export const DEFAULT_MAX_STREAMS = 1000;
+
+/** One subscription, as the hub places it: on a running stream or call, a replay, or a new stream. */
+interface Subscriber {
+  readonly id: string;
+  readonly key: string;
+  readonly request: CompletionRequest;
+  readonly policy: CachePolicy;
+  readonly cursor: Cursor;
+  readonly traceContext: Context | undefined;
+  readonly ledger: RequestLedger | undefined;
+}
+
+function shuttingDown(): GatewayError {
+  return new GatewayError(ErrorCode.OVERLOADED, 'The gateway is shutting down; subscribe again shortly.');
+}
+
+/** Ends `endWait` when `settled` settles or the subscriber ends, whichever comes first. */
+function waitUntil(endWait: EndWait | undefined, cursor: Cursor, settled: Promise<unknown>): void {
+  if (!endWait) return;
+  cursor.onEnd(endWait);
+  settled.then(endWait, endWait);
+}
 
 /**
  * Process-wide fan-out of streamed completions (ONE instance per process, SHARED by every
  * subscription). Subscriptions to the same completion id share ONE upstream stream: a
  * joiner is replayed the buffered chunks first, then follows live. The upstream is aborted
- * when its last subscriber leaves. A finished stream is stored in the completion cache under
- * the id a query uses, and a cached answer is replayed as a stream. Per subscriber there is
- * only a cursor; see `SharedStream` for what is shared and how the buffer is bounded.
+ * when its last subscriber (or query waiting on it) leaves. A finished stream is stored in
+ * the completion cache under the id a query uses, and a cached answer is replayed as a
+ * stream. Per subscriber there is only a cursor; see `SharedStream` for what is shared and
+ * how the buffer is bounded.
  *
- * `streams` holds the joinable streams by id; an entry goes when its stream settles (after
+ * Queries and streams share upstream work both ways, by store key: a subscription whose key
+ * has a query's call running waits for that call and is replayed its answer (`joinCall`,
+ * injected), and a query waits for a running stream's answer through `joinStream`.
+ *
+ * `streams` holds the joinable streams by key; an entry goes when its stream settles (after
  * the cache write), is abandoned, or outgrows its buffer, so a later subscription either
- * joins a running stream or finds the stored answer.
+ * joins a running stream or finds the stored answer. `upstreams` holds every stream still
+ * streaming, joinable or not: a query needs only the answer, never the buffer.
  */
 export class StreamHub {
   private readonly streams = new Singleflight<string, SharedStream>();
+  private readonly upstreams = new Singleflight<string, SharedStream>();
   /** Every stream whose upstream is open, joinable or not (for `close`). */
   private readonly open = new Set<SharedStream>();
-  /** Cache reads in flight by id, so a burst of identical subscriptions reads once. */
-  private readonly lookups = new Singleflight<string, Promise<CompletionResult | undefined>>();
   /** The store key (`cacheKey`: id in its cache scope) of each stream this hub started. */
   private readonly keys = new WeakMap<SharedStream, string>();
-  private readonly cache: CompletionCache;
-  private readonly upstream: Pick<DeepSeekApi, 'chatStream'>;
-  private readonly logger: Logger;
+  private readonly cache: StreamCache;
+  private readonly upstream: Pick<DeepSeekApi, 'completeStream'>;
+  private readonly joinCall: JoinRunning | undefined;
   private readonly bufferCost: BufferCost;
   private readonly replayChunkChars: number;
   private readonly tracer: Tracer;
+  private readonly maxStreams: number;
   private closed = false;
+  /** Subscriptions from `subscribe` until they end, whatever they read (the `maxStreams` count). */
+  private openSubscriptions = 0;
+  private refusedOverloaded = 0;
   private upstreamStreams = 0;
   private joined = 0;
+  private joinedCalls = 0;
+  private joinedByQueries = 0;
   private cacheReplays = 0;
   private abandoned = 0;
   private droppedSlow = 0;
 
   constructor(options: StreamHubOptions) {
-    this.cache = options.cache;
+    this.cache = new StreamCache(options.cache, options.logger);
     this.upstream = options.upstream;
-    this.logger = options.logger;
+    this.joinCall = options.joinCall;
     this.bufferCost = {
       maxBufferedBytes: options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES,
       chunkOverheadBytes: options.chunkOverheadBytes ?? CHUNK_OVERHEAD_BYTES,
     };
     this.replayChunkChars = Math.max(1, options.replayChunkChars ?? DEFAULT_REPLAY_CHUNK_CHARS);
     this.tracer = (options.instruments ?? noopInstruments()).tracer;
+    this.maxStreams = options.maxStreams ?? DEFAULT_MAX_STREAMS;
   }
 
   /**
-   * The chunks of `request`'s completion for one subscriber. USE: a running identical stream
-   * is joined, else a stored answer is replayed, else a stream is started and its answer
-   * stored. REFRESH: never reads the cache, stores the answer. BYPASS: neither. A failure
-   * rejects `next()` after the chunks buffered before it; `return()` unsubscribes at once.
-   * `traceContext` (the subscription's operation span) parents an upstream stream it starts.
-   * `cacheScope` (the caller's tenant with CACHE_SCOPE=tenant) keeps streams and stored
-   * answers apart between scopes.
+   * The chunks of `request`'s completion (chat or FIM) for one subscriber. Any policy joins
+   * a running identical stream, else a query's running call (replayed when it ends). USE:
+   * then a stored answer is replayed, else a stream is started and its answer stored.
+   * REFRESH: never reads the cache, stores the answer. BYPASS: neither. A failure rejects
+   * `next()` after the chunks buffered before it; `return()` unsubscribes at once. See
+   * `SubscribeOptions` for the trace context, the cache scope and the cost ledger (recorded
+   * like a query's: a replay is a cache hit, a joined stream or call a joined call, a
+   * started stream an upstream call with its usage; the wait is upstream time).
    */
-  subscribe(request: ChatRequest, policy: CachePolicy, traceContext?: Context, cacheScope?: string): AsyncIterableIterator<StreamChunk> {
+  subscribe(request: CompletionRequest, policy: CachePolicy, options: SubscribeOptions = {}): AsyncIterableIterator<StreamChunk> {
     const id = completionId(request);
-    const key = cacheKey(id, cacheScope);
     const cursor = new Cursor();
     if (this.closed) {
-      cursor.fail(new GatewayError(ErrorCode.OVERLOADED, 'The gateway is shutting down; subscribe again shortly.'));
+      cursor.fail(shuttingDown());
       return cursor;
     }
-    const running = this.streams.get(key);
-    if (running) {
-      this.join(running, cursor, policy);
-    } else if (policy !== 'USE') {
-      this.join(this.start(key, id, request, traceContext), cursor, policy);
-    } else {
-      void this.lookup(key).then((hit) => {
-        if (cursor.isClosed) return;
-        if (this.closed) {
-          cursor.fail(new GatewayError(ErrorCode.OVERLOADED, 'The gateway is shutting down; subscribe again shortly.'));
-          return;
-        }
-        if (hit) {
-          this.cacheReplays += 1;
-          cursor.attach(replayStream(id, hit, this.replayChunkChars));
-          return;
-        }
-        // Checked again after the read: an identical subscription may have started meanwhile.
-        this.join(this.streams.get(key) ?? this.start(key, id, request, traceContext), cursor, policy);
-      });
+    if (this.openSubscriptions >= this.maxStreams) {
+      this.refusedOverloaded += 1;
+      cursor.fail(
+        new GatewayError(
+          ErrorCode.OVERLOADED,
+          `This replica streams its maximum of ${this.maxStreams} subscriptions (MAX_STREAMS); retry shortly.`,
+          { limit: 'MAX_STREAMS' },
+        ),
+      );
+      return cursor;
     }
+    this.openSubscriptions += 1;
+    cursor.onEnd(() => {
+      this.openSubscriptions -= 1;
+    });
+    const sub: Subscriber = {
+      id,
+      key: cacheKey(id, options.cacheScope),
+      request,
+      policy,
+      cursor,
+      traceContext: options.traceContext,
+      ledger: options.ledger,
+    };
+    if (this.joinRunning(sub)) return cursor;
+    if (policy !== 'USE') {
+      this.start(sub);
+      return cursor;
+    }
+    void this.cache.lookup(sub.key).then((hit) => {
+      if (cursor.isClosed) return;
+      if (this.closed) {
+        cursor.fail(shuttingDown());
+        return;
+      }
+      if (hit) {
+        this.cacheReplays += 1;
+        sub.ledger?.recordCacheHits();
+        cursor.attach(replayStream(id, hit, this.replayChunkChars));
+        return;
+      }
+      // Checked again after the read: a stream or a query's call may have started meanwhile.
+      if (!this.joinRunning(sub)) this.start(sub);
+    });
     return cursor;
+  }
+
+  /**
+   * For the coalescer (wired in `app.ts` as its `joinStream`): the stream running for store
+   * key `key`, joined by one query that waits for its answer. The query counts as a reader
+   * of the stream: the upstream is aborted only when no subscriber and no such query is
+   * left. Undefined when no stream for the key is still streaming.
+   */
+  joinStream(key: string, options: { store: boolean }): JoinedCompletion | undefined {
+    const stream = this.upstreams.get(key);
+    if (!stream || stream.settled || stream.controller.signal.aborted) return undefined;
+    if (options.store) stream.store = true;
+    this.joinedByQueries += 1;
+    return stream.hold();
   }
 
   stats(): StreamHubStats {
@@ -113,126 +187,116 @@ export class StreamHub {
       subscribers,
       upstreamStreams: this.upstreamStreams,
       joined: this.joined,
+      joinedCalls: this.joinedCalls,
+      joinedByQueries: this.joinedByQueries,
       cacheReplays: this.cacheReplays,
       abandoned: this.abandoned,
       droppedSlow: this.droppedSlow,
+      openSubscriptions: this.openSubscriptions,
+      refusedOverloaded: this.refusedOverloaded,
     };
   }
 
-  /** Refuses new subscriptions and aborts every open upstream stream; subscribers get the error. */
+  /** Refuses new subscriptions and aborts every open upstream stream; its readers get the error. */
   close(): Promise<void> {
     this.closed = true;
-    const error = new GatewayError(ErrorCode.OVERLOADED, 'The gateway is shutting down; subscribe again shortly.');
+    const error = shuttingDown();
     for (const stream of [...this.open]) {
       this.forget(stream);
+      this.upstreams.forget(this.keyOf(stream), stream);
       stream.fail(error);
       stream.controller.abort(error);
     }
     return Promise.resolve();
   }
 
-  private join(stream: SharedStream, cursor: Cursor, policy: CachePolicy): void {
-    if (stream.peakSubscribers > 0) this.joined += 1;
-    if (policy !== 'BYPASS') stream.store = true;
-    cursor.attach(stream);
+  /** Joins the running stream for `sub`'s key, else a query's running call; false when neither runs. */
+  private joinRunning(sub: Subscriber): boolean {
+    const running = this.streams.get(sub.key);
+    if (running) {
+      if (running.peakSubscribers > 0) this.joined += 1;
+      waitUntil(sub.ledger?.recordJoined(), sub.cursor, running.result);
+      this.attach(running, sub);
+      return true;
+    }
+    const call = this.joinCall?.(sub.key, { store: sub.policy !== 'BYPASS' });
+    if (!call) return false;
+    this.replayCall(sub, call);
+    return true;
   }
 
-  private start(key: string, id: string, request: ChatRequest, traceContext: Context | undefined): SharedStream {
-    const stream = new SharedStream(id, request.model, false, this.bufferCost, {
+  /**
+   * `sub` waits on a query's upstream call (a plain call has no chunks to follow): its answer
+   * is replayed as a stream with `cached: false` when the call ends, or its error ends the
+   * subscription. Until then `sub` counts as a waiter of the call; leaving releases it.
+   */
+  private replayCall(sub: Subscriber, call: JoinedCompletion): void {
+    this.joinedCalls += 1;
+    waitUntil(sub.ledger?.recordJoined(), sub.cursor, call.result);
+    sub.cursor.onEnd(() => call.leave());
+    call.result.then(
+      (result) => sub.cursor.attach(replayStream(sub.id, result, this.replayChunkChars, false)),
+      (error: unknown) => sub.cursor.fail(toError(error)),
+    );
+  }
+
+  /** Starts the upstream stream for `sub`, which pays for it. */
+  private start(sub: Subscriber): void {
+    const stream = new SharedStream(sub.id, sub.request.model, false, this.bufferCost, {
       onSpill: (s) => this.forget(s),
       onEmpty: (s) => this.abandon(s),
       onDropSlow: () => {
         this.droppedSlow += 1;
       },
     });
-    this.streams.set(key, stream);
-    this.keys.set(stream, key);
+    this.streams.set(sub.key, stream);
+    this.upstreams.set(sub.key, stream);
+    this.keys.set(stream, sub.key);
     this.open.add(stream);
     this.upstreamStreams += 1;
-    void this.pump(stream, request, traceContext);
-    return stream;
-  }
-
-  /** Reads the upstream into the shared buffer; stores a finished answer before the last chunk. */
-  private async pump(stream: SharedStream, request: ChatRequest, traceContext: Context | undefined): Promise<void> {
-    const parent = traceContext ?? ROOT_CONTEXT;
-    const span = this.tracer.startSpan('stream hub upstream', {}, parent);
-    let result: CompletionResult | undefined;
-    try {
-      const options = { signal: stream.controller.signal, traceContext: trace.setSpan(parent, span) };
-      for await (const event of this.upstream.chatStream(request, options)) {
-        if (event.type === 'delta') {
-          stream.push({ delta: event.content, reasoningDelta: event.reasoningContent === '' ? null : event.reasoningContent });
-        } else {
-          result = event.result;
-        }
-      }
-      // The client ends every stream with a finish event or an error; guard against a break.
-      if (!result) throw new Error('upstream stream ended without a result');
-      if (stream.settled) return; // failed by `close` meanwhile
-      stream.phase = { name: 'storing' };
-      if (stream.store && isStorable(result)) await this.write(this.keyOf(stream), result);
-      stream.push({
-        model: result.model,
-        delta: '',
-        reasoningDelta: null,
-        finish: { reason: result.finishReason, usage: result.usage },
-      });
-      stream.finish();
-      span.setAttribute('stream.outcome', 'finished');
-    } catch (error) {
-      const failure = toError(error);
-      stream.fail(failure);
-      span.setAttribute('stream.outcome', stream.controller.signal.aborted ? 'aborted' : 'failed');
-      if (!stream.controller.signal.aborted) span.setStatus({ code: SpanStatusCode.ERROR });
-    } finally {
-      this.forget(stream);
-      this.open.delete(stream);
-      span.setAttributes({ 'stream.chunks': stream.head, 'stream.subscribers_peak': stream.peakSubscribers });
-      span.end();
+    const ledger = sub.ledger;
+    if (ledger) {
+      waitUntil(ledger.recordUpstreamCall(), sub.cursor, stream.result);
+      stream.result.then((result) => ledger.recordUsage(result.model, result.usage), () => undefined);
     }
+    void pump(stream, sub.request, {
+      upstream: this.upstream,
+      tracer: this.tracer,
+      traceContext: sub.traceContext,
+      store: async (result) => {
+        if (stream.store && isStorable(result)) await this.cache.write(this.keyOf(stream), result);
+      },
+      over: () => {
+        this.forget(stream);
+        this.upstreams.forget(sub.key, stream);
+        this.open.delete(stream);
+      },
+    });
+    this.attach(stream, sub);
   }
 
-  /** Stops taking joiners for `stream` (it keeps serving the subscribers it has). */
+  private attach(stream: SharedStream, sub: Subscriber): void {
+    if (sub.policy !== 'BYPASS') stream.store = true;
+    sub.cursor.attach(stream);
+  }
+
+  /** Stops taking joiners for `stream` (it keeps serving the subscribers and queries it has). */
   private forget(stream: SharedStream): void {
     this.streams.forget(this.keyOf(stream), stream);
   }
 
-  /** The last subscriber left: abort the upstream unless the answer is already paid for. */
+  /** The last reader left: abort the upstream unless the answer is already paid for. */
   private abandon(stream: SharedStream): void {
     if (stream.phase.name !== 'streaming' || stream.controller.signal.aborted) return;
-    // Forget first, so an identical subscription arriving now starts afresh instead of
-    // joining a stream that is being torn down.
+    // Forget first, so an identical subscription or query arriving now starts afresh
+    // instead of joining a stream that is being torn down.
     this.forget(stream);
+    this.upstreams.forget(this.keyOf(stream), stream);
     this.abandoned += 1;
     stream.controller.abort(abortError('Every subscriber of this stream has gone'));
   }
 
   private keyOf(stream: SharedStream): string {
     return this.keys.get(stream) ?? stream.id;
-  }
-
-  /** One cache read per key at a time, however many identical subscriptions arrive. */
-  private lookup(id: string): Promise<CompletionResult | undefined> {
-    return dedupe(this.lookups, id, () => this.read(id));
-  }
-
-  /** The cache promises never to throw; this guards against one that does (fail open). */
-  private async read(id: string): Promise<CompletionResult | undefined> {
-    try {
-      const [value] = await this.cache.getMany([id]);
-      return value;
-    } catch (error) {
-      this.logger.warn({ err: error }, 'cache read failed; streaming from upstream');
-      return undefined;
-    }
-  }
-
-  private async write(id: string, value: CompletionResult): Promise<void> {
-    try {
-      await this.cache.setMany([{ id, value }]);
-    } catch (error) {
-      this.logger.warn({ err: error }, 'cache write failed; the streamed answer is not kept');
-    }
   }
 }

@@ -1,5 +1,5 @@
 import { toGatewayError } from '../../src/deepseek/classify-error';
-import { ChatStreamAssembler } from '../../src/deepseek/stream-assembler';
+import { ChatStreamAssembler, FimStreamAssembler } from '../../src/deepseek/stream-assembler';
 import { ErrorCode, UpstreamError } from '../../src/errors';
 import { TransportError } from '../../src/transport';
 
@@ -70,5 +70,28 @@ describe('chat stream assembler', () => {
       error = e;
     }
     expect(toGatewayError(error as TransportError)).toMatchObject({ code: ErrorCode.UPSTREAM_RATE_LIMITED, details: { retryable: false } });
+  });
+
+  it('assembles FIM text chunks, taking usage from the last one-choice chunk', () => {
+    const fim = (text: string, finish: string | null, chunkUsage: unknown = null): string =>
+      JSON.stringify({ id: 'id-2', object: 'text_completion', created: 1793084842, model: 'deepseek-flash', choices: [{ text, index: 0, logprobs: null, finish_reason: finish }], usage: chunkUsage });
+    const assembler = new FimStreamAssembler('deepseek-flash');
+    expect(assembler.add(fim('return ', null))).toEqual({ type: 'delta', content: 'return ', reasoningContent: '' });
+    assembler.add(fim('a + b', null));
+    expect(assembler.add(fim('', 'stop', usage))).toBeUndefined();
+
+    expect(assembler.finish()).toMatchObject({
+      content: 'return a + b',
+      reasoningContent: null,
+      finishReason: 'stop',
+      usage: { promptTokens: 7, completionTokens: 2 },
+      upstreamId: 'id-2',
+    });
+  });
+
+  it('calls a FIM stream without a finish reason truncated', () => {
+    const assembler = new FimStreamAssembler('deepseek-flash');
+    assembler.add(JSON.stringify({ id: 'id-3', object: 'text_completion', choices: [{ text: 'half', index: 0, finish_reason: null }] }));
+    expect(() => assembler.finish()).toThrow(/truncated/);
   });
 });

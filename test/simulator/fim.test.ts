@@ -18,7 +18,7 @@ const fimBody = (extra: Record<string, unknown> = {}) => ({
 });
 
 describe('simulator POST /beta/completions (FIM)', () => {
-  const { call } = useSimulator();
+  const { sim, call } = useSimulator();
 
   it('answers in the text_completion shape with deterministic text', async () => {
     const body = fimBody();
@@ -63,6 +63,17 @@ describe('simulator POST /beta/completions (FIM)', () => {
     const chunks = sseData(res.text).slice(0, -1).map((d) => JSON.parse(d) as FimChunk);
     expect(chunks.at(-1)!.usage).toMatchObject({ prompt_tokens: expect.any(Number) as number });
     expect(chunks.slice(0, -1).every((c) => !('usage' in c))).toBe(true);
+  });
+
+  it('sends keep-alive comments while queued and ends a truncated stream without its finish chunk or [DONE]', async () => {
+    sim().setOptions({ latencyMs: 60, keepAliveIntervalMs: 15 });
+    sim().faults.inject({ kind: 'truncate', afterChunks: 2 }, { path: '/beta/completions' });
+    const res = await call('/beta/completions', { body: fimBody({ stream: true }) });
+    expect(res.status).toBe(200);
+    expect(res.text).toMatch(/^(: keep-alive\n\n)+data: /);
+    const data = sseData(res.text);
+    expect(data).toHaveLength(2);
+    expect(data.map((d) => (JSON.parse(d) as FimChunk).choices[0].finish_reason)).toEqual([null, null]);
   });
 
   it('cuts at max_tokens with finish_reason length', async () => {

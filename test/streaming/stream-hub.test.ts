@@ -1,107 +1,9 @@
-import { StreamHub, type StreamChunk } from '../../src/streaming/stream-hub';
+import { StreamHub } from '../../src/streaming/stream-hub';
 import { completionId } from '../../src/cache/key';
-import type { CallOptions, ChatRequest, CompletionResult, DeepSeekApi, StreamEvent } from '../../src/deepseek/types';
 import { ErrorCode, UpstreamError } from '../../src/errors';
 import { silentLogger } from '../../src/telemetry/logger';
-import { completionResult } from '../cache/fixtures';
 import { chatRequest, RecordingCache, settle } from '../batching/fakes';
-
-/** One upstream stream the test drives by hand: `delta`, `finish`, `fail`, or leave it silent. */
-class FakeStream {
-  private readonly queue: Array<StreamEvent | Error> = [];
-  private wake: (() => void) | undefined;
-  /** True once the consumer stopped reading (finished, failed, aborted or returned). */
-  closed = false;
-
-  constructor(
-    readonly request: ChatRequest,
-    readonly signal: AbortSignal | undefined,
-  ) {}
-
-  delta(content: string, reasoningContent = ''): void {
-    this.push({ type: 'delta', content, reasoningContent });
-  }
-
-  finish(result: CompletionResult): void {
-    this.push({ type: 'finish', result });
-  }
-
-  fail(error: Error): void {
-    this.push(error);
-  }
-
-  get aborted(): boolean {
-    return this.signal?.aborted ?? false;
-  }
-
-  async *events(): AsyncGenerator<StreamEvent, void, undefined> {
-    try {
-      for (;;) {
-        if (this.signal?.aborted) throw this.signal.reason;
-        const next = this.queue.shift();
-        if (next === undefined) {
-          await new Promise<void>((resolve) => {
-            this.wake = resolve;
-            this.signal?.addEventListener('abort', () => resolve(), { once: true });
-          });
-          continue;
-        }
-        if (next instanceof Error) throw next;
-        yield next;
-        if (next.type === 'finish') return;
-      }
-    } finally {
-      this.closed = true;
-    }
-  }
-
-  private push(event: StreamEvent | Error): void {
-    this.queue.push(event);
-    this.wake?.();
-  }
-}
-
-class FakeStreamingUpstream implements Pick<DeepSeekApi, 'chatStream'> {
-  readonly streams: FakeStream[] = [];
-
-  chatStream(request: ChatRequest, options: CallOptions = {}): AsyncIterable<StreamEvent> {
-    const stream = new FakeStream(request, options.signal);
-    this.streams.push(stream);
-    return stream.events();
-  }
-
-  get last(): FakeStream {
-    const stream = this.streams.at(-1);
-    if (!stream) throw new Error('no upstream stream was opened');
-    return stream;
-  }
-}
-
-/** Reads an iterator in the background, recording chunks and the error that ended it. */
-function reader(iterator: AsyncIterableIterator<StreamChunk>) {
-  const chunks: StreamChunk[] = [];
-  let error: Error | undefined;
-  const done = (async () => {
-    try {
-      for await (const chunk of iterator) chunks.push(chunk);
-    } catch (failure) {
-      error = failure as Error;
-    }
-  })();
-  return {
-    chunks,
-    get error() {
-      return error;
-    },
-    done,
-    text: () => chunks.map((c) => c.delta).join(''),
-    reasoning: () => chunks.map((c) => c.reasoningDelta ?? '').join(''),
-  };
-}
-
-function result(content: string, extra: Partial<CompletionResult> = {}): CompletionResult {
-  return { ...completionResult(content), ...extra };
-}
+import { FakeStreamingUpstream, reader, result } from './fakes';
 
 describe('StreamHub', () => {
   let upstream: FakeStreamingUpstream;
@@ -137,6 +39,9 @@ describe('StreamHub', () => {
     expect(r.chunks.every((c) => c.id === completionId(request) && !c.cached && c.model === 'deepseek-flash')).toBe(true);
     expect(r.chunks.slice(0, 2).every((c) => c.finish === undefined)).toBe(true);
     expect(r.chunks[2]).toMatchObject({ delta: '', reasoningDelta: null, finish: { reason: 'stop', usage: { totalTokens: 12 } } });
+    // ...and the whole finished completion, as a query would get it.
+    expect(r.chunks[2].finish?.result).toEqual(await cache.peek(completionId(request)));
+    expect(r.chunks[2].finish?.result).toMatchObject({ content: 'Hello', upstreamId: result('Hello').upstreamId });
     // Stored before the last chunk went out, so a query sent after it finds the answer.
     expect(cache.setManyCalls).toEqual([[completionId(request)]]);
     expect((await cache.peek(completionId(request)))?.content).toBe('Hello');
@@ -199,7 +104,8 @@ describe('StreamHub', () => {
   it('replays a cached answer as chunks with cached: true, reasoning first, without an upstream call', async () => {
     hub = makeHub({ replayChunkChars: 4 });
     const request = chatRequest('cached');
-    await cache.setMany([{ id: completionId(request), value: result('abcdefghij', { reasoningContent: 'think' }) }]);
+    const stored = result('abcdefghij', { reasoningContent: 'think' });
+    await cache.setMany([{ id: completionId(request), value: stored }]);
 
     const r = reader(hub.subscribe(request, 'USE'));
     await r.done;
@@ -214,7 +120,8 @@ describe('StreamHub', () => {
       ['ij', null],
       ['', null],
     ]);
-    expect(r.chunks.at(-1)!.finish).toEqual({ reason: 'stop', usage: result('').usage });
+    // The last chunk also carries the whole stored answer (for a client cache).
+    expect(r.chunks.at(-1)!.finish).toEqual({ reason: 'stop', usage: result('').usage, result: stored });
     expect(hub.stats().cacheReplays).toBe(1);
   });
 

@@ -17,7 +17,9 @@ export const Subscription: SubscriptionResolvers = {
     subscribe: (_parent, { input }, { services, budget, operation, caller, cacheScope }) => {
       budget.take(1, 'input');
       const { request, policy } = allowedPolicy(caller, normaliseCompletionInput(input, services.config.deepseek.model));
-      return errorsAsEvents(services.streams.subscribe(request, policy, operation.traceContext, cacheScope));
+      return errorsAsEvents(
+        services.streams.subscribe(request, policy, { traceContext: operation.traceContext, cacheScope, ledger: operation.ledger }),
+      );
     },
     // A stream's failure is thrown from the field resolver, so graphql-js reports it as a
     // located field error (`path: ["completionStream"]`) in a `next` payload, shaped by the
