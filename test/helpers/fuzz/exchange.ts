@@ -25,7 +25,8 @@ export async function exchange(baseUrl: string, request: RawRequest, hangLimitMs
     const response = await fetch(`${baseUrl}${request.path}`, {
       method: request.method,
       headers: request.headers,
-      body: request.body,
+      // A copy typed on a plain ArrayBuffer, which every BodyInit typing accepts.
+      body: typeof request.body === 'string' || request.body === undefined ? request.body : new Uint8Array(request.body),
       signal,
     });
     const text = await response.text();
