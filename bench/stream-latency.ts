@@ -1,14 +1,15 @@
 /**
- * Time to the first streamed chunk: through the gateway (graphql-ws `completionStream`)
- * against the simulator's own first token (a direct SSE `POST /chat/completions` with
- * undici), interleaved, sequential, on loopback only. Prints p50/p99/mean of both and the
- * difference, which is what the gateway adds before a frontend sees the first token:
- * WebSocket + GraphQL execution, normalisation and key hashing, the cache lookup (policy
- * USE would add one; this uses BYPASS, like row b of bench.ts), the stream hub, the
- * transport's policies and the extra loopback hop.
+ * Time to the first streamed chunk through each of the gateway's streaming transports
+ * (graphql-ws over WebSocket, Apollo's multipart protocol and GraphQL over SSE, both POSTed
+ * to /graphql) against the simulator's own first token (a direct SSE `POST
+ * /chat/completions` with undici), interleaved in rotating order, sequential, on loopback
+ * only. Prints p50/p99/mean of each and its difference from the direct one, which is what
+ * the gateway adds before a frontend sees the first token: the transport, GraphQL
+ * execution, normalisation and key hashing, the cache policy (BYPASS here, like row b of
+ * bench.ts), the stream hub, the transport's policies and the extra loopback hop.
  *
- *   npx tsx bench/stream-latency.ts                # 200 samples each way, about 30 s
- *   npx tsx bench/stream-latency.ts --samples=50   # quicker
+ *   npm run bench:stream                           # 200 samples each way, about a minute
+ *   npm run bench:stream -- --samples=50           # quicker
  *
  * The gateway and the simulator are child processes (bench/lib/proc.ts), so neither shares
  * this process's event loop; with taskset and 2+ CPUs the gateway is pinned to CPU 1 and
@@ -34,6 +35,7 @@ const RUN_LIMIT_MS = 180_000;
 const STREAM = `subscription ($input: CompletionInput!) {
   completionStream(input: $input) { index delta reasoningDelta finishReason cached }
 }`;
+const MULTIPART_ACCEPT = 'multipart/mixed;subscriptionSpec="1.0", application/json';
 
 const log = (message: string) => process.stderr.write(`[stream-latency ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
 
@@ -51,7 +53,7 @@ function viaGateway(client: Client, prompt: string): Promise<number> {
     let first: number | undefined;
     let finished = false;
     client.subscribe<{ completionStream: { finishReason: string | null; cached: boolean } }>(
-      { query: STREAM, variables: { input: { prompt, thinking: false, maxTokens: MAX_TOKENS, cache: 'BYPASS' } } },
+      { query: STREAM, variables: variables(prompt) },
       {
         next: (result) => {
           if (result.errors?.length) {
@@ -70,6 +72,37 @@ function viaGateway(client: Client, prompt: string): Promise<number> {
       },
     );
   });
+}
+
+/** The subscription's variables for `prompt`: an upstream stream every time (BYPASS). */
+function variables(prompt: string): Record<string, unknown> {
+  return { input: { prompt, thinking: false, maxTokens: MAX_TOKENS, cache: 'BYPASS' } };
+}
+
+/**
+ * One subscription POSTed to the gateway's /graphql over HTTP (multipart or SSE, by
+ * `accept`) on a keep-alive connection: ms until the first part or event carrying a chunk,
+ * after which it is read to the end.
+ */
+async function viaHttp(pool: Pool, accept: string, prompt: string): Promise<number> {
+  const start = process.hrtime.bigint();
+  const response = await pool.request({
+    method: 'POST',
+    path: '/graphql',
+    headers: { 'content-type': 'application/json', accept },
+    body: JSON.stringify({ query: STREAM, variables: variables(prompt) }),
+  });
+  if (response.statusCode !== 200) throw new Error(`gateway answered ${response.statusCode}: ${await response.body.text()}`);
+  let first: number | undefined;
+  let text = '';
+  for await (const piece of response.body) {
+    text += (piece as Buffer).toString('utf8');
+    // A chunk's JSON names its field, in a multipart part and an SSE `next` event alike.
+    if (first === undefined && text.includes('"completionStream"')) first = elapsedMs(start);
+  }
+  if (first === undefined || !/"finishReason":"[A-Z_]+"/.test(text)) throw new Error(`gateway stream (${accept}) ended without chunks or finish reason`);
+  if (text.includes('"errors"')) throw new Error(`gateway stream (${accept}) failed: ${text.slice(0, 500)}`);
+  return first;
 }
 
 /**
@@ -120,7 +153,7 @@ async function direct(pool: Pool, prompt: string): Promise<number> {
 
 function row(name: string, s: Summary): string {
   const f = (n: number) => n.toFixed(2).padStart(8);
-  return `${name.padEnd(34)} ${String(s.count).padStart(5)} ${f(s.p50)} ${f(s.p99)} ${f(s.mean)} ${f(s.min)} ${f(s.max)}`;
+  return `${name.padEnd(40)} ${String(s.count).padStart(5)} ${f(s.p50)} ${f(s.p99)} ${f(s.mean)} ${f(s.min)} ${f(s.max)}`;
 }
 
 async function main(): Promise<void> {
@@ -140,6 +173,7 @@ async function main(): Promise<void> {
 
   let client: Client | undefined;
   let pool: Pool | undefined;
+  let gatewayPool: Pool | undefined;
   try {
     const sim = await startService({
       name: 'simulator',
@@ -185,53 +219,56 @@ async function main(): Promise<void> {
     });
     // One keep-alive connection, as the gateway's pool keeps them.
     pool = new Pool(sim.url, { connections: 1 });
+    // One keep-alive connection to the gateway for the HTTP transports (a stream per request).
+    gatewayPool = new Pool(new URL(gateway.url).origin, { connections: 1 });
+
+    type Way = { name: string; run: (prompt: string) => Promise<number>; samples: number[] };
+    const ways: Way[] = [
+      { name: 'via gateway, graphql-ws', run: (prompt) => viaGateway(client!, prompt), samples: [] },
+      { name: 'via gateway, multipart (POST /graphql)', run: (prompt) => viaHttp(gatewayPool!, MULTIPART_ACCEPT, prompt), samples: [] },
+      { name: 'via gateway, SSE (POST /graphql)', run: (prompt) => viaHttp(gatewayPool!, 'text/event-stream', prompt), samples: [] },
+      { name: 'simulator first token (undici SSE)', run: (prompt) => direct(pool!, prompt), samples: [] },
+    ];
 
     const tag = Date.now().toString(36);
     log(`warm-up: ${WARMUP} each way`);
     for (let i = 0; i < WARMUP; i += 1) {
-      await viaGateway(client, `warm ${tag} gw ${i}`);
-      await direct(pool, `warm ${tag} direct ${i}`);
+      for (const [w, way] of ways.entries()) await way.run(`warm ${tag} ${w} ${i}`);
     }
     log(`measuring: ${samples} sequential streams each way, interleaved`);
-    const gw: number[] = [];
-    const dr: number[] = [];
     for (let i = 0; i < samples; i += 1) {
-      // Alternate which goes first so drift on the shared machine hits both alike.
-      if (i % 2 === 0) {
-        gw.push(await viaGateway(client, `ttfc ${tag} gw ${i}`));
-        dr.push(await direct(pool, `ttfc ${tag} direct ${i}`));
-      } else {
-        dr.push(await direct(pool, `ttfc ${tag} direct ${i}`));
-        gw.push(await viaGateway(client, `ttfc ${tag} gw ${i}`));
+      // Rotate which goes first so drift on the shared machine hits every way alike.
+      for (let k = 0; k < ways.length; k += 1) {
+        const w = (i + k) % ways.length;
+        const way = ways[w]!;
+        way.samples.push(await way.run(`ttfc ${tag} ${w} ${i}`));
       }
     }
-    const g = summarize(gw);
-    const d = summarize(dr);
-    const header = `${'time to first chunk (ms)'.padEnd(34)} ${'n'.padStart(5)} ${'p50'.padStart(8)} ${'p99'.padStart(8)} ${'mean'.padStart(8)} ${'min'.padStart(8)} ${'max'.padStart(8)}`;
-    const difference: Summary = {
-      count: samples,
+    const direct_ = summarize(ways.at(-1)!.samples);
+    const minus = (g: Summary, d: Summary): Summary => ({
+      count: g.count,
       p50: g.p50 - d.p50,
       p90: g.p90 - d.p90,
       p99: g.p99 - d.p99,
       mean: g.mean - d.mean,
       min: g.min - d.min,
       max: g.max - d.max,
-    };
-    process.stdout.write(
-      [
-        '',
-        header,
-        row('via gateway (graphql-ws)', g),
-        row('simulator first token (undici SSE)', d),
-        row('difference (gateway − simulator)', difference),
-        '',
-        `simulator: ${SIM_LATENCY_MS} ms queue + ${SIM_TOKEN_DELAY_MS} ms to the first text token; cache BYPASS, thinking off, maxTokens ${MAX_TOKENS}.`,
-        '',
-      ].join('\n'),
+    });
+    const header = `${'time to first chunk (ms)'.padEnd(40)} ${'n'.padStart(5)} ${'p50'.padStart(8)} ${'p99'.padStart(8)} ${'mean'.padStart(8)} ${'min'.padStart(8)} ${'max'.padStart(8)}`;
+    const lines = ['', header];
+    for (const way of ways) lines.push(row(way.name, summarize(way.samples)));
+    lines.push('', 'added by the gateway (way − simulator first token):');
+    for (const way of ways.slice(0, -1)) lines.push(row(`  ${way.name.replace('via gateway, ', '')}`, minus(summarize(way.samples), direct_)));
+    lines.push(
+      '',
+      `simulator: ${SIM_LATENCY_MS} ms queue + ${SIM_TOKEN_DELAY_MS} ms to the first text token; cache BYPASS, thinking off, maxTokens ${MAX_TOKENS}.`,
+      '',
     );
+    process.stdout.write(lines.join('\n'));
   } finally {
     await client?.dispose();
     await pool?.close();
+    await gatewayPool?.close();
     await stopAll();
     clearTimeout(limit);
   }

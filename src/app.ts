@@ -92,6 +92,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     logger: logger.child({ component: 'stream-hub' }),
     instruments,
     maxBufferedBytes: config.streaming.maxBufferedBytes,
+    maxStreams: config.streaming.maxStreams,
     joinCall: (key, options) => completions.joinCall(key, options),
   });
   const accountInfo = new AccountInfoCache({ upstream: deepseek, ttlMs: config.deepseek.accountInfoTtlMs });

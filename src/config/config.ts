@@ -109,7 +109,11 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
     },
     streaming: {
       maxSubscriptionsPerConnection: raw.MAX_SUBSCRIPTIONS_PER_CONNECTION,
+      maxStreams: raw.MAX_STREAMS,
+      connectionInitTimeoutMs: raw.WS_CONNECTION_INIT_TIMEOUT_MS,
       maxBufferedBytes: raw.STREAM_MAX_BUFFERED_BYTES,
+      stallTimeoutMs: raw.STREAM_STALL_TIMEOUT_MS,
+      heartbeatMs: raw.STREAM_HEARTBEAT_MS,
     },
     logLevel: raw.LOG_LEVEL,
     deepseek: {

@@ -56,7 +56,11 @@ export const envSchema = z.object({
   HTTP_MAX_CONNECTIONS: int(0, 1_000_000, 'an integer from 0 (no cap) to 1000000').default(0),
   SHUTDOWN_GRACE_MS: int(0, 3_600_000, 'milliseconds from 0 to 3600000').default(25_000),
   MAX_SUBSCRIPTIONS_PER_CONNECTION: int(1, 10_000, 'an integer from 1 to 10000').default(25),
+  MAX_STREAMS: int(1, 1_000_000, 'an integer from 1 to 1000000').default(1000),
+  WS_CONNECTION_INIT_TIMEOUT_MS: int(100, 60_000, 'milliseconds from 100 to 60000').default(3_000),
   STREAM_MAX_BUFFERED_BYTES: int(16_384, 1_073_741_824, 'bytes from 16384 to 1073741824').default(1024 * 1024),
+  STREAM_STALL_TIMEOUT_MS: int(100, 600_000, 'milliseconds from 100 to 600000').default(30_000),
+  STREAM_HEARTBEAT_MS: int(10, 60_000, 'milliseconds from 10 to 60000').default(5_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
     message: 'expected one of fatal, error, warn, info, debug, trace, silent',
   }).default('info'),

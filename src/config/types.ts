@@ -24,12 +24,20 @@ export interface Config {
     /** How long a shutdown waits for in-flight operations, streams included, before cutting them. */
     shutdownGraceMs: number;
   };
-  /** Subscriptions (src/streaming, src/http/websocket.ts, src/http/sse.ts). */
+  /** Subscriptions (src/streaming, src/http/websocket.ts, src/http/sse.ts, src/http/multipart.ts). */
   streaming: {
     /** Subscriptions one WebSocket connection may have running at once. */
     maxSubscriptionsPerConnection: number;
+    /** Subscriptions this replica serves at once, every transport together (beyond: OVERLOADED). */
+    maxStreams: number;
+    /** A WebSocket connection that has not sent `connection_init` by then is closed (4408). */
+    connectionInitTimeoutMs: number;
     /** How far (estimated bytes) a subscriber may fall behind its stream before it is ended. */
     maxBufferedBytes: number;
+    /** A multipart or SSE response the client has read nothing of for this long is cut. */
+    stallTimeoutMs: number;
+    /** How often an idle multipart subscription sends a heartbeat part. */
+    heartbeatMs: number;
   };
   logLevel: LogLevel;
   deepseek: {

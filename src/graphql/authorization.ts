@@ -1,4 +1,6 @@
 import {
+  getNamedType,
+  isObjectType,
   Kind,
   type ConstDirectiveNode,
   type GraphQLField,
@@ -71,7 +73,25 @@ export function enforceAuthorization(schema: GraphQLSchema): void {
       if (requirement !== NONE) guard(field, requirement);
     }
   }
+  guardNestedEntities(schema);
   guardEntities(schema);
+}
+
+/**
+ * A field of a non-root type that returns a type with its own requirement (the last
+ * chunk's `CompletionChunk.completion`) checks it, as a router applying the supergraph's
+ * directives would: a stream-only caller gets that field null with FORBIDDEN, the chunk
+ * itself still arrives.
+ */
+function guardNestedEntities(schema: GraphQLSchema): void {
+  const roots = new Set([schema.getQueryType(), schema.getMutationType(), schema.getSubscriptionType()]);
+  for (const type of Object.values(schema.getTypeMap())) {
+    if (!isObjectType(type) || roots.has(type) || type.name.startsWith('__')) continue;
+    for (const field of Object.values(type.getFields())) {
+      const requirement = requirementOf(getNamedType(field.type));
+      if (requirement !== NONE) guard(field, requirement);
+    }
+  }
 }
 
 type WithCaller = { caller: Caller };

@@ -48,4 +48,9 @@ export interface GraphQLContext {
   signal: AbortSignal;
   /** Completions this operation may still ask for (MAX_COMPLETIONS_PER_OPERATION). */
   budget: CompletionBudget;
+  /**
+   * Set by a subscription's resolver on its last event (the finished chunk, or the error
+   * that ends the stream): that event's payload carries the operation's `extensions.cost`.
+   */
+  lastEvent?: boolean;
 }

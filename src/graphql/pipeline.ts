@@ -26,7 +26,7 @@ export interface OperationInit {
   logger: Logger;
   /** Aborted when the client goes away (see src/http/disconnect.ts). */
   signal: AbortSignal;
-  /** Request headers (W3C `traceparent`); WebSocket messages have none. */
+  /** Request headers (W3C `traceparent`); for WebSocket, those the subscribe message's `extensions` or the `connection_init` payload carry. */
   headers?: HeaderReader;
   /** The operation as received (document, name, variables, extensions), checked before anything is parsed. */
   raw?: RawOperation;
@@ -55,6 +55,7 @@ const TRANSPORT_NAMES: Record<OperationTransport, string> = {
   http: 'HTTP',
   websocket: 'WebSocket',
   sse: 'GraphQL over SSE',
+  multipart: 'multipart HTTP subscriptions',
 };
 
 /**
@@ -175,15 +176,22 @@ export class OperationPipeline {
     return { refused: [error], errors };
   }
 
-  /** One result of a running subscription: its errors formatted (and counted); undefined when it has none. */
+  /**
+   * One result of a running subscription: its errors formatted (and counted), and, on the
+   * last event (see `GraphQLContext.lastEvent`), what the operation cost as
+   * `extensions.cost`, as a query's response carries it; undefined when it is sent as is.
+   */
   next(context: GraphQLContext, result: ExecutionResult): FormattedExecutionResult | undefined {
-    if (!result.errors || result.errors.length === 0) {
-      context.operation.result([]);
-      return undefined;
-    }
-    const errors = this.format(result.errors);
+    const hasErrors = result.errors !== undefined && result.errors.length > 0;
+    const errors = hasErrors ? this.format(result.errors!) : [];
     context.operation.result(codesOf(errors));
-    return { ...result, errors };
+    const last = context.lastEvent === true;
+    context.lastEvent = false;
+    if (!hasErrors && !last) return undefined;
+    const { errors: _raw, ...rest } = result;
+    const formatted: FormattedExecutionResult = hasErrors ? { ...rest, errors } : rest;
+    if (last) formatted.extensions = { ...result.extensions, cost: context.operation.ledger.finish() };
+    return formatted;
   }
 
   /** The subscription ended: completed, cut by the client, or failed with `errors`. */
@@ -206,14 +214,14 @@ export class OperationPipeline {
 function asRefusal(error: unknown): GraphQLError {
   if (error instanceof GraphQLError) return error;
   if (error instanceof UnauthenticatedError || error instanceof ForbiddenError) {
-    return new GraphQLError(error.message, {
-      originalError: error,
-      extensions: {
-        ...error.extensions,
-        code: error.code,
-        http: { status: error.httpStatus, headers: new HeaderMap([['www-authenticate', error.wwwAuthenticate]]) },
-      },
-    });
+    // Apollo reads `http.headers` as a HeaderMap. Typed loosely: a package that augments
+    // graphql's extension type (GraphQL Yoga, under the router test) types it as a record.
+    const extensions: Record<string, unknown> = {
+      ...error.extensions,
+      code: error.code,
+      http: { status: error.httpStatus, headers: new HeaderMap([['www-authenticate', error.wwwAuthenticate]]) },
+    };
+    return new GraphQLError(error.message, { originalError: error, extensions });
   }
   throw error;
 }

@@ -9,18 +9,47 @@ import { ErrorCode } from '../errors';
 
 export const EVENT_STREAM = 'text/event-stream';
 
+/** The response type of Apollo's multipart subscription protocol (the boundary is always `graphql`). */
+export const MULTIPART_SUBSCRIPTION = 'multipart/mixed;boundary="graphql";subscriptionSpec="1.0"';
+
+/** Whether the client asks for GraphQL over SSE (`Accept: text/event-stream`). */
 export function acceptsEventStream(request: FastifyRequest): boolean {
   return (request.headers.accept ?? '').toLowerCase().includes(EVENT_STREAM);
 }
 
 /**
- * What graphql-sse would refuse without a code (or, for a JSON body that is not an object,
- * wait forever for a body Fastify has already read), answered here as a typed 400: the
- * operation must be a JSON object (POST) or query parameters (GET) with a string `query`,
- * and `variables` and `extensions` objects when present.
+ * Whether the client asks for Apollo's multipart subscription protocol: an Accept entry
+ * `multipart/mixed` with `subscriptionSpec=1.0` (quoted or not), as Apollo Client's
+ * HttpLink, Apollo Kotlin and Apollo iOS send for a subscription. (`multipart/mixed` alone,
+ * or with `deferSpec`, is incremental delivery of a query: Apollo Server's business.)
  */
-export function requestProblem(request: FastifyRequest, path: string): string | undefined {
+export function acceptsMultipartSubscription(request: FastifyRequest): boolean {
+  const accept = request.headers.accept;
+  if (!accept) return false;
+  return accept.split(',').some((entry) => {
+    const [type, ...params] = entry.split(';').map((part) => part.trim().toLowerCase());
+    return type === 'multipart/mixed' && params.some((param) => param.replace(/\s+/g, '').replace(/"/g, '') === 'subscriptionspec=1.0');
+  });
+}
+
+/** An operation as a streaming transport receives it, checked for shape only. */
+export interface RequestedOperation {
+  query: string;
+  operationName?: string | null;
+  variables?: Record<string, unknown> | null;
+  extensions?: Record<string, unknown> | null;
+}
+
+/**
+ * The operation of a streaming request, or what is wrong with it (answered as a typed
+ * 400, where graphql-sse would refuse without a code, or, for a JSON body that is not an
+ * object, wait forever for a body Fastify has already read): the operation must be a
+ * JSON object (POST) or query parameters (GET) with a string `query`, and `variables` and
+ * `extensions` objects when present.
+ */
+export function readOperation(request: FastifyRequest, path: string): { operation: RequestedOperation } | { problem: string } {
   const expected = "the operation as { query, variables?, operationName?, extensions? } with a string query";
+  const problem = (text: string) => ({ problem: `${path}: ${text}; send ${expected}.` });
   let operation: unknown = request.body;
   if (request.method === 'GET') {
     const params = (request.query ?? {}) as Record<string, unknown>;
@@ -32,18 +61,23 @@ export function requestProblem(request: FastifyRequest, path: string): string | 
         extensions: typeof params.extensions === 'string' ? JSON.parse(params.extensions) : params.extensions,
       };
     } catch {
-      return `${path}: variables and extensions must be JSON objects; send ${expected}.`;
+      return problem('variables and extensions must be JSON objects');
     }
   }
-  if (operation === null || typeof operation !== 'object' || Array.isArray(operation)) return `${path}: send ${expected}.`;
+  if (operation === null || typeof operation !== 'object' || Array.isArray(operation)) return { problem: `${path}: send ${expected}.` };
   const { query, variables, operationName, extensions } = operation as Record<string, unknown>;
-  if (typeof query !== 'string') return `${path}: the query must be a string; send ${expected}.`;
+  if (typeof query !== 'string') return problem('the query must be a string');
   const isObject = (value: unknown): boolean => value === undefined || value === null || (typeof value === 'object' && !Array.isArray(value));
-  if (!isObject(variables) || !isObject(extensions)) return `${path}: variables and extensions must be JSON objects; send ${expected}.`;
-  if (operationName !== undefined && operationName !== null && typeof operationName !== 'string') {
-    return `${path}: operationName must be a string; send ${expected}.`;
-  }
-  return undefined;
+  if (!isObject(variables) || !isObject(extensions)) return problem('variables and extensions must be JSON objects');
+  if (operationName !== undefined && operationName !== null && typeof operationName !== 'string') return problem('operationName must be a string');
+  return {
+    operation: {
+      query,
+      operationName: operationName as string | null | undefined,
+      variables: variables as Record<string, unknown> | null | undefined,
+      extensions: extensions as Record<string, unknown> | null | undefined,
+    },
+  };
 }
 
 export function headerOf(request: { headers: Record<string, string | string[] | undefined> }, name: string): string | undefined {

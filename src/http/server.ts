@@ -1,7 +1,7 @@
 import { ApolloServer } from '@apollo/server';
 import { fastifyApolloHandler } from '@as-integrations/fastify';
-import Fastify, { type FastifyInstance } from 'fastify';
-import { GraphQLError } from 'graphql';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import { getOperationAST, GraphQLError, parse, type DocumentNode } from 'graphql';
 import { ErrorCode } from '../errors';
 import type { GatewayServices, GraphQLContext } from '../graphql/context';
 import { createFormatError } from '../graphql/format-error';
@@ -21,7 +21,10 @@ import { GRAPHIQL_PATH, registerGraphiQL } from './graphiql';
 import { registerHealthRoutes, type Readiness } from './health';
 import { landingPage } from './landing-page';
 import { registerHttpServerMetrics } from './metrics-route';
-import { registerSseRoute, SSE_PATH } from './sse';
+import { createMultipartHandler } from './multipart';
+import { acceptsEventStream, acceptsMultipartSubscription } from './operation-request';
+import { createSseHandler, SSE_PATH } from './sse';
+import { StreamResponses } from './stream-responses';
 import { createWebSocketTransport } from './websocket';
 
 export const GRAPHQL_PATH = '/graphql';
@@ -94,9 +97,14 @@ export async function createHttpServer(options: {
     logger,
     maxPayloadBytes: limits.bodyLimitBytes,
     maxSubscriptionsPerConnection: services.config.streaming.maxSubscriptionsPerConnection,
+    connectionInitTimeoutMs: services.config.streaming.connectionInitTimeoutMs,
   });
-  // The same subscriptions over Server-Sent Events, for clients without WebSocket.
-  const sse = registerSseRoute(app, { pipeline, logger });
+  // The same subscriptions over HTTP: GraphQL over SSE (on /graphql/stream and /graphql)
+  // and Apollo's multipart protocol (on /graphql), with flow control for slow readers.
+  const streams = new StreamResponses({ stallTimeoutMs: services.config.streaming.stallTimeoutMs, logger });
+  const sse = createSseHandler({ pipeline, logger, streams });
+  app.route({ url: SSE_PATH, method: ['GET', 'POST'], handler: sse });
+  const multipart = createMultipartHandler({ pipeline, logger, streams, heartbeatMs: services.config.streaming.heartbeatMs, path: GRAPHQL_PATH });
   // Outside production, an explorer that works offline (Sandbox needs Apollo's CDN).
   const explorer = production ? undefined : registerExplorer(app, logger);
 
@@ -125,11 +133,7 @@ export async function createHttpServer(options: {
   });
   await apollo.start();
 
-  app.route({
-    url: GRAPHQL_PATH,
-    // OPTIONS (CORS preflight) is answered by the CORS plugin.
-    method: ['GET', 'POST'],
-    handler: fastifyApolloHandler(apollo, {
+  const apolloHandler = fastifyApolloHandler(apollo, {
       context: async (request, reply) => {
         const credentials = credentialsOf(request);
         if (credentials.refusal) {
@@ -161,7 +165,20 @@ export async function createHttpServer(options: {
         });
         return context;
       },
-    }),
+    });
+  app.route({
+    url: GRAPHQL_PATH,
+    // OPTIONS (CORS preflight) is answered by the CORS plugin.
+    method: ['GET', 'POST'],
+    // A subscription asking for a stream (multipart or SSE) is streamed; everything else,
+    // queries and mutations whatever they accept included, is Apollo's.
+    handler: function (request, reply) {
+      const stream = streamRequested(request, pipeline);
+      if (stream === 'multipart') return multipart(request, reply);
+      if (stream === 'sse') return sse(request, reply);
+      // Apollo's handler is typed for its own route generics; it takes any request.
+      return apolloHandler.call(this, request as Parameters<typeof apolloHandler>[0], reply as Parameters<typeof apolloHandler>[1]);
+    },
   });
   app.get('/', async (_request, reply) => reply.redirect(GRAPHQL_PATH, 302));
   registerHealthRoutes(app, options.readiness);
@@ -172,7 +189,7 @@ export async function createHttpServer(options: {
     // The edge drains first (src/http/drain.ts); Apollo then has nothing left in flight.
     stop: async () => {
       draining = true;
-      await drainHttp({ app, webSocket, sse, graceMs: limits.shutdownGraceMs, logger });
+      await drainHttp({ app, webSocket, streams, graceMs: limits.shutdownGraceMs, logger });
       await apollo.stop();
     },
   };
@@ -191,6 +208,28 @@ function registerExplorer(app: FastifyInstance, logger: Logger): string | undefi
     logger.warn({ err: error }, 'GraphiQL is not served: its packages are not installed (npm ci installs them)');
     return undefined;
   }
+}
+
+/**
+ * The stream a request to /graphql asks for: `multipart` (Apollo's multipart subscription
+ * Accept) or `sse` (`Accept: text/event-stream`), when its operation is a subscription, or
+ * cannot be read (the streaming transport then answers what is wrong with it). Queries and
+ * mutations always go to Apollo, which answers them as JSON whatever else the client accepts.
+ */
+function streamRequested(request: FastifyRequest, pipeline: OperationPipeline): 'multipart' | 'sse' | undefined {
+  const stream = acceptsMultipartSubscription(request) ? 'multipart' : acceptsEventStream(request) ? 'sse' : undefined;
+  if (!stream) return undefined;
+  const raw = request.method === 'POST' ? (request.body as RawOperation | undefined) : rawFromQuery(request.query);
+  if (typeof raw?.query !== 'string') return stream;
+  const name = typeof raw.operationName === 'string' ? raw.operationName : undefined;
+  let document: DocumentNode;
+  try {
+    document = parse(raw.query, pipeline.parseOptions);
+  } catch {
+    return stream;
+  }
+  const operation = getOperationAST(document, name);
+  return !operation || operation.operation === 'subscription' ? stream : undefined;
 }
 
 /** A GET's operation from its query string (its `extensions` and `variables` are JSON text). */

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ExecutionResult } from 'graphql';
 import { createHandler } from 'graphql-sse/lib/use/fastify';
 import { ErrorCode } from '../errors';
@@ -8,34 +8,38 @@ import type { Logger } from '../telemetry/logger';
 import { credentialsOf } from './credentials';
 import { csrfRefusal } from './csrf';
 import { responseSignal } from './disconnect';
-import { acceptsEventStream, challengeOf, errorBody, EVENT_STREAM, headerOf, jsonError, requestProblem, statusOf } from './operation-request';
+import type { ResponseFlow } from './response-flow';
+import type { StreamResponses } from './stream-responses';
+import { acceptsEventStream, challengeOf, errorBody, EVENT_STREAM, headerOf, jsonError, readOperation, statusOf } from './operation-request';
 
 /** GraphQL over Server-Sent Events, for clients that cannot open a WebSocket. */
 export const SSE_PATH = '/graphql/stream';
 
 type SseContext = GraphQLContext & Record<PropertyKey, unknown>;
 
-/**
- * Subscriptions over SSE (graphql-sse, "distinct connections" mode: one HTTP request per
- * subscription, `Accept: text/event-stream`), beside graphql-ws on `/graphql`, through the
- * same operation pipeline (checks, limits, context, error formatting, telemetry). A client
- * that disconnects ends its subscription (and, if it was the last, the upstream stream).
- * graphql-sse's "single connection" mode (PUT reservations, then operations by token) is
- * not served. Returns an Apollo plugin that ends open SSE responses when the server drains.
- */
-export interface SseRoute {
-  /** Open SSE responses now. */
-  readonly open: number;
-  /** Shutdown, last step: ends every open SSE response, like a client disconnect would. */
-  cut(): void;
+export interface SseOptions {
+  pipeline: OperationPipeline;
+  logger: Logger;
+  streams: StreamResponses;
 }
 
-export function registerSseRoute(app: FastifyInstance, options: { pipeline: OperationPipeline; logger: Logger }): SseRoute {
-  const { pipeline } = options;
+/**
+ * Subscriptions over SSE (graphql-sse, "distinct connections" mode: one HTTP request per
+ * subscription, `Accept: text/event-stream`), served on `/graphql/stream` and, for a
+ * subscription with that Accept, on `/graphql` itself (a federation router's default
+ * transport to its subgraphs), through the same operation pipeline as every transport
+ * (checks, limits, context, error formatting, telemetry). Events are pulled from the
+ * subscription only as fast as the client reads them (see ResponseFlow); a client that
+ * disconnects ends its subscription (and, if it was the last, the upstream stream).
+ * graphql-sse's "single connection" mode (PUT reservations, then operations by token) is
+ * not served. Returns the route handler.
+ */
+export function createSseHandler(options: SseOptions): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
+  const { pipeline, streams } = options;
   const logger = options.logger.child({ component: 'sse' });
-  const open = new Set<FastifyReply>();
-  // The context of each running request, from onSubscribe to onComplete.
+  // The context and the flow control of each running request, from onSubscribe to onComplete.
   const contexts = new WeakMap<object, GraphQLContext>();
+  const flows = new WeakMap<object, ResponseFlow>();
 
   const handler = createHandler<SseContext>({
     onSubscribe: async (req, params) => {
@@ -55,6 +59,13 @@ export function registerSseRoute(app: FastifyInstance, options: { pipeline: Oper
       // graphql-sse takes the context from here when onSubscribe returns the arguments.
       return subscribed.args as typeof subscribed.args & { contextValue: SseContext };
     },
+    // graphql-sse pulls events as fast as they come and queues them for the response:
+    // pulled through the response's flow control instead, a slow reader's events wait in
+    // the stream hub, where its per-subscriber cap applies.
+    onOperation: (_ctx, req, _args, result) => {
+      const flow = flows.get(req.raw);
+      return flow && Symbol.asyncIterator in result ? flow.paced(result[Symbol.asyncIterator]()) : undefined;
+    },
     onNext: (_ctx, req, result) => {
       const context = contexts.get(req.raw);
       // Incremental-delivery patches never come from this schema (no @defer/@stream).
@@ -68,50 +79,44 @@ export function registerSseRoute(app: FastifyInstance, options: { pipeline: Oper
     },
   });
 
-  app.route({
-    url: SSE_PATH,
-    method: ['GET', 'POST'],
-    handler: async (request, reply) => {
-      if (!acceptsEventStream(request)) {
-        return reply
-          .code(406)
-          .header('content-type', 'application/json; charset=utf-8')
-          .send(
-            errorBody(
-              `${SSE_PATH} streams subscriptions as Server-Sent Events: send 'Accept: ${EVENT_STREAM}' and the operation ` +
-                `(POST a JSON body { query, variables }, or GET with query parameters). Queries and mutations go to /graphql.`,
-            ),
-          );
+  return async (request, reply) => {
+    const path = request.routeOptions.url ?? SSE_PATH;
+    if (!acceptsEventStream(request)) {
+      await reply
+        .code(406)
+        .header('content-type', 'application/json; charset=utf-8')
+        .send(
+          errorBody(
+            `${path} streams subscriptions as Server-Sent Events: send 'Accept: ${EVENT_STREAM}' and the operation ` +
+              `(POST a JSON body { query, variables }, or GET with query parameters). Queries and mutations go to /graphql.`,
+          ),
+        );
+      return;
+    }
+    // A stream starts paid work: a page on another site must not be able to start one.
+    const read = readOperation(request, path);
+    const refusal = csrfRefusal(request.headers) ?? credentialsOf(request).refusal ?? ('problem' in read ? read.problem : undefined);
+    if (refusal) {
+      await reply.code(400).header('content-type', 'application/json; charset=utf-8').send(errorBody(refusal));
+      return;
+    }
+    // graphql-sse serves "distinct connections" only for an Accept of exactly this.
+    request.headers.accept = EVENT_STREAM;
+    const flow = streams.track(reply.raw, 'sse');
+    flow.adopt(reply.raw);
+    flows.set(request.raw, flow);
+    try {
+      await handler(request, reply);
+    } catch (error) {
+      logger.error({ err: error }, 'GraphQL over SSE request failed');
+      if (!reply.raw.headersSent) {
+        reply.raw.writeHead(500, { 'content-type': 'application/json; charset=utf-8' });
+        reply.raw.end(JSON.stringify(errorBody('Internal server error', ErrorCode.INTERNAL_SERVER_ERROR)));
+      } else {
+        reply.raw.end();
       }
-      // A stream starts paid work: a page on another site must not be able to start one.
-      const refusal = csrfRefusal(request.headers) ?? credentialsOf(request).refusal ?? requestProblem(request, SSE_PATH);
-      if (refusal) return reply.code(400).header('content-type', 'application/json; charset=utf-8').send(errorBody(refusal));
-      // graphql-sse serves "distinct connections" only for an Accept of exactly this.
-      request.headers.accept = EVENT_STREAM;
-      open.add(reply);
-      reply.raw.once('close', () => open.delete(reply));
-      try {
-        await handler(request, reply);
-      } catch (error) {
-        logger.error({ err: error }, 'GraphQL over SSE request failed');
-        if (!reply.raw.headersSent) {
-          reply.raw.writeHead(500, { 'content-type': 'application/json; charset=utf-8' });
-          reply.raw.end(JSON.stringify(errorBody('Internal server error', ErrorCode.INTERNAL_SERVER_ERROR)));
-        } else {
-          reply.raw.end();
-        }
-      }
-    },
-  });
-
-  return {
-    get open() {
-      return open.size;
-    },
-    // Ending a response ends its subscription like a client disconnect would (and aborts an
-    // unshared upstream stream).
-    cut: () => {
-      for (const reply of open) reply.raw.destroy();
-    },
+    } finally {
+      flow.close();
+    }
   };
 }

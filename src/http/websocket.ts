@@ -20,6 +20,8 @@ export interface WebSocketTransportOptions {
   maxPayloadBytes: number;
   /** Subscriptions one connection may have running at once (MAX_SUBSCRIPTIONS_PER_CONNECTION). */
   maxSubscriptionsPerConnection: number;
+  /** A connection that has not sent `connection_init` this long after opening is closed (4408). */
+  connectionInitTimeoutMs: number;
   /** On shutdown, sockets that have not finished the close handshake by then are cut. Default 1000 ms. */
   closeTimeoutMs?: number;
 }
@@ -90,6 +92,8 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): We
     {
       // Never put internal error text in a close reason, in development either.
       isProd: true,
+      // A socket that never says hello is closed (4408), not held open.
+      connectionInitWaitTimeout: options.connectionInitTimeoutMs,
       // Who is calling is decided once per connection, from the `connection_init` payload's
       // `authorization` (the convention of Apollo Client and Sandbox). Bad credentials close
       // the connection (4403 Forbidden); none leave a caller without scopes under AUTH_MODE=jwt.
@@ -111,6 +115,7 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): We
           transport: 'websocket' as const,
           logger: logger.child({ subscriptionId: id }),
           signal: socketSignal(socket),
+          headers: traceHeaders(payload.extensions, ctx.connectionParams),
           address: addressOf(ctx.extra.request),
           caller: callers.get(socket),
         };
@@ -201,6 +206,27 @@ function tooManySubscriptions(max: number): GraphQLError {
     `A connection may run at most ${max} subscriptions at once (MAX_SUBSCRIPTIONS_PER_CONNECTION); complete one first or open another connection.`,
     { extensions: { code: ErrorCode.BAD_REQUEST, limit: 'MAX_SUBSCRIPTIONS_PER_CONNECTION' } },
   );
+}
+
+/** Longest trace header value taken from a message (a `traceparent` is 55 characters). */
+const MAX_TRACE_HEADER_LENGTH = 512;
+
+/**
+ * W3C trace context for a WebSocket subscription, which has no headers of its own: the
+ * subscribe message's `extensions.traceparent` (and `tracestate`), else the connection's
+ * (`connection_init` payload). Only strings of reasonable length are read; the propagator
+ * ignores malformed ones.
+ */
+function traceHeaders(extensions: unknown, connectionParams: unknown): (name: string) => string | undefined {
+  const read = (source: unknown, name: string): string | undefined => {
+    const value = source !== null && typeof source === 'object' ? (source as Record<string, unknown>)[name] : undefined;
+    return typeof value === 'string' && value.length <= MAX_TRACE_HEADER_LENGTH ? value : undefined;
+  };
+  return (name) => {
+    if (name !== 'traceparent' && name !== 'tracestate') return undefined;
+    // Both headers from the same place: a tracestate belongs to its traceparent.
+    return read(extensions, 'traceparent') !== undefined ? read(extensions, name) : read(connectionParams, name);
+  };
 }
 
 /** The client address behind a WebSocket's upgrade request. */

@@ -17,7 +17,7 @@ import type { Logger } from './logger';
 import { graphqlMetrics, type GraphQLMetrics } from './metrics';
 
 /** Where an operation came in. */
-export type OperationTransport = 'http' | 'websocket' | 'sse';
+export type OperationTransport = 'http' | 'websocket' | 'sse' | 'multipart';
 
 /** Reads one request header by lower-case name (whatever the transport keeps them in). */
 export type HeaderReader = (name: string) => string | undefined;
@@ -50,7 +50,7 @@ export function outcomeOf(codes: readonly string[]): 'ok' | 'client_closed' | 'e
 
 export interface OperationStart {
   transport: OperationTransport;
-  /** Request headers, for an incoming W3C `traceparent`; none for WebSocket messages. */
+  /** Request headers, for an incoming W3C `traceparent` (WebSocket: from the subscribe message or `connection_init`). */
   headers?: HeaderReader;
   /** The operation's logger (already carries the request or subscription id). */
   logger: Logger;

@@ -4,6 +4,7 @@ import { startSimulator, type Simulator } from '../../src/simulator';
 import { RedisServer } from '../cache/redis-server';
 import { chatCalls, gql, startTestGateway } from '../helpers/gateway';
 import { startHeldUpstream, type HeldUpstream } from '../helpers/held-upstream';
+import { payloads, readMultipart } from '../helpers/multipart';
 import { waitFor } from '../helpers/wait';
 
 const COMPLETION = `query ($input: CompletionInput!) { completion(input: $input) { id content cached createdAt } }`;
@@ -244,5 +245,66 @@ describe('a shared Redis cache', () => {
       await gateway.close();
       await redis.stop();
     }
+  });
+});
+
+describe('a query and a stream for the same input share one upstream call, whichever starts first', () => {
+  const KEY = 'sk-query-stream-test-key-01';
+  const STREAM = `subscription ($input: CompletionInput!) { completionStream(input: $input) { completionId delta finishReason cached } }`;
+  let simulator: Simulator;
+  let upstream: HeldUpstream;
+  let gateway: Gateway;
+
+  // A fresh hold per test: the stand-in passes everything on once released.
+  beforeEach(async () => {
+    simulator = await startSimulator({ apiKeys: [KEY] });
+    upstream = await startHeldUpstream(simulator.url);
+    gateway = await startTestGateway({ DEEPSEEK_API_KEY: KEY, DEEPSEEK_BASE_URL: upstream.url });
+  });
+  afterEach(async () => {
+    await gateway.close();
+    await upstream.close();
+    await simulator.close();
+  });
+
+  /** A multipart subscription; resolves with its chunks once it completes. */
+  async function stream(input: Record<string, unknown>): Promise<Array<{ completionId: string; delta: string; cached: boolean }>> {
+    const response = await fetch(gateway.graphqlUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'multipart/mixed;subscriptionSpec="1.0", application/json' },
+      body: JSON.stringify({ query: STREAM, variables: { input } }),
+    });
+    const reader = readMultipart(response.body!);
+    await reader.done;
+    return payloads(reader).map((part) => (part.payload as { data: { completionStream: { completionId: string; delta: string; cached: boolean } } }).data.completionStream);
+  }
+
+  const streamStats = async () =>
+    (await gql<{ upstream: { streams: { joinedCalls: number; joinedByQueries: number } } }>(gateway, '{ upstream { streams { joinedCalls joinedByQueries } } }')).data!
+      .upstream.streams;
+
+  it('a query that arrives while the stream runs waits for the stream’s answer', async () => {
+    const input = { prompt: 'stream first, then a query', thinking: false };
+    const streamed = stream(input);
+    await waitFor(() => upstream.received === 1, { what: 'the stream to reach the upstream' });
+    const asked = ask(gateway, input);
+    await waitFor(async () => (await streamStats()).joinedByQueries === 1, { what: 'the query to join the stream' });
+    upstream.release();
+    const [chunks, answer] = await Promise.all([streamed, asked]);
+    expect(answer.data!.completion).toMatchObject({ id: chunks[0]!.completionId, content: chunks.map((chunk) => chunk.delta).join(''), cached: false });
+    expect(upstream.received).toBe(1);
+  });
+
+  it('a stream that starts while the query’s call runs is replayed that call’s answer', async () => {
+    const input = { prompt: 'a query first, then a stream', thinking: false };
+    const asked = ask(gateway, input);
+    await waitFor(() => upstream.received === 1, { what: 'the query to reach the upstream' });
+    const streamed = stream(input);
+    await waitFor(async () => (await streamStats()).joinedCalls === 1, { what: 'the stream to join the call' });
+    upstream.release();
+    const [answer, chunks] = await Promise.all([asked, streamed]);
+    expect(chunks.every((chunk) => !chunk.cached)).toBe(true);
+    expect(chunks.map((chunk) => chunk.delta).join('')).toBe(answer.data!.completion.content);
+    expect(upstream.received).toBe(1);
   });
 });

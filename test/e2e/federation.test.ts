@@ -84,7 +84,10 @@ describe('as a Federation 2 subgraph', () => {
   });
 
   it('puts @authenticated and @requiresScopes in the supergraph, so a router enforces the same scopes', () => {
-    const field = (name: string): string => supergraphSdl.split('\n').find((line) => new RegExp(`^\\s+${name}\\(|^\\s+${name}:`).test(line)) ?? '';
+    // A root field's line: with arguments if it has any (CompletionChunk.completion has none).
+    const lines = supergraphSdl.split('\n');
+    const field = (name: string): string =>
+      lines.find((line) => new RegExp(`^\\s+${name}\\(`).test(line)) ?? lines.find((line) => new RegExp(`^\\s+${name}:`).test(line)) ?? '';
     expect(supergraphSdl).toMatch(/@link\(url: "https:\/\/specs\.apollo\.dev\/requiresScopes\/v0\.1", for: SECURITY\)/);
     expect(field('completion')).toMatch(/@authenticated @requiresScopes\(scopes: \[\["completions:read"\]\]\)/);
     expect(field('completionStream')).toMatch(/@requiresScopes\(scopes: \[\["completions:stream"\]\]\)/);

@@ -105,16 +105,32 @@ export type Completion = {
   usage: Usage;
 };
 
-/** One piece of a streamed completion. Deltas join to the completion's content (and reasoning); the last chunk carries `finishReason` and `usage`. */
+/**
+ * One piece of a streamed completion. Deltas join to the completion's content (and
+ * reasoning); the last chunk carries `finishReason`, `usage` and the whole `completion`.
+ * A chunk is not an entity: it has no `id`-keyed identity a client cache would merge chunks
+ * under (select `completionId`, not the deprecated `id`).
+ */
 export type CompletionChunk = {
   __typename?: 'CompletionChunk';
   /** True when replayed from the cache (no upstream call was made for this stream). */
   cached: Scalars['Boolean']['output'];
+  /**
+   * Set on the last chunk only: the whole completion, the entity the `completion` query
+   * returns for the same input, for a client to write into its cache. Needs the scope the
+   * `Completion` type asks for (completions:read).
+   */
+  completion: Maybe<Completion>;
+  /** The completion's id: the `Completion.id` a query for the same input returns. */
+  completionId: Scalars['ID']['output'];
   /** Answer text this chunk adds; may be empty (reasoning chunks, the last chunk). */
   delta: Scalars['String']['output'];
   /** Set on the last chunk only. */
   finishReason: Maybe<FinishReason>;
-  /** The completion's id: the `Completion.id` a query for the same input returns. */
+  /**
+   * The completion's id, as `completionId`.
+   * @deprecated Use `completionId`. A normalising client cache (Apollo Client's InMemoryCache, urql's Graphcache) keys an object by `__typename` and `id`, so every chunk of a stream that selects `id` is merged into one cache entry and only the last survives.
+   */
   id: Scalars['ID']['output'];
   /** Position of this chunk in the stream, from 0. */
   index: Scalars['Int']['output'];
@@ -278,8 +294,18 @@ export type StreamStatus = {
   activeStreams: Scalars['Int']['output'];
   /** Subscriptions answered by replaying a cached completion. */
   cacheReplays: Scalars['Int']['output'];
+  /** Subscribers ended because they fell more than STREAM_MAX_BUFFERED_BYTES behind. */
+  droppedSlow: Scalars['Int']['output'];
   /** Subscriptions that joined a stream another one had started. */
   joined: Scalars['Int']['output'];
+  /** Query loads that waited on a running stream's answer instead of calling DeepSeek. */
+  joinedByQueries: Scalars['Int']['output'];
+  /** Subscriptions that waited on a query's upstream call and were replayed its answer. */
+  joinedCalls: Scalars['Int']['output'];
+  /** Subscriptions open now, every transport together (what MAX_STREAMS caps). */
+  openSubscriptions: Scalars['Int']['output'];
+  /** Subscriptions refused with OVERLOADED because MAX_STREAMS were open. */
+  refusedOverloaded: Scalars['Int']['output'];
   /** Subscribers attached to them. */
   subscribers: Scalars['Int']['output'];
   /** Upstream streams started since start. */
@@ -289,19 +315,29 @@ export type StreamStatus = {
 export type Subscription = {
   __typename?: 'Subscription';
   /**
-   * Token-by-token stream of one completion (graphql-ws, protocol graphql-transport-ws, on
-   * /graphql). Identical concurrent streams share one upstream call, and a late subscriber
+   * Token-by-token stream of one completion: over WebSocket (graphql-ws) on /graphql, or over
+   * HTTP on /graphql (Apollo's multipart protocol, or GraphQL over SSE, also at /graphql/stream). Identical concurrent streams share one upstream call, and a late subscriber
    * first receives what was already streamed. The cache policy applies as for queries: with
    * USE a stored answer is replayed (chunks with `cached: true`), and a finished stream is
    * stored under the same id the `completion` query uses. A failure ends the stream with a
    * typed error.
    */
   completionStream: CompletionChunk;
+  /**
+   * Token-by-token stream of one fill-in-the-middle completion (the `fimCompletion` query's
+   * input and answer): the same fan-out, caching, replay and errors as `completionStream`.
+   */
+  fimCompletionStream: CompletionChunk;
 };
 
 
 export type SubscriptionCompletionStreamArgs = {
   input: CompletionInput;
+};
+
+
+export type SubscriptionFimCompletionStreamArgs = {
+  input: FimInput;
 };
 
 export type UpstreamMode =
@@ -336,7 +372,7 @@ export type UpstreamStatus = {
   retries: Scalars['Int']['output'];
   /** Calls failed fast while the circuit was open. */
   shortCircuited: Scalars['Int']['output'];
-  /** Shared upstream token streams behind completionStream subscriptions. */
+  /** Shared upstream token streams behind completionStream and fimCompletionStream subscriptions. */
   streams: StreamStatus;
 };
 
@@ -461,7 +497,7 @@ export type ResolversTypes = ResolversObject<{
   Float: ResolverTypeWrapper<Scalars['Float']['output']>;
   Completion: ResolverTypeWrapper<CompletionModel>;
   ID: ResolverTypeWrapper<Scalars['ID']['output']>;
-  CompletionChunk: ResolverTypeWrapper<Omit<CompletionChunk, 'usage'> & { usage?: Maybe<ResolversTypes['Usage']> }>;
+  CompletionChunk: ResolverTypeWrapper<Omit<CompletionChunk, 'completion' | 'usage'> & { completion?: Maybe<ResolversTypes['Completion']>, usage?: Maybe<ResolversTypes['Usage']> }>;
   CompletionInput: CompletionInput;
   FimInput: FimInput;
   FinishReason: FinishReason;
@@ -493,7 +529,7 @@ export type ResolversParentTypes = ResolversObject<{
   Float: Scalars['Float']['output'];
   Completion: CompletionModel;
   ID: Scalars['ID']['output'];
-  CompletionChunk: Omit<CompletionChunk, 'usage'> & { usage?: Maybe<ResolversParentTypes['Usage']> };
+  CompletionChunk: Omit<CompletionChunk, 'completion' | 'usage'> & { completion?: Maybe<ResolversParentTypes['Completion']>, usage?: Maybe<ResolversParentTypes['Usage']> };
   CompletionInput: CompletionInput;
   FimInput: FimInput;
   MessageInput: MessageInput;
@@ -562,6 +598,8 @@ export type CompletionResolvers<ContextType = GraphQLContext, ParentType extends
 
 export type CompletionChunkResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['CompletionChunk'] = ResolversParentTypes['CompletionChunk']> = ResolversObject<{
   cached?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  completion?: Resolver<Maybe<ResolversTypes['Completion']>, ParentType, ContextType>;
+  completionId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   delta?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   finishReason?: Resolver<Maybe<ResolversTypes['FinishReason']>, ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
@@ -601,13 +639,19 @@ export type StreamStatusResolvers<ContextType = GraphQLContext, ParentType exten
   abandoned?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   activeStreams?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   cacheReplays?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  droppedSlow?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   joined?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  joinedByQueries?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  joinedCalls?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  openSubscriptions?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  refusedOverloaded?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   subscribers?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   upstreamStreams?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
 }>;
 
 export type SubscriptionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Subscription'] = ResolversParentTypes['Subscription']> = ResolversObject<{
   completionStream?: SubscriptionResolver<ResolversTypes['CompletionChunk'], "completionStream", ParentType, ContextType, RequireFields<SubscriptionCompletionStreamArgs, 'input'>>;
+  fimCompletionStream?: SubscriptionResolver<ResolversTypes['CompletionChunk'], "fimCompletionStream", ParentType, ContextType, RequireFields<SubscriptionFimCompletionStreamArgs, 'input'>>;
 }>;
 
 export type UpstreamStatusResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['UpstreamStatus'] = ResolversParentTypes['UpstreamStatus']> = ResolversObject<{

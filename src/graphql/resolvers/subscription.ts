@@ -2,7 +2,9 @@ import type { StreamChunk } from '../../streaming/stream-hub';
 import { toError } from '../../lib/abort';
 import type { ResolversTypes, SubscriptionResolvers } from '../generated/types';
 import { allowedPolicy } from '../input/cache-policy';
-import { normaliseCompletionInput } from '../input/completion-input';
+import { normaliseCompletionInput, normaliseFimInput } from '../input/completion-input';
+import type { CompletionLoadKey } from '../../batching/completion-service';
+import type { GraphQLContext } from '../context';
 import { FINISH_REASON } from './completion';
 
 type CompletionChunk = ResolversTypes['CompletionChunk'];
@@ -14,33 +16,57 @@ export const Subscription: SubscriptionResolvers = {
   completionStream: {
     // Validation errors (BAD_USER_INPUT) throw here, before any upstream work, and reach the
     // client like a query's. Everything later arrives through the iterator.
-    subscribe: (_parent, { input }, { services, budget, operation, caller, cacheScope }) => {
-      budget.take(1, 'input');
-      const { request, policy } = allowedPolicy(caller, normaliseCompletionInput(input, services.config.deepseek.model));
-      return errorsAsEvents(
-        services.streams.subscribe(request, policy, { traceContext: operation.traceContext, cacheScope, ledger: operation.ledger }),
-      );
+    subscribe: (_parent, { input }, context) => {
+      context.budget.take(1, 'input');
+      return stream(context, allowedPolicy(context.caller, normaliseCompletionInput(input, context.services.config.deepseek.model)));
     },
-    // A stream's failure is thrown from the field resolver, so graphql-js reports it as a
-    // located field error (`path: ["completionStream"]`) in a `next` payload, shaped by the
-    // same formatter as a query's errors; then the stream completes.
-    resolve: (event: StreamEvent): CompletionChunk => {
-      if (event.error) throw event.error;
-      return toCompletionChunk(event.chunk);
+    resolve: resolveEvent,
+  },
+
+  fimCompletionStream: {
+    subscribe: (_parent, { input }, context) => {
+      context.budget.take(1, 'input');
+      return stream(context, allowedPolicy(context.caller, normaliseFimInput(input, context.services.config.deepseek.model)));
     },
+    resolve: resolveEvent,
   },
 };
 
+function stream(context: GraphQLContext, { request, policy }: CompletionLoadKey): AsyncIterableIterator<StreamEvent> {
+  const { services, operation, cacheScope } = context;
+  return errorsAsEvents(services.streams.subscribe(request, policy, { traceContext: operation.traceContext, cacheScope, ledger: operation.ledger }));
+}
+
+/**
+ * One event as a chunk. A stream's failure is thrown from here, so graphql-js reports it as
+ * a located field error (`path: ["completionStream"]`) in a `next` payload, shaped by the
+ * same formatter as a query's errors; then the stream completes. The last event (the
+ * finished chunk, or the failure) is marked on the context, so the transport's payload for
+ * it carries the operation's `extensions.cost` (see OperationPipeline.next).
+ */
+function resolveEvent(event: StreamEvent, _args: unknown, context: GraphQLContext): CompletionChunk {
+  if (event.error) {
+    context.lastEvent = true;
+    throw event.error;
+  }
+  if (event.chunk.finish) context.lastEvent = true;
+  return toCompletionChunk(event.chunk);
+}
+
 function toCompletionChunk(chunk: StreamChunk): CompletionChunk {
+  const finish = chunk.finish;
   return {
+    completionId: chunk.id,
     id: chunk.id,
     index: chunk.index,
     model: chunk.model,
     delta: chunk.delta,
     reasoningDelta: chunk.reasoningDelta,
-    finishReason: chunk.finish ? FINISH_REASON[chunk.finish.reason] : null,
-    usage: chunk.finish?.usage ?? null,
+    finishReason: finish ? FINISH_REASON[finish.reason] : null,
+    usage: finish?.usage ?? null,
     cached: chunk.cached,
+    // The entity as the `completion` query returns it: same id, `cached` as this stream's.
+    completion: finish ? { ...finish.result, id: chunk.id, cached: chunk.cached } : null,
   };
 }
 

@@ -51,6 +51,11 @@ export function upstreamStatus(services: GatewayServices): UpstreamStatus {
       joined: streams.joined,
       cacheReplays: streams.cacheReplays,
       abandoned: streams.abandoned,
+      joinedCalls: streams.joinedCalls,
+      joinedByQueries: streams.joinedByQueries,
+      droppedSlow: streams.droppedSlow,
+      openSubscriptions: streams.openSubscriptions,
+      refusedOverloaded: streams.refusedOverloaded,
     },
   };
 }

@@ -219,7 +219,16 @@ const rawHeaders = fc
       'apollo-require-preflight': fc.constantFrom('true', ''),
       'x-apollo-operation-name': fc.constantFrom('Q', ''),
       'content-encoding': fc.constantFrom('gzip', 'br', 'identity', 'x-unknown'),
-      accept: fc.constantFrom('application/json', 'application/graphql-response+json', 'text/html', 'text/event-stream', '*/*', 'x/y;q=0'),
+      accept: fc.constantFrom(
+        'application/json',
+        'application/graphql-response+json',
+        'text/html',
+        'text/event-stream',
+        'multipart/mixed;subscriptionSpec="1.0", application/json',
+        'multipart/mixed;deferSpec=20220824',
+        '*/*',
+        'x/y;q=0',
+      ),
     },
     { requiredKeys: [] },
   )

@@ -100,6 +100,41 @@ export function sseAnswerProblems(answer: Answer, sent: string): string[] {
   return [...problems, ...leakProblems(answer.text, sent)];
 }
 
+/**
+ * The problems of a multipart subscription answer from /graphql: a 200 is parts between
+ * `--graphql` delimiters, each an `application/json` body that is a heartbeat `{}`, a
+ * `{ payload }` result (checked as one) or a transport error `{ payload: null, errors }`,
+ * ended by the closing delimiter; anything else is a JSON error body, as over HTTP.
+ */
+export function multipartAnswerProblems(answer: Answer, sent: string): string[] {
+  if (answer.status !== 200 || !/multipart\/mixed/i.test(answer.contentType ?? '')) return httpAnswerProblems(answer, sent);
+  const problems: string[] = [];
+  const pieces = answer.text.split('\r\n--graphql');
+  if (!pieces.at(-1)!.startsWith('--')) problems.push('the body did not end with the closing delimiter');
+  for (const part of pieces.slice(1, -1)) {
+    const split = part.indexOf('\r\n\r\n');
+    if (!/content-type: application\/json/i.test(part.slice(0, split))) problems.push(`a part without content-type application/json: ${part.slice(0, 100)}`);
+    let body: { payload?: unknown; errors?: unknown };
+    try {
+      body = JSON.parse(part.slice(split + 4)) as typeof body;
+    } catch {
+      problems.push(`a part whose body is not JSON: ${part.slice(0, 200)}`);
+      continue;
+    }
+    if (Object.keys(body).length === 0) continue; // a heartbeat
+    if (body.payload === null) problems.push(...errorListProblems(body.errors).map((problem) => `transport error: ${problem}`));
+    else problems.push(...resultProblems(body.payload).map((problem) => `payload: ${problem}`));
+  }
+  return [...problems, ...leakProblems(answer.text, sent)];
+}
+
+/** The problems of any answer from /graphql, by its content type: JSON, multipart or SSE. */
+export function graphqlAnswerProblems(answer: Answer, sent: string): string[] {
+  if (/multipart\/mixed/i.test(answer.contentType ?? '')) return multipartAnswerProblems(answer, sent);
+  if (/text\/event-stream/i.test(answer.contentType ?? '')) return sseAnswerProblems(answer, sent);
+  return httpAnswerProblems(answer, sent);
+}
+
 function statusProblems(answer: Answer): string[] {
   return answer.status !== undefined && answer.status >= 500 ? [`status ${answer.status}`] : [];
 }
