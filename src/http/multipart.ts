@@ -75,7 +75,15 @@ export function createMultipartHandler(options: MultipartOptions): (request: Fas
     const { context } = subscribed;
     // The field's subscribe resolver runs here: an input it refuses (BAD_USER_INPUT) comes
     // back as one result with errors, streamed like any other event.
-    const source = await subscribe(subscribed.args);
+    let source: Awaited<ReturnType<typeof subscribe>>;
+    try {
+      source = await subscribe(subscribed.args);
+    } catch (error) {
+      // graphql-js reports resolver errors as a result; a throw here is a bug: end the
+      // operation, and let the error handler answer a masked 500.
+      pipeline.complete(context, [new GraphQLError('Internal server error', { originalError: error as Error, extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR } })]);
+      throw error;
+    }
 
     reply.hijack();
     const flow = streams.track(response, 'multipart');
