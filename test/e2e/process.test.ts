@@ -1,46 +1,5 @@
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
-import { join } from 'node:path';
-
-const ROOT = join(__dirname, '..', '..');
-
-function startService(env: Record<string, string>, via: 'npm' | 'node' = 'node'): ChildProcessWithoutNullStreams {
-  // `npm start` runs the script through sh; `exec` in the script makes node replace sh, so a
-  // signal npm forwards reaches node itself. 'node' runs the same command without npm.
-  const [command, args] = via === 'npm' ? ['npm', ['start', '--silent']] : [process.execPath, ['--import', 'tsx', 'src/main.ts']];
-  return spawn(command, args, {
-    cwd: ROOT,
-    // A clean environment: only what the test gives, plus PATH (npm, tsx) and HOME (npm).
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', NODE_ENV: 'development', HOST: '127.0.0.1', PORT: '0', METRICS_PORT: '0', ...env },
-  });
-}
-
-async function waitForUrl(child: ChildProcessWithoutNullStreams): Promise<{ url: string; lines: string[] }> {
-  const lines: string[] = [];
-  let buffer = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`service did not start:\n${lines.join('\n')}`)), 15_000);
-    child.stdout.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString();
-      let newline;
-      while ((newline = buffer.indexOf('\n')) >= 0) {
-        const line = buffer.slice(0, newline);
-        buffer = buffer.slice(newline + 1);
-        lines.push(line);
-        try {
-          const entry = JSON.parse(line) as { msg?: string; url?: string };
-          if (entry.msg === 'gateway listening' && entry.url) {
-            clearTimeout(timer);
-            resolve({ url: entry.url, lines });
-          }
-        } catch {
-          // not a JSON log line
-        }
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`service exited with ${code}:\n${lines.join('\n')}`)));
-  });
-}
+import { startService, waitForUrl } from '../helpers/service-process';
 
 describe('the service process', () => {
   it('starts with `npm start` on the simulator without a key, says so loudly, and drains when npm gets SIGTERM, exit 0', async () => {
