@@ -6,6 +6,7 @@
  *   c. upstream calls for N concurrent identical prompts (coalescing)
  *   d. telemetry off vs on (OTLP export to a local sink) on the cache-hit path
  *   e. caller verification off vs on (AUTH_MODE=jwt, a cached token) on the cache-hit path
+ *   f. quotas off vs on (QUOTAS_FILE) on the cache-hit path, counters in memory and in Redis
  *
  * Every server is a child process (pinned to CPU 1 with taskset when available; this
  * process and autocannon on CPU 0). Talks to 127.0.0.1 only; bounded; stops by itself.
@@ -13,6 +14,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
@@ -26,13 +28,13 @@ import {
   type CompletionData,
 } from './lib/gql';
 import { measure, type LoadResult } from './lib/load';
-import { childEnv, cpuTimeMs, installCleanup, pinningAvailable, pinSelf, startService, stopAll, type Service } from './lib/proc';
+import { childEnv, cpuTimeMs, installCleanup, pinningAvailable, pinSelf, startCommand, startService, stopAll, type Service } from './lib/proc';
 import { writeResults } from './lib/results';
 import { OtlpSink } from './lib/sink';
 import { elapsedMs, round, summarize, type Summary } from './lib/stats';
 import { renderTable } from './lib/table';
 
-const ROWS = ['a', 'b', 'c', 'd', 'e'] as const;
+const ROWS = ['a', 'b', 'c', 'd', 'e', 'f'] as const;
 const SIM_LATENCY_MS = 20;
 /** Row (c) only: long enough that all N requests arrive while the one upstream call runs. */
 const COALESCE_LATENCY_MS = 250;
@@ -430,6 +432,87 @@ async function rowE(ctx: Ctx): Promise<RowE[]> {
   return rows;
 }
 
+interface RowF {
+  quotas: 'off' | 'on';
+  store: 'memory' | 'redis';
+  result: LoadResult;
+  refusals: number;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+/**
+ * Row f: the cost of the quota limiter on the cache-hit path (where only requestsPerMinute
+ * is counted: a hit makes no upstream call, so nothing is reserved). Four fresh gateways
+ * with the same load: no quotas and quotas on, with the cache and the counters in memory,
+ * then both in a private Redis (a redis-server child on a free port, unpinned): the Redis
+ * pair shows what the shared counter's round trip adds to a Redis cache hit.
+ */
+async function rowF(ctx: Ctx): Promise<RowF[]> {
+  const { sim, settings, pin } = ctx;
+  const dir = mkdtempSync(join(tmpdir(), 'bench-quotas-'));
+  const quotasFile = join(dir, 'quotas.yaml');
+  // Every limit set, none reached: the row measures counting, not refusing.
+  writeFileSync(
+    quotasFile,
+    'default:\n  requestsPerMinute: 10000000\n  upstreamCallsPerMinute: 1000000\n  tokensPerDay: 1000000000000\n  usdPerDay: 1000000\n  usdPerMonth: 1000000\n  maxConcurrentStreams: 1000\n',
+  );
+  const port = await freePort();
+  const redis = await startCommand({
+    name: 'redis-server',
+    command: 'redis-server',
+    args: ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    env: childEnv({}),
+    readyLine: /Ready to accept connections/,
+    url: `redis://127.0.0.1:${port}`,
+  });
+  const rows: RowF[] = [];
+  try {
+    for (const store of ['memory', 'redis'] as const) {
+      for (const quotas of ['off', 'on'] as const) {
+        const env: Record<string, string> = {
+          ...(store === 'redis' ? { REDIS_URL: redis.url } : {}),
+          ...(quotas === 'on' ? { QUOTAS_FILE: quotasFile } : {}),
+        };
+        const gateway = await startGateway(`gateway (quotas ${quotas}, ${store})`, sim.url, pin, env);
+        const client = new GraphQLClient(gateway.url);
+        try {
+          await warmCache(client);
+          log(`f: quotas ${quotas}, ${store} c=50 (${settings.warmupFreshS}s warm-up + ${settings.durationS}s)`);
+          const result = await measure({
+            url: gateway.url,
+            body: JSON.stringify({ query: HIT_QUERY }),
+            connections: 50,
+            durationS: settings.durationS,
+            warmupS: settings.warmupFreshS,
+            serverPid: gateway.pid,
+          });
+          const status = await client.query<{ upstream: { quotas: { refusals: Array<{ count: number }> } | null } }>(
+            '{ upstream { quotas { refusals { count } } } }',
+          );
+          const refusals = (status.data?.upstream.quotas?.refusals ?? []).reduce((sum, r) => sum + r.count, 0);
+          rows.push({ quotas, store, result, refusals });
+        } finally {
+          await client.close().catch(() => undefined);
+          await gateway.stop();
+        }
+      }
+    }
+  } finally {
+    await redis.stop();
+  }
+  return rows;
+}
+
 function diffSink(
   now: Record<string, { requests: number; bytes: number }>,
   then: Record<string, { requests: number; bytes: number }>,
@@ -642,6 +725,37 @@ async function main(): Promise<void> {
           `auth on vs off: ${((100 * on.result.reqPerSec) / off.result.reqPerSec).toFixed(0)}% of the throughput, ` +
             `${(on.result.serverCpuUsPerReq - off.result.serverCpuUsPerReq).toFixed(0)} µs more server CPU per request`,
         );
+      }
+    });
+
+    await row('f', async () => {
+      const f = await rowF(ctx);
+      output.f = f;
+      tables.push(
+        renderTable(
+          `f. quotas off / on (QUOTAS_FILE, every limit set, none reached), cache-hit path, c=50, a fresh gateway each, ${settings.durationS}s after ${settings.warmupFreshS}s warm-up`,
+          ['cache + counters', 'quotas', 'req/s', 'p50 ms', 'p99 ms', 'server CPU µs/req', 'errors+non2xx', 'refusals'],
+          f.map((r) => [
+            r.store,
+            r.quotas,
+            Math.round(r.result.reqPerSec),
+            round(r.result.latency.p50),
+            round(r.result.latency.p99),
+            r.result.serverCpuUsPerReq === undefined ? '-' : Math.round(r.result.serverCpuUsPerReq),
+            r.result.errors + r.result.non2xx + r.result.timeouts,
+            r.refusals,
+          ]),
+        ),
+      );
+      for (const store of ['memory', 'redis'] as const) {
+        const off = f.find((r) => r.store === store && r.quotas === 'off');
+        const on = f.find((r) => r.store === store && r.quotas === 'on');
+        if (!off || !on) continue;
+        const cpu =
+          off.result.serverCpuUsPerReq !== undefined && on.result.serverCpuUsPerReq !== undefined
+            ? `, ${(on.result.serverCpuUsPerReq / off.result.serverCpuUsPerReq).toFixed(2)}× the server CPU per request`
+            : '';
+        tables.push(`quotas on vs off (${store}): ${(on.result.reqPerSec / off.result.reqPerSec).toFixed(2)}× the throughput${cpu}`);
       }
     });
 

@@ -8,6 +8,7 @@ import type { Config } from './config';
 import { createDeepSeekClient } from './deepseek';
 import type { GatewayServices } from './graphql/context';
 import { PersistedDocuments } from './graphql/persisted-documents';
+import { createQuotas } from './quotas';
 import { startMetricsServer } from './http/metrics-server';
 import { createHttpServer, GRAPHQL_PATH } from './http/server';
 import type { Simulator } from './simulator';
@@ -45,6 +46,13 @@ export interface GatewayOptions {
  * function knows how the others are wired.
  */
 export async function startGateway(config: Config, logger: Logger, options: GatewayOptions = {}): Promise<Gateway> {
+  // Per-caller quotas (QUOTAS_FILE), first: a file that cannot be used stops start-up,
+  // naming it, before anything else is started.
+  const quotaService = createQuotas(config.quotas, {
+    prices: config.deepseek.prices,
+    meter: (options.telemetry?.instruments ?? noopInstruments()).meter,
+    logger: logger.child({ component: 'quotas' }),
+  });
   let simulator: Simulator | undefined;
   let deepseekConfig = config.deepseek;
   if (config.deepseek.mode === 'simulator') {
@@ -101,7 +109,17 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
   const persistedDocuments = config.persistedDocuments.file
     ? PersistedDocuments.load(config.persistedDocuments.file, config.persistedDocuments.only)
     : undefined;
-  const services: GatewayServices = { config, deepseek, completions, cache, streams, accountInfo, authenticator, persistedDocuments };
+  const services: GatewayServices = {
+    config,
+    deepseek,
+    completions,
+    cache,
+    streams,
+    accountInfo,
+    authenticator,
+    persistedDocuments,
+    quotas: quotaService?.quotas,
+  };
   // Gauges and counters read from the layers' own figures at each scrape.
   const stopObserving = observeGateway({
     transport: () => deepseek.status(),
@@ -158,7 +176,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
         await http.stop();
         // Subscriptions are gone by now (the drain closed their sockets); abort any stream left.
         await streams.close();
-        await Promise.allSettled([deepseek.close(), cache.close(), authenticator.close()]);
+        await Promise.allSettled([deepseek.close(), cache.close(), authenticator.close(), quotaService?.close()]);
         await simulator?.close();
         await metricsServer.close();
         stopObserving();

@@ -54,7 +54,7 @@ export class Coalescer {
     this.metrics = coalescerMetrics(instruments.meter);
     this.tracer = instruments.tracer;
     this.cache = options.cache;
-    this.flights = new Flights(options.upstream, options.joinStream);
+    this.flights = new Flights(options.upstream, options.joinStream, (waiter) => this.window.add(waiter));
     this.logger = options.logger;
     this.window = new BatchWindow<Waiter>({
       windowMs: options.batching.windowMs,
@@ -101,6 +101,7 @@ export class Coalescer {
         flight: undefined,
         joined: undefined,
         endWait: undefined,
+        requeued: 0,
         resolve: (view) => done() && resolve(view),
         reject: (error) => done() && reject(error),
       };

@@ -18,7 +18,7 @@ import {
   type JoinRunning,
 } from './types';
 
-export type { CachePolicy, CoalescingStats, CompletionLoadKey, CompletionView, JoinedCompletion, JoinRunning } from './types';
+export type { CachePolicy, CoalescingStats, CompletionLoadKey, CompletionView, JoinedCompletion, JoinRunning, QuotaHold, QuotaPayer } from './types';
 
 /** The loaders of ONE GraphQL operation (see `CompletionService.createLoaders`). */
 export interface RequestLoaders {

@@ -1,9 +1,17 @@
 import type { Context } from '@opentelemetry/api';
 import type { DeepSeekApi } from '../deepseek/types';
+import { QuotaExceededError } from '../errors';
 import { abortError, abortReason, toError } from '../lib/abort';
 import { Singleflight } from '../lib/singleflight';
 import type { Flight, Waiter } from './request-scope';
-import type { JoinedCompletion, JoinRunning } from './types';
+import type { JoinedCompletion, JoinRunning, QuotaHold } from './types';
+
+/**
+ * How often one load may be sent back after joining calls other callers' quotas refused;
+ * past it, the refusal is its answer (it would take that many callers over their budgets
+ * at the same moment, on the same prompt).
+ */
+const MAX_REQUEUES = 4;
 
 /**
  * The upstream calls running now in this process, keyed by store key (singleflight), and
@@ -22,9 +30,14 @@ export class Flights {
   /** Loads that waited on a running stream. */
   joinedStreams = 0;
 
+  /** Loads sent back to the batch window because the call they joined was refused by its starter's quota. */
+  requeued = 0;
+
   constructor(
     private readonly upstream: Pick<DeepSeekApi, 'complete'>,
     private readonly joinStream?: JoinRunning,
+    /** Sends a load back to be placed again (the coalescer's batch window). */
+    private readonly requeue?: (waiter: Waiter) => void,
   ) {}
 
   get size(): number {
@@ -55,17 +68,42 @@ export class Flights {
     this.joinedStreams += 1;
     stream.result.then(
       (result) => waiter.resolve({ ...result, id: waiter.id, cached: false }),
-      (error: unknown) => waiter.reject(toError(error)),
+      (error: unknown) => this.fail(waiter, error),
     );
     return true;
   }
 
-  /** Starts the upstream call for `waiter`, its spans under `traceContext`. */
+  /**
+   * Starts the upstream call for `waiter`, its spans under `traceContext`. The call is
+   * registered at once (identical loads join it from now on); when the waiter's operation
+   * has a quota account, the call first reserves its worst case there, and a refusal fails
+   * the call before anything is sent upstream. The reservation is settled with the call's
+   * usage, or released if it fails.
+   */
   start(waiter: Waiter, traceContext: Context): Flight {
     const controller = new AbortController();
     const upstream = this.upstream;
+    const payer = waiter.scope.operation.quota;
     // async wrapper: a synchronous throw from the client becomes this call's rejection.
-    const call = (async () => upstream.complete(waiter.request, { signal: controller.signal, traceContext }))();
+    const call = (async () => {
+      let hold: QuotaHold | undefined;
+      try {
+        hold = payer ? await payer.reserve(waiter.request) : undefined;
+      } catch (error) {
+        waiter.scope.ledger?.recordRefusedCall();
+        throw error;
+      }
+      try {
+        // Every waiter may have left while the reservation was made.
+        if (controller.signal.aborted) throw abortReason(controller.signal);
+        const result = await upstream.complete(waiter.request, { signal: controller.signal, traceContext });
+        hold?.settle(result);
+        return result;
+      } catch (error) {
+        hold?.release();
+        throw error;
+      }
+    })();
     const flight: Flight = {
       key: waiter.key,
       controller,
@@ -85,6 +123,7 @@ export class Flights {
       waiters: 0,
       store: false,
       answered: false,
+      payer: payer?.key,
     };
     // Every waiter may have gone before the call settles: nobody else handles it then.
     flight.done.catch(() => undefined);
@@ -103,8 +142,34 @@ export class Flights {
     // cached: false even for a joiner: an upstream call was made for this answer.
     flight.done.then(
       (result) => waiter.resolve({ ...result, id: waiter.id, cached: false }),
-      (error: unknown) => waiter.reject(toError(error)),
+      (error: unknown) => this.fail(waiter, error),
     );
+  }
+
+  /**
+   * The work `waiter` waited on failed. A call is charged once, to the caller that started
+   * it: when that caller's quota refused it, a waiter paid for by another account (or by
+   * none) was not refused, and goes back to be placed again (it joins or starts a call of
+   * its own). Anything else is the waiter's failure too.
+   */
+  private fail(waiter: Waiter, error: unknown): void {
+    if (
+      !waiter.settled &&
+      this.requeue &&
+      error instanceof QuotaExceededError &&
+      error.payer !== waiter.scope.operation.quota?.key &&
+      waiter.requeued < MAX_REQUEUES
+    ) {
+      waiter.requeued += 1;
+      this.requeued += 1;
+      waiter.flight = undefined;
+      waiter.joined = undefined;
+      waiter.endWait?.();
+      waiter.endWait = undefined;
+      this.requeue(waiter);
+      return;
+    }
+    waiter.reject(toError(error));
   }
 
   /**

@@ -1,7 +1,7 @@
 import type { Context } from '@opentelemetry/api';
 import type { CompletionRequest, CompletionResult } from '../deepseek/types';
 import type { EndWait, RequestLedger } from '../telemetry/ledger';
-import type { CachePolicy, CompletionView, JoinedCompletion } from './types';
+import type { CachePolicy, CompletionView, JoinedCompletion, QuotaPayer } from './types';
 
 /** What an operation hands the coalescer with its loads. */
 export interface OperationScope {
@@ -16,6 +16,11 @@ export interface OperationScope {
    * with CACHE_SCOPE=tenant); undefined = the global scope.
    */
   readonly cacheScope?: string;
+  /**
+   * Who pays for the upstream calls this operation starts (its caller's quota account):
+   * each call's worst case is reserved before it is made. Undefined = not limited.
+   */
+  readonly quota?: QuotaPayer;
 }
 
 /** One upstream call, shared by every waiter for the same completion (and scope) in this process. */
@@ -32,6 +37,8 @@ export interface Flight {
   store: boolean;
   /** The call has ended and its waiters have their outcome. */
   answered: boolean;
+  /** The quota account that pays for the call (its starter's); undefined when not limited. */
+  readonly payer: string | undefined;
 }
 
 /** One load waiting for its answer: a slot of some per-request loader's batch. */
@@ -49,6 +56,8 @@ export interface Waiter {
   joined: JoinedCompletion | undefined;
   /** Ends this load's wait on an upstream call in its ledger. */
   endWait: EndWait | undefined;
+  /** Times this load joined a call that another caller's quota then refused (see `Flights`). */
+  requeued: number;
   resolve(view: CompletionView): void;
   reject(error: Error): void;
 }

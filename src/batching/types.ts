@@ -1,4 +1,4 @@
-import type { CompletionRequest, CompletionResult } from '../deepseek/types';
+import type { CompletionRequest, CompletionResult, Usage } from '../deepseek/types';
 
 /** USE: read and write the cache; BYPASS: neither; REFRESH: no read, write the new answer. */
 export type CachePolicy = 'USE' | 'BYPASS' | 'REFRESH';
@@ -57,4 +57,22 @@ export interface CoalescingStats {
   cacheHits: number;
   /** Loads that read the cache and found nothing. */
   cacheMisses: number;
+}
+
+/** A reserved upstream call (src/quotas `Reservation`): settled with its usage, or released. */
+export interface QuotaHold {
+  settle(result: { model: string; usage: Usage }): void;
+  /** The call failed or was cut after `outputBytes` of output. */
+  release(outputBytes?: number): void;
+}
+
+/**
+ * The quota account that pays for the upstream calls an operation starts (src/quotas
+ * `QuotaAccount`, seen from the layers that make calls): `reserve` is called before each
+ * call and throws a `QuotaExceededError` when the call would cross a limit.
+ */
+export interface QuotaPayer {
+  /** Hashed account id: a refusal names it, so callers who only joined are not refused by it. */
+  readonly key: string;
+  reserve(request: CompletionRequest): Promise<QuotaHold | undefined>;
 }

@@ -6,7 +6,7 @@ import { parsePrices } from './prices';
 import { envSchema, type RawEnv } from './schema';
 import type { Config, TelemetryConfig } from './types';
 
-export type { Config, LogLevel, NodeEnv, TelemetryConfig } from './types';
+export type { Config, LogLevel, NodeEnv, QuotasConfig, TelemetryConfig } from './types';
 
 /** DEEPSEEK_BREAKER_MIN_CALLS when it is not set. */
 const DEFAULT_BREAKER_MIN_CALLS = 20;
@@ -167,6 +167,14 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       metricsHost: raw.METRICS_HOST,
     },
     persistedDocuments: { file: raw.PERSISTED_DOCUMENTS_FILE, only: raw.PERSISTED_DOCUMENTS_ONLY },
+    quotas: {
+      file: raw.QUOTAS_FILE,
+      redisUrl: raw.REDIS_URL,
+      replicas: raw.QUOTA_REPLICAS,
+      redisTimeoutMs: raw.QUOTA_REDIS_TIMEOUT_MS,
+      defaultMaxOutputTokens: raw.QUOTA_DEFAULT_MAX_OUTPUT_TOKENS,
+      streamMaxMs: raw.DEEPSEEK_STREAM_MAX_MS,
+    },
   };
 }
 

@@ -135,6 +135,10 @@ export const envSchema = z.object({
   CORS_ORIGINS: z.string().trim().optional(),
   METRICS_PORT: int(0, 65535, 'an integer port from 0 to 65535').default(9464),
   METRICS_HOST: z.string().trim().min(1, { message: 'expected a host name or IP address' }).default('127.0.0.1'),
+  QUOTAS_FILE: z.string().trim().min(1).optional(),
+  QUOTA_REPLICAS: int(1, 1000, 'an integer from 1 to 1000').default(1),
+  QUOTA_REDIS_TIMEOUT_MS: int(1, 60_000, 'milliseconds from 1 to 60000').default(250),
+  QUOTA_DEFAULT_MAX_OUTPUT_TOKENS: int(1, 393_216, 'an integer from 1 to 393216').default(32_768),
   PERSISTED_DOCUMENTS_FILE: z.string().trim().optional(),
   PERSISTED_DOCUMENTS_ONLY: z
     .string()

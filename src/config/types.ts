@@ -123,6 +123,8 @@ export interface Config {
   };
   /** Trusted documents: a persisted-query manifest, and whether only its documents are served. */
   persistedDocuments: { file?: string; only: boolean };
+  /** Per-caller quotas and spend budgets (src/quotas); no file, no limits. */
+  quotas: QuotasConfig;
   /** The built-in simulator: in-process when `deepseek.mode` is `simulator`, or standalone on `port`. */
   simulator: { port: number; latencyMs: number; tokenDelayMs: number };
   telemetry: TelemetryConfig;
@@ -143,4 +145,19 @@ export interface TelemetryConfig {
   };
   /** `prometheus`: served at GET /metrics on the GraphQL port; `none`: no meter provider. */
   metrics: { exporter: 'prometheus' | 'none' };
+}
+
+export interface QuotasConfig {
+  /** QUOTAS_FILE: the policies (JSON or YAML); undefined = no limits. */
+  file?: string;
+  /** REDIS_URL: counters shared by every replica; undefined = per replica. */
+  redisUrl?: string;
+  /** QUOTA_REPLICAS: replicas sharing the counters; each falls back to limit / replicas while Redis is down. */
+  replicas: number;
+  /** QUOTA_REDIS_TIMEOUT_MS: a limiter call Redis has not answered by then uses the local fallback. */
+  redisTimeoutMs: number;
+  /** QUOTA_DEFAULT_MAX_OUTPUT_TOKENS: the output reserved for a call without maxTokens. */
+  defaultMaxOutputTokens: number;
+  /** DEEPSEEK_STREAM_MAX_MS: a stream slot left by a replica that died expires after this (plus a minute). */
+  streamMaxMs: number;
 }

@@ -80,6 +80,44 @@ export class OverloadedError extends GatewayError {
   }
 }
 
+/** The limits a quota policy may set (QUOTAS_FILE); each names itself in `extensions.limit`. */
+export type QuotaLimit =
+  | 'requestsPerMinute'
+  | 'upstreamCallsPerMinute'
+  | 'tokensPerDay'
+  | 'usdPerDay'
+  | 'usdPerMonth'
+  | 'maxConcurrentStreams';
+
+/** Rate limits answer RATE_LIMITED; spend budgets BUDGET_EXCEEDED. */
+const SPEND_BUDGETS: ReadonlySet<QuotaLimit> = new Set(['tokensPerDay', 'usdPerDay', 'usdPerMonth']);
+
+/**
+ * A quota refused work before it was done (src/quotas): `limit` names the policy's limit,
+ * `retryAfterMs` when its window renews (or, for concurrent streams, a short wait).
+ * `payer` is the hashed account the refusal belongs to (never shown): a caller who only
+ * joined another caller's refused call is not refused by it (see src/batching/flights.ts).
+ */
+export class QuotaExceededError extends GatewayError {
+  readonly limit: QuotaLimit;
+  readonly retryAfterMs: number;
+  readonly payer: string;
+
+  constructor(limit: QuotaLimit, message: string, retryAfterMs: number, payer: string) {
+    const code = SPEND_BUDGETS.has(limit) ? ErrorCode.BUDGET_EXCEEDED : ErrorCode.RATE_LIMITED;
+    const wait = Math.max(0, Math.ceil(retryAfterMs));
+    super(code, message, { limit, retryAfterMs: wait });
+    this.limit = limit;
+    this.retryAfterMs = wait;
+    this.payer = payer;
+  }
+
+  /** Whole seconds for an HTTP `Retry-After` header (at least 1). */
+  get retryAfterSeconds(): number {
+    return Math.max(1, Math.ceil(this.retryAfterMs / 1000));
+  }
+}
+
 /** Thrown when code reaches a case the type system says cannot happen. */
 export class UnreachableCaseError extends Error {
   constructor(value: never) {

@@ -4,6 +4,8 @@ export {
   BadUserInputError,
   UpstreamError,
   OverloadedError,
+  QuotaExceededError,
+  type QuotaLimit,
   UnreachableCaseError,
   type SafeExtensions,
   type UpstreamErrorDetails,

@@ -10,6 +10,7 @@ import type { Logger } from '../telemetry/logger';
 import type { TransportStatus } from '../transport';
 import type { CompletionBudget } from './limits';
 import type { PersistedDocuments } from './persisted-documents';
+import type { QuotaAccount, Quotas } from '../quotas';
 
 /** Process-wide services, built once at start-up and shared by every operation. */
 export interface GatewayServices {
@@ -25,6 +26,8 @@ export interface GatewayServices {
   authenticator: Authenticator;
   /** The trusted-documents manifest, when PERSISTED_DOCUMENTS_FILE is set. */
   persistedDocuments?: PersistedDocuments;
+  /** Per-caller quotas and spend budgets, when QUOTAS_FILE is set. */
+  quotas?: Quotas;
 }
 
 /**
@@ -46,6 +49,8 @@ export interface GraphQLContext {
   logger: Logger;
   /** Aborted when the client goes away, so shared upstream calls can be released. */
   signal: AbortSignal;
+  /** The caller's quota account (QUOTAS_FILE); undefined when no policy applies. */
+  quota: QuotaAccount | undefined;
   /** Completions this operation may still ask for (MAX_COMPLETIONS_PER_OPERATION). */
   budget: CompletionBudget;
   /**

@@ -10,8 +10,9 @@ import {
 } from 'graphql';
 import { HeaderMap } from '@apollo/server';
 import { SCOPES, hasScope, type Caller } from '../auth';
-import { ForbiddenError, UnauthenticatedError } from '../errors';
+import { ForbiddenError, QuotaExceededError, UnauthenticatedError } from '../errors';
 import { subscriptionRefusal } from './authorization';
+import type { QuotaAccount } from '../quotas';
 import type { Instruments } from '../telemetry/instruments';
 import type { Logger } from '../telemetry/logger';
 import { OperationObserver, type HeaderReader, type OperationTransport } from '../telemetry/operation-observer';
@@ -99,6 +100,7 @@ export class OperationPipeline {
     const { services } = this;
     const operation = this.#observer.start({ transport: init.transport, headers: init.headers, logger: init.logger });
     let caller: Caller;
+    let quota: QuotaAccount | undefined;
     try {
       const limitRefusal = init.raw && checkRawOperation(init.raw, this.limits);
       if (limitRefusal) throw limitRefusal;
@@ -110,6 +112,10 @@ export class OperationPipeline {
       const trusted = caller.kind === 'token' && hasScope(caller, SCOPES.admin);
       const documentRefusal = init.raw && services.persistedDocuments?.resolve(init.raw, trusted);
       if (documentRefusal) throw documentRefusal;
+      // Counted once the operation is known to be well-formed and allowed: a refused
+      // document never uses up the caller's requestsPerMinute.
+      quota = services.quotas?.account(caller, (limit) => operation.refusedBy(limit));
+      await quota?.admitOperation();
     } catch (error) {
       const refusal = asRefusal(error);
       operation.end({ status: (refusal.extensions.http as { status?: number } | undefined)?.status ?? 400, codes: [String(refusal.extensions.code)] });
@@ -121,11 +127,13 @@ export class OperationPipeline {
       caller,
       cacheScope,
       operation,
+      quota,
       loaders: services.completions.createLoaders({
         signal: init.signal,
         ledger: operation.ledger,
         traceContext: operation.traceContext,
         cacheScope,
+        quota,
       }),
       logger: init.logger,
       signal: init.signal,
@@ -223,7 +231,21 @@ function asRefusal(error: unknown): GraphQLError {
     };
     return new GraphQLError(error.message, { originalError: error, extensions });
   }
+  if (error instanceof QuotaExceededError) return quotaRefusal(error);
   throw error;
+}
+
+/**
+ * A quota refusal of a whole operation as Apollo sends it: HTTP 429 with `Retry-After`
+ * (whole seconds), `extensions.limit` and `extensions.retryAfterMs`.
+ */
+export function quotaRefusal(error: QuotaExceededError): GraphQLError {
+  const extensions: Record<string, unknown> = {
+    ...error.extensions,
+    code: error.code,
+    http: { status: 429, headers: new HeaderMap([['retry-after', String(error.retryAfterSeconds)]]) },
+  };
+  return new GraphQLError(error.message, { originalError: error, extensions });
 }
 
 /** `extensions.code` of each formatted error (public codes). */

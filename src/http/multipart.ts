@@ -6,7 +6,7 @@ import type { Logger } from '../telemetry/logger';
 import { credentialsOf } from './credentials';
 import { csrfRefusal } from './csrf';
 import { responseSignal } from './disconnect';
-import { challengeOf, errorBody, headerOf, MULTIPART_SUBSCRIPTION, readOperation, statusOf } from './operation-request';
+import { errorBody, refusalHeaders, headerOf, MULTIPART_SUBSCRIPTION, readOperation, statusOf } from './operation-request';
 import type { StreamResponses } from './stream-responses';
 
 /** Each part's delimiter and headers: written after every part, so a client parses a part as soon as it arrives. */
@@ -67,8 +67,7 @@ export function createMultipartHandler(options: MultipartOptions): (request: Fas
       read.operation,
     );
     if ('refused' in subscribed) {
-      const challenge = challengeOf(subscribed.refused[0]);
-      if (challenge) reply.header('www-authenticate', challenge);
+      reply.headers(refusalHeaders(subscribed.refused[0]));
       await reply.code(statusOf(subscribed.refused[0])).header('content-type', 'application/json; charset=utf-8').send({ errors: subscribed.errors });
       return;
     }

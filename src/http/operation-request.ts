@@ -90,23 +90,32 @@ export function errorBody(message: string, code: string = ErrorCode.BAD_REQUEST)
 }
 
 /** Request-level errors answer like Apollo over HTTP: a status with a JSON body, no stream. */
-export function jsonError(status: number, errors: GraphQLFormattedError[], challenge?: string) {
-  const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8' };
-  if (challenge) headers['www-authenticate'] = challenge;
-  const statusText = status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : 'Bad Request';
+export function jsonError(status: number, errors: GraphQLFormattedError[], extraHeaders: Record<string, string> = {}) {
+  const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8', ...extraHeaders };
+  const statusText = STATUS_TEXT[status] ?? 'Bad Request';
   return [JSON.stringify({ errors }), { status, statusText, headers }] as [
     string,
     { status: number; statusText: string; headers: Record<string, string> },
   ];
 }
 
+const STATUS_TEXT: Record<number, string> = { 401: 'Unauthorized', 403: 'Forbidden', 429: 'Too Many Requests' };
+
 /** The HTTP status a refusal asks for (`extensions.http.status`), 400 by default. */
 export function statusOf(error: GraphQLError | undefined): number {
   return (error?.extensions.http as { status?: number } | undefined)?.status ?? 400;
 }
 
-/** The `WWW-Authenticate` challenge of a credentials refusal. */
-export function challengeOf(error: GraphQLError | undefined): string | undefined {
+/**
+ * The headers a refusal asks for (`extensions.http.headers`, as Apollo reads them): the
+ * `WWW-Authenticate` challenge of a credentials refusal, the `Retry-After` of a quota's.
+ */
+export function refusalHeaders(error: GraphQLError | undefined): Record<string, string> {
   const headers = (error?.extensions.http as { headers?: Map<string, string> } | undefined)?.headers;
-  return headers?.get('www-authenticate');
+  const out: Record<string, string> = {};
+  for (const name of ['www-authenticate', 'retry-after']) {
+    const value = headers?.get(name);
+    if (value) out[name] = value;
+  }
+  return out;
 }

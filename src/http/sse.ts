@@ -10,7 +10,7 @@ import { csrfRefusal } from './csrf';
 import { responseSignal } from './disconnect';
 import type { ResponseFlow } from './response-flow';
 import type { StreamResponses } from './stream-responses';
-import { acceptsEventStream, challengeOf, errorBody, EVENT_STREAM, headerOf, jsonError, readOperation, statusOf } from './operation-request';
+import { acceptsEventStream, errorBody, refusalHeaders, EVENT_STREAM, headerOf, jsonError, readOperation, statusOf } from './operation-request';
 
 /** GraphQL over Server-Sent Events, for clients that cannot open a WebSocket. */
 export const SSE_PATH = '/graphql/stream';
@@ -54,7 +54,7 @@ export function createSseHandler(options: SseOptions): (request: FastifyRequest,
         },
         params,
       );
-      if ('refused' in subscribed) return jsonError(statusOf(subscribed.refused[0]), subscribed.errors, challengeOf(subscribed.refused[0]));
+      if ('refused' in subscribed) return jsonError(statusOf(subscribed.refused[0]), subscribed.errors, refusalHeaders(subscribed.refused[0]));
       contexts.set(req.raw, subscribed.context);
       // graphql-sse takes the context from here when onSubscribe returns the arguments.
       return subscribed.args as typeof subscribed.args & { contextValue: SseContext };

@@ -1,6 +1,7 @@
 import { ROOT_CONTEXT, SpanStatusCode, trace, type Context, type Tracer } from '@opentelemetry/api';
+import type { QuotaHold } from '../batching/types';
 import type { CompletionRequest, CompletionResult, DeepSeekApi } from '../deepseek/types';
-import { toError } from '../lib/abort';
+import { abortReason, toError } from '../lib/abort';
 import type { SharedStream } from './shared-stream';
 
 export interface PumpOptions {
@@ -12,6 +13,8 @@ export interface PumpOptions {
   store(result: CompletionResult): Promise<void>;
   /** Called once the stream is over, whatever its outcome (the hub forgets it then). */
   over(): void;
+  /** Reserves the stream's worst case with its payer's quota first; throws a refusal. */
+  reserve?(): Promise<QuotaHold | undefined>;
 }
 
 /**
@@ -24,10 +27,17 @@ export async function pump(stream: SharedStream, request: CompletionRequest, opt
   const parent = options.traceContext ?? ROOT_CONTEXT;
   const span = options.tracer.startSpan('stream hub upstream', {}, parent);
   let result: CompletionResult | undefined;
+  let hold: QuotaHold | undefined;
+  /** Output seen so far, in UTF-8 bytes: what a stream cut short is charged (see `Reservation`). */
+  let outputBytes = 0;
   try {
+    hold = await options.reserve?.();
+    // Every subscriber may have left while the reservation was made.
+    if (stream.controller.signal.aborted) throw abortReason(stream.controller.signal);
     const callOptions = { signal: stream.controller.signal, traceContext: trace.setSpan(parent, span) };
     for await (const event of options.upstream.completeStream(request, callOptions)) {
       if (event.type === 'delta') {
+        if (hold) outputBytes += Buffer.byteLength(event.content) + Buffer.byteLength(event.reasoningContent);
         stream.push({ delta: event.content, reasoningDelta: event.reasoningContent === '' ? null : event.reasoningContent });
       } else {
         result = event.result;
@@ -35,6 +45,7 @@ export async function pump(stream: SharedStream, request: CompletionRequest, opt
     }
     // The client ends every stream with a finish event or an error; guard against a break.
     if (!result) throw new Error('upstream stream ended without a result');
+    hold?.settle(result);
     if (stream.settled) return; // failed by the hub's `close` meanwhile
     stream.phase = { name: 'storing' };
     await options.store(result);
@@ -47,6 +58,7 @@ export async function pump(stream: SharedStream, request: CompletionRequest, opt
     stream.finish(result);
     span.setAttribute('stream.outcome', 'finished');
   } catch (error) {
+    hold?.release(outputBytes);
     stream.fail(toError(error));
     span.setAttribute('stream.outcome', stream.controller.signal.aborted ? 'aborted' : 'failed');
     if (!stream.controller.signal.aborted) span.setStatus({ code: SpanStatusCode.ERROR });

@@ -4,6 +4,8 @@ import { ErrorCode, GatewayError } from '../errors';
 import type { Cursor } from './cursor';
 import type { StreamChunk } from './types';
 
+const ADMITTED = Promise.resolve(true);
+
 /** What a buffered chunk is taken to cost: see `BufferCost`. */
 function costOf(chunk: StreamChunk, cost: BufferCost): number {
   return 2 * (chunk.delta.length + (chunk.reasoningDelta?.length ?? 0)) + cost.chunkOverheadBytes;
@@ -66,6 +68,15 @@ export class SharedStream {
   private pushedBytes = 0;
   /** Most subscribers attached at once (for the span). */
   peakSubscribers = 0;
+  /**
+   * The quota account that pays for the upstream stream (its starter's; src/quotas), and
+   * whether its reservation passed: `admitted` settles with true once the stream may call
+   * upstream, false when the quota refused it. Without a payer it is admitted from the start.
+   */
+  payer: string | undefined;
+  admitted: Promise<boolean> = ADMITTED;
+  /** True once `admitted` has settled. */
+  admissionSettled = true;
   /**
    * Queries waiting for this stream's answer (`hold`), not reading its chunks. They keep the
    * upstream running like subscribers do: it is aborted only when neither is left.

@@ -2,12 +2,12 @@ import type { Context, Tracer } from '@opentelemetry/api';
 import { isStorable } from '../deepseek/provider';
 import { cacheKey, completionId } from '../cache/key';
 import type { CompletionRequest, DeepSeekApi } from '../deepseek/types';
-import { ErrorCode, GatewayError } from '../errors';
+import { ErrorCode, GatewayError, QuotaExceededError } from '../errors';
 import { noopInstruments } from '../telemetry/instruments';
 import type { EndWait, RequestLedger } from '../telemetry/ledger';
 import { abortError, toError } from '../lib/abort';
 import { Singleflight } from '../lib/singleflight';
-import type { CachePolicy, JoinedCompletion, JoinRunning } from '../batching/types';
+import type { CachePolicy, JoinedCompletion, JoinRunning, QuotaHold, QuotaPayer } from '../batching/types';
 import { Cursor } from './cursor';
 import { pump } from './pump';
 import { replayStream } from './replay';
@@ -31,10 +31,16 @@ interface Subscriber {
   readonly cursor: Cursor;
   readonly traceContext: Context | undefined;
   readonly ledger: RequestLedger | undefined;
+  readonly quota: QuotaPayer | undefined;
 }
 
 function shuttingDown(): GatewayError {
   return new GatewayError(ErrorCode.OVERLOADED, 'The gateway is shutting down; subscribe again shortly.');
+}
+
+/** A quota refusal of work another account started (so not `sub`'s own refusal). */
+function foreignRefusal(error: unknown, sub: Subscriber): boolean {
+  return error instanceof QuotaExceededError && error.payer !== sub.quota?.key;
 }
 
 /** Ends `endWait` when `settled` settles or the subscriber ends, whichever comes first. */
@@ -141,6 +147,7 @@ export class StreamHub {
       cursor,
       traceContext: options.traceContext,
       ledger: options.ledger,
+      quota: options.quota,
     };
     if (this.joinRunning(sub)) return cursor;
     if (policy !== 'USE') {
@@ -213,16 +220,32 @@ export class StreamHub {
   /** Joins the running stream for `sub`'s key, else a query's running call; false when neither runs. */
   private joinRunning(sub: Subscriber): boolean {
     const running = this.streams.get(sub.key);
+    if (running && !running.admissionSettled && running.payer !== sub.quota?.key) {
+      // Started by another account whose quota has not yet admitted it: a refusal of that
+      // account must not end this subscription, so it waits for the verdict, then joins
+      // the stream or is placed again.
+      void running.admitted.then((admitted) => {
+        if (sub.cursor.isClosed) return;
+        if (admitted && this.streams.get(sub.key) === running) this.joinStreaming(running, sub);
+        else if (!this.joinRunning(sub)) this.start(sub);
+      });
+      return true;
+    }
     if (running) {
-      if (running.peakSubscribers > 0) this.joined += 1;
-      waitUntil(sub.ledger?.recordJoined(), sub.cursor, running.result);
-      this.attach(running, sub);
+      this.joinStreaming(running, sub);
       return true;
     }
     const call = this.joinCall?.(sub.key, { store: sub.policy !== 'BYPASS' });
     if (!call) return false;
     this.replayCall(sub, call);
     return true;
+  }
+
+  /** `sub` joins a stream running for its key: replayed what was streamed, then live. */
+  private joinStreaming(running: SharedStream, sub: Subscriber): void {
+    if (running.peakSubscribers > 0) this.joined += 1;
+    waitUntil(sub.ledger?.recordJoined(), sub.cursor, running.result);
+    this.attach(running, sub);
   }
 
   /**
@@ -236,7 +259,14 @@ export class StreamHub {
     sub.cursor.onEnd(() => call.leave());
     call.result.then(
       (result) => sub.cursor.attach(replayStream(sub.id, result, this.replayChunkChars, false)),
-      (error: unknown) => sub.cursor.fail(toError(error)),
+      (error: unknown) => {
+        // The call's starter was refused by its own quota: this subscription was not.
+        if (foreignRefusal(error, sub) && !sub.cursor.isClosed) {
+          if (!this.joinRunning(sub)) this.start(sub);
+          return;
+        }
+        sub.cursor.fail(toError(error));
+      },
     );
   }
 
@@ -257,9 +287,40 @@ export class StreamHub {
     const ledger = sub.ledger;
     if (ledger) {
       waitUntil(ledger.recordUpstreamCall(), sub.cursor, stream.result);
-      stream.result.then((result) => ledger.recordUsage(result.model, result.usage), () => undefined);
+      stream.result.then(
+        (result) => ledger.recordUsage(result.model, result.usage),
+        (error: unknown) => {
+          if (error instanceof QuotaExceededError) ledger.recordRefusedCall();
+        },
+      );
+    }
+    const quota = sub.quota;
+    let reserve: (() => Promise<QuotaHold | undefined>) | undefined;
+    if (quota) {
+      let admit: (admitted: boolean) => void = () => undefined;
+      stream.payer = quota.key;
+      stream.admissionSettled = false;
+      stream.admitted = new Promise<boolean>((resolve) => {
+        admit = (admitted) => {
+          stream.admissionSettled = true;
+          resolve(admitted);
+        };
+      });
+      reserve = async () => {
+        try {
+          const hold = await quota.reserve(sub.request);
+          admit(true);
+          return hold;
+        } catch (error) {
+          // Forgotten first, so the subscriptions that waited for the verdict start afresh.
+          this.forget(stream);
+          admit(false);
+          throw error;
+        }
+      };
     }
     void pump(stream, sub.request, {
+      reserve,
       upstream: this.upstream,
       tracer: this.tracer,
       traceContext: sub.traceContext,

@@ -4,7 +4,7 @@ import type { RequestLedger } from '../telemetry/ledger';
 import type { CompletionCache } from '../cache/completion-cache';
 import type { CompletionResult, DeepSeekApi, FinishReason, Usage } from '../deepseek/types';
 import type { Logger } from '../telemetry/logger';
-import type { JoinRunning } from '../batching/types';
+import type { JoinRunning, QuotaPayer } from '../batching/types';
 
 /** One piece of a streamed completion, as every subscriber of a stream receives it. */
 export interface StreamChunk {
@@ -44,6 +44,12 @@ export interface SubscribeOptions {
    * upstream answer is complete (or the subscriber leaves) is upstream wait.
    */
   ledger?: RequestLedger;
+  /**
+   * The caller's quota account: an upstream stream the subscription starts first reserves
+   * its worst case there (a refusal fails the subscription before anything is sent), and
+   * settles it with the stream's usage, or with the output streamed so far if it fails.
+   */
+  quota?: QuotaPayer;
 }
 
 export interface StreamHubOptions {

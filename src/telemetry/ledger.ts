@@ -65,6 +65,11 @@ export class RequestLedger {
     return this.beginWait();
   }
 
+  /** A call this request was to start was refused by its quota before anything was sent: not a call. */
+  recordRefusedCall(): void {
+    this.upstreamCalls = Math.max(0, this.upstreamCalls - 1);
+  }
+
   /** Usage of a call this request started, for the estimated cost. */
   recordUsage(model: string, usage: TokenUsage, at: Date = new Date()): void {
     if (!this.prices) return;

@@ -54,6 +54,18 @@ const MAX_OPERATION_NAME_LABEL = 64;
 /** `extensions.code` values are public codes; anything else is counted as `(other)`. */
 const MAX_ERROR_CODE_LABEL = 40;
 
+/** A tenant as a metric label: the first `MAX_TENANTS` distinct tenants by name, then `(other)`. */
+function tenantLabels(): (tenant: string | undefined) => string {
+  const tenants = new Set<string>();
+  return (tenant) => {
+    if (tenant === undefined) return '';
+    if (tenants.has(tenant)) return tenant;
+    if (tenants.size >= MAX_TENANTS) return '(other)';
+    tenants.add(tenant);
+    return tenant;
+  };
+}
+
 export interface GraphQLOperationFigures {
   /** `query`, `mutation`, `subscription`, or undefined when the document did not resolve. */
   type: string | undefined;
@@ -96,14 +108,7 @@ export function graphqlMetrics(meter: Meter): GraphQLMetrics {
     names.add(name);
     return name;
   };
-  const tenants = new Set<string>();
-  const boundedTenant = (tenant: string | undefined): string => {
-    if (tenant === undefined) return '';
-    if (tenants.has(tenant)) return tenant;
-    if (tenants.size >= MAX_TENANTS) return '(other)';
-    tenants.add(tenant);
-    return tenant;
-  };
+  const boundedTenant = tenantLabels();
   return {
     operation({ type, name, tenant, seconds, errorCodes }) {
       const operationType = type ?? '';
@@ -246,4 +251,23 @@ export function coalescerMetrics(meter: Meter): CoalescerMetrics {
     advice: { explicitBucketBoundaries: BATCH_SIZES },
   });
   return { batch: (size) => sizes.record(size) };
+}
+
+// ---------------------------------------------------------------------------- quotas
+
+export interface QuotaMetrics {
+  /** Work a quota refused: `limit` is the policy's limit name (a fixed set), `tenant` bounded. */
+  refused(limit: string, tenant: string): void;
+}
+
+export function quotaMetrics(meter: Meter): QuotaMetrics {
+  const refusals = meter.createCounter('gateway.quota.refusals', {
+    description: 'Operations, upstream calls and streams refused by a quota (QUOTAS_FILE), by limit and tenant.',
+    unit: '{refusal}',
+    valueType: ValueType.INT,
+  });
+  const boundedTenant = tenantLabels();
+  return {
+    refused: (limit, tenant) => refusals.add(1, { 'gateway.quota.limit': limit, 'gateway.tenant': boundedTenant(tenant) }),
+  };
 }

@@ -103,6 +103,8 @@ export class ObservedOperation {
   /** Results sent (subscription payloads; 1 for a query or mutation). */
   results = 0;
   readonly #codes: string[] = [];
+  /** The quota limits that refused this operation's work (QUOTAS_FILE), for its log line. */
+  readonly #quotaLimits = new Set<string>();
   #ended = false;
 
   constructor(
@@ -134,6 +136,11 @@ export class ObservedOperation {
     this.span.updateName(this.name ? `${type} ${this.name}` : type);
   }
 
+  /** A quota limit refused (part of) this operation: named in its log line and span. */
+  refusedBy(limit: string): void {
+    this.#quotaLimits.add(limit);
+  }
+
   /** One result went out (a response, or one subscription payload) with these error codes. */
   result(codes: readonly string[]): void {
     this.results += 1;
@@ -153,6 +160,8 @@ export class ObservedOperation {
       this.span.setStatus({ code: SpanStatusCode.ERROR, message: distinct.join(',') });
     }
     if (outcome.status !== undefined) this.span.setAttribute('http.response.status_code', outcome.status);
+    const quotaLimits = this.#quotaLimits.size > 0 ? [...this.#quotaLimits] : undefined;
+    if (quotaLimits) this.span.setAttribute('gateway.quota.limits', quotaLimits);
     // Streaming transports serve subscriptions only; their results are the chunks sent.
     const subscription = this.transport !== 'http';
     if (subscription) this.span.setAttribute('graphql.subscription.chunks', this.results);
@@ -169,6 +178,7 @@ export class ObservedOperation {
         ...(outcome.status !== undefined ? { status: outcome.status } : {}),
         outcome: outcomeOf(codes),
         ...(codes.length > 0 ? { errorCodes: distinct, errorCount: codes.length } : {}),
+        ...(quotaLimits ? { quotaLimits } : {}),
         ...(subscription ? { chunks: this.results } : {}),
         durationMs: cost.totalMs,
         upstreamCalls: cost.upstreamCalls,

@@ -243,6 +243,13 @@ export type Query = {
   models: Array<Model>;
   /** Breaker state, concurrency, API keys, cache and coalescing figures of this replica. */
   upstream: UpstreamStatus;
+  /**
+   * The caller's own quota figures for the current windows (QUOTAS_FILE): each limit its
+   * policy sets, what was counted against it, what is left and when it renews. Counted across
+   * every replica sharing REDIS_URL. A caller with `gateway:admin` may ask for any `tenant`
+   * (and, when that tenant's policy counts per subject, any `subject` of it).
+   */
+  usage: QuotaUsage;
 };
 
 
@@ -270,6 +277,79 @@ export type QueryCompletionsArgs = {
  */
 export type QueryFimCompletionArgs = {
   input: FimInput;
+};
+
+
+/**
+ * DeepSeek behind a typed, cached GraphQL API. Queries are reads: identical inputs share
+ * one upstream call and one cached answer. Mutations always generate anew.
+ */
+export type QueryUsageArgs = {
+  subject?: InputMaybe<Scalars['String']['input']>;
+  tenant?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** One limit of a quota policy in its current window. */
+export type QuotaCounter = {
+  __typename?: 'QuotaCounter';
+  /** The policy's name for it, as a refusal's `extensions.limit` names it (e.g. tokensPerDay). */
+  limit: Scalars['String']['output'];
+  /** The policy's limit (USD for the USD budgets). */
+  max: Scalars['Float']['output'];
+  remaining: Scalars['Float']['output'];
+  /** Milliseconds until the window renews; null when nothing was counted in it yet, and for streams. */
+  resetsInMs: Maybe<Scalars['Float']['output']>;
+  used: Scalars['Float']['output'];
+};
+
+export type QuotaRefusals = {
+  __typename?: 'QuotaRefusals';
+  count: Scalars['Int']['output'];
+  limit: Scalars['String']['output'];
+};
+
+/** Whose counters a quota policy's limits fill. */
+export type QuotaScope =
+  /** Each caller (token subject, or client address without a token) has its own. */
+  | 'SUBJECT'
+  /** The whole tenant shares one set. */
+  | 'TENANT';
+
+export type QuotaStatus = {
+  __typename?: 'QuotaStatus';
+  /** OPEN while Redis is skipped after repeated failures or timeouts: each limit is then this replica's share (limit / QUOTA_REPLICAS). Null without Redis. */
+  circuit: Maybe<CircuitState>;
+  /** Counts taken by the local limiter because Redis failed, timed out or was skipped. */
+  fallbacks: Scalars['Int']['output'];
+  /** Refusals since start, by limit (requestsPerMinute, tokensPerDay, ...). */
+  refusals: Array<QuotaRefusals>;
+  /** True when the counters live in Redis (REDIS_URL) and are shared by every replica. */
+  shared: Scalars['Boolean']['output'];
+};
+
+export type QuotaUsage = {
+  __typename?: 'QuotaUsage';
+  /** False when no policy applies to this tenant: nothing is limited or counted. */
+  limited: Scalars['Boolean']['output'];
+  /** Streams open now. */
+  maxConcurrentStreams: Maybe<QuotaCounter>;
+  /** Null when no policy applies. */
+  per: Maybe<QuotaScope>;
+  /** GraphQL operations this minute (null when the policy sets no requestsPerMinute). */
+  requestsPerMinute: Maybe<QuotaCounter>;
+  /** False while this replica cannot reach the shared counters in Redis and counts its share of each limit locally. */
+  shared: Scalars['Boolean']['output'];
+  /** The subject the figures are for; null when the policy counts per tenant or none applies. */
+  subject: Maybe<Scalars['String']['output']>;
+  tenant: Scalars['String']['output'];
+  /** Prompt + completion tokens today (UTC), reservations of calls still running included. */
+  tokensPerDay: Maybe<QuotaCounter>;
+  /** DeepSeek calls and streams started this minute; cache hits and joined calls are free. */
+  upstreamCallsPerMinute: Maybe<QuotaCounter>;
+  /** Estimated USD today (UTC, list prices), reservations included. */
+  usdPerDay: Maybe<QuotaCounter>;
+  /** Estimated USD this calendar month (UTC), reservations included. */
+  usdPerMonth: Maybe<QuotaCounter>;
 };
 
 export type ReasoningEffort =
@@ -367,6 +447,8 @@ export type UpstreamStatus = {
   probeInFlight: Scalars['Boolean']['output'];
   /** Upstream calls waiting for a concurrency slot. */
   queued: Scalars['Int']['output'];
+  /** This replica's quota counters (QUOTAS_FILE); null when no quotas are configured. */
+  quotas: Maybe<QuotaStatus>;
   /** Calls refused at once because the local queue was full. */
   rejectedOverloaded: Scalars['Int']['output'];
   retries: Scalars['Int']['output'];
@@ -505,6 +587,11 @@ export type ResolversTypes = ResolversObject<{
   Model: ResolverTypeWrapper<Model>;
   Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  QuotaCounter: ResolverTypeWrapper<QuotaCounter>;
+  QuotaRefusals: ResolverTypeWrapper<QuotaRefusals>;
+  QuotaScope: QuotaScope;
+  QuotaStatus: ResolverTypeWrapper<QuotaStatus>;
+  QuotaUsage: ResolverTypeWrapper<QuotaUsage>;
   ReasoningEffort: ReasoningEffort;
   ResponseFormat: ResponseFormat;
   Role: Role;
@@ -536,6 +623,10 @@ export type ResolversParentTypes = ResolversObject<{
   Model: Model;
   Mutation: Record<PropertyKey, never>;
   Query: Record<PropertyKey, never>;
+  QuotaCounter: QuotaCounter;
+  QuotaRefusals: QuotaRefusals;
+  QuotaStatus: QuotaStatus;
+  QuotaUsage: QuotaUsage;
   StreamStatus: StreamStatus;
   Subscription: Record<PropertyKey, never>;
   UpstreamStatus: UpstreamStatus;
@@ -633,6 +724,41 @@ export type QueryResolvers<ContextType = GraphQLContext, ParentType extends Reso
   fimCompletion?: Resolver<ResolversTypes['Completion'], ParentType, ContextType, RequireFields<QueryFimCompletionArgs, 'input'>>;
   models?: Resolver<Array<ResolversTypes['Model']>, ParentType, ContextType>;
   upstream?: Resolver<ResolversTypes['UpstreamStatus'], ParentType, ContextType>;
+  usage?: Resolver<ResolversTypes['QuotaUsage'], ParentType, ContextType, Partial<QueryUsageArgs>>;
+}>;
+
+export type QuotaCounterResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['QuotaCounter'] = ResolversParentTypes['QuotaCounter']> = ResolversObject<{
+  limit?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  max?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  remaining?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  resetsInMs?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  used?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+}>;
+
+export type QuotaRefusalsResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['QuotaRefusals'] = ResolversParentTypes['QuotaRefusals']> = ResolversObject<{
+  count?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  limit?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+}>;
+
+export type QuotaStatusResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['QuotaStatus'] = ResolversParentTypes['QuotaStatus']> = ResolversObject<{
+  circuit?: Resolver<Maybe<ResolversTypes['CircuitState']>, ParentType, ContextType>;
+  fallbacks?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  refusals?: Resolver<Array<ResolversTypes['QuotaRefusals']>, ParentType, ContextType>;
+  shared?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+}>;
+
+export type QuotaUsageResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['QuotaUsage'] = ResolversParentTypes['QuotaUsage']> = ResolversObject<{
+  limited?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  maxConcurrentStreams?: Resolver<Maybe<ResolversTypes['QuotaCounter']>, ParentType, ContextType>;
+  per?: Resolver<Maybe<ResolversTypes['QuotaScope']>, ParentType, ContextType>;
+  requestsPerMinute?: Resolver<Maybe<ResolversTypes['QuotaCounter']>, ParentType, ContextType>;
+  shared?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  subject?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  tenant?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  tokensPerDay?: Resolver<Maybe<ResolversTypes['QuotaCounter']>, ParentType, ContextType>;
+  upstreamCallsPerMinute?: Resolver<Maybe<ResolversTypes['QuotaCounter']>, ParentType, ContextType>;
+  usdPerDay?: Resolver<Maybe<ResolversTypes['QuotaCounter']>, ParentType, ContextType>;
+  usdPerMonth?: Resolver<Maybe<ResolversTypes['QuotaCounter']>, ParentType, ContextType>;
 }>;
 
 export type StreamStatusResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['StreamStatus'] = ResolversParentTypes['StreamStatus']> = ResolversObject<{
@@ -669,6 +795,7 @@ export type UpstreamStatusResolvers<ContextType = GraphQLContext, ParentType ext
   mode?: Resolver<ResolversTypes['UpstreamMode'], ParentType, ContextType>;
   probeInFlight?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   queued?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  quotas?: Resolver<Maybe<ResolversTypes['QuotaStatus']>, ParentType, ContextType>;
   rejectedOverloaded?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   retries?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   shortCircuited?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
@@ -696,6 +823,10 @@ export type Resolvers<ContextType = GraphQLContext> = ResolversObject<{
   Model?: ModelResolvers<ContextType>;
   Mutation?: MutationResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
+  QuotaCounter?: QuotaCounterResolvers<ContextType>;
+  QuotaRefusals?: QuotaRefusalsResolvers<ContextType>;
+  QuotaStatus?: QuotaStatusResolvers<ContextType>;
+  QuotaUsage?: QuotaUsageResolvers<ContextType>;
   StreamStatus?: StreamStatusResolvers<ContextType>;
   Subscription?: SubscriptionResolvers<ContextType>;
   UpstreamStatus?: UpstreamStatusResolvers<ContextType>;

@@ -1,6 +1,9 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import type { GraphQLContext } from '../context';
+import { ErrorCode } from '../../errors';
 import { responseErrorCodes } from './error-codes';
+
+const QUOTA_CODES: ReadonlySet<string> = new Set([ErrorCode.RATE_LIMITED, ErrorCode.BUDGET_EXCEEDED]);
 
 /**
  * Apollo's side of the operation pipeline (src/graphql/pipeline.ts) for HTTP operations:
@@ -25,6 +28,13 @@ export function operationPlugin(): ApolloServerPlugin<GraphQLContext> {
           if (codes.length > 0 && codes.every((code) => code === 'UNAUTHENTICATED') && response.body.kind === 'single' && response.body.singleResult.data == null) {
             response.http.status = 401;
             response.http.headers.set('www-authenticate', 'Bearer');
+          }
+          // A request whose every field a quota refused is an HTTP 429 with `Retry-After`
+          // (the longest wait any refusal names); a partial refusal keeps 200.
+          if (codes.length > 0 && codes.every((code) => QUOTA_CODES.has(code)) && response.body.kind === 'single' && response.body.singleResult.data == null) {
+            response.http.status = 429;
+            const waits = (response.body.singleResult.errors ?? []).map((error) => Number(error.extensions?.retryAfterMs) || 0);
+            response.http.headers.set('retry-after', String(Math.max(1, Math.ceil(Math.max(...waits) / 1000))));
           }
           contextValue.operation.result(codes);
           const cost = contextValue.operation.end({ status: response.http.status ?? 200 });

@@ -2,6 +2,7 @@ import type { QueryResolvers } from '../generated/types';
 import { allowedPolicy } from '../input/cache-policy';
 import { normaliseCompletionInput, normaliseFimInput } from '../input/completion-input';
 import { upstreamStatus } from './upstream-status';
+import { usage } from './usage';
 
 export const Query: QueryResolvers = {
   completion: (_parent, { input }, { loaders, services, budget, caller }) => {
@@ -48,4 +49,6 @@ export const Query: QueryResolvers = {
   },
 
   upstream: (_parent, _args, { services }) => upstreamStatus(services),
+
+  usage: (_parent, args, context) => usage(args, context),
 };

@@ -32,9 +32,22 @@ export const Subscription: SubscriptionResolvers = {
   },
 };
 
-function stream(context: GraphQLContext, { request, policy }: CompletionLoadKey): AsyncIterableIterator<StreamEvent> {
-  const { services, operation, cacheScope } = context;
-  return errorsAsEvents(services.streams.subscribe(request, policy, { traceContext: operation.traceContext, cacheScope, ledger: operation.ledger }));
+/**
+ * The hub's stream for one subscription. With a quota policy that sets
+ * `maxConcurrentStreams`, the subscription first takes a slot (a refusal is the
+ * subscription's error, before any upstream work), given back when the stream ends however
+ * it ends. Input is checked before this is called, so a bad input never takes a slot.
+ */
+function stream(context: GraphQLContext, key: CompletionLoadKey): AsyncIterableIterator<StreamEvent> | Promise<AsyncIterableIterator<StreamEvent>> {
+  const { quota } = context;
+  if (!quota?.limitsStreams) return open(context, key);
+  return quota.openStream().then((slot) => open(context, key, () => slot?.close()));
+}
+
+function open(context: GraphQLContext, { request, policy }: CompletionLoadKey, onEnd?: () => void): AsyncIterableIterator<StreamEvent> {
+  const { services, operation, cacheScope, quota } = context;
+  const options = { traceContext: operation.traceContext, cacheScope, ledger: operation.ledger, quota };
+  return errorsAsEvents(services.streams.subscribe(request, policy, options), onEnd);
 }
 
 /**
@@ -72,11 +85,22 @@ function toCompletionChunk(chunk: StreamChunk): CompletionChunk {
 
 /**
  * Wraps the hub's iterator: a rejected `next()` becomes one `{ error }` event, then the
- * stream ends. `return()` is passed straight through (no async generator in between, whose
+ * stream ends. `onEnd` runs once when the stream is over (its last chunk, an error, or the
+ * client leaving). `return()` is passed straight through (no async generator in between, whose
  * `return()` would wait for a pending `next()`), so unsubscribing releases the upstream at once.
  */
-function errorsAsEvents(source: AsyncIterableIterator<StreamChunk>): AsyncIterableIterator<StreamEvent> {
+function errorsAsEvents(source: AsyncIterableIterator<StreamChunk>, onEnd?: () => void): AsyncIterableIterator<StreamEvent> {
   let ended = false;
+  let released = false;
+  const release = (): void => {
+    if (released) return;
+    released = true;
+    onEnd?.();
+  };
+  const end = (): void => {
+    ended = true;
+    release();
+  };
   const done: IteratorResult<StreamEvent> = { value: undefined, done: true };
   const iterator: AsyncIterableIterator<StreamEvent> = {
     async next() {
@@ -84,17 +108,18 @@ function errorsAsEvents(source: AsyncIterableIterator<StreamChunk>): AsyncIterab
       try {
         const result = await source.next();
         if (result.done) {
-          ended = true;
+          end();
           return done;
         }
+        if (result.value.finish) release(); // the stream is over once its last chunk is out
         return { value: { chunk: result.value }, done: false };
       } catch (error) {
-        ended = true;
+        end();
         return { value: { error: toError(error) }, done: false };
       }
     },
     async return() {
-      ended = true;
+      end();
       await source.return?.();
       return done;
     },

@@ -57,5 +57,13 @@ export function upstreamStatus(services: GatewayServices): UpstreamStatus {
       openSubscriptions: streams.openSubscriptions,
       refusedOverloaded: streams.refusedOverloaded,
     },
+    quotas: services.quotas
+      ? {
+          shared: services.quotas.store.shared,
+          circuit: services.quotas.store.shared ? services.quotas.store.circuit : null,
+          fallbacks: services.quotas.store.fallbacks,
+          refusals: Object.entries(services.quotas.refusals).map(([limit, count]) => ({ limit, count: count ?? 0 })),
+        }
+      : null,
   };
 }
