@@ -7,6 +7,7 @@
  *   d. telemetry off vs on (OTLP export to a local sink) on the cache-hit path
  *   e. caller verification off vs on (AUTH_MODE=jwt, a cached token) on the cache-hit path
  *   f. quotas off vs on (QUOTAS_FILE) on the cache-hit path, counters in memory and in Redis
+ *   g. three replicas on one Redis, the same prompt on all: upstream calls and the latency a remote join adds
  *
  * Every server is a child process (pinned to CPU 1 with taskset when available; this
  * process and autocannon on CPU 0). Talks to 127.0.0.1 only; bounded; stops by itself.
@@ -34,7 +35,7 @@ import { OtlpSink } from './lib/sink';
 import { elapsedMs, round, summarize, type Summary } from './lib/stats';
 import { renderTable } from './lib/table';
 
-const ROWS = ['a', 'b', 'c', 'd', 'e', 'f'] as const;
+const ROWS = ['a', 'b', 'c', 'd', 'e', 'f', 'g'] as const;
 const SIM_LATENCY_MS = 20;
 /** Row (c) only: long enough that all N requests arrive while the one upstream call runs. */
 const COALESCE_LATENCY_MS = 250;
@@ -450,6 +451,19 @@ async function freePort(): Promise<number> {
   });
 }
 
+/** A private redis-server child on a free port (no persistence), unpinned. */
+async function startRedis(): Promise<Service> {
+  const port = await freePort();
+  return startCommand({
+    name: 'redis-server',
+    command: 'redis-server',
+    args: ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    env: childEnv({}),
+    readyLine: /Ready to accept connections/,
+    url: `redis://127.0.0.1:${port}`,
+  });
+}
+
 /**
  * Row f: the cost of the quota limiter on the cache-hit path (where only requestsPerMinute
  * is counted: a hit makes no upstream call, so nothing is reserved). Four fresh gateways
@@ -466,15 +480,7 @@ async function rowF(ctx: Ctx): Promise<RowF[]> {
     quotasFile,
     'default:\n  requestsPerMinute: 10000000\n  upstreamCallsPerMinute: 1000000\n  tokensPerDay: 1000000000000\n  usdPerDay: 1000000\n  usdPerMonth: 1000000\n  maxConcurrentStreams: 1000\n',
   );
-  const port = await freePort();
-  const redis = await startCommand({
-    name: 'redis-server',
-    command: 'redis-server',
-    args: ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    env: childEnv({}),
-    readyLine: /Ready to accept connections/,
-    url: `redis://127.0.0.1:${port}`,
-  });
+  const redis = await startRedis();
   const rows: RowF[] = [];
   try {
     for (const store of ['memory', 'redis'] as const) {
@@ -513,6 +519,92 @@ async function rowF(ctx: Ctx): Promise<RowF[]> {
   return rows;
 }
 
+interface RowG {
+  replicas: number;
+  rounds: number;
+  perRound: number;
+  /** Upstream (simulator) chat requests over all rounds. */
+  upstreamCalls: number;
+  failed: number;
+  /** Per-request latencies (ms) on the replica that made the call, and on the others (remote joins). */
+  holder: Summary;
+  remote: Summary;
+  /** Per round: median remote-join latency minus median holder latency. */
+  addedP50: Summary;
+  remoteJoins: number;
+}
+
+/**
+ * Row g: many replicas as one. Three fresh gateways on one private Redis and the shared
+ * simulator (latency 250 ms). Each round sends a fresh prompt `perRound` times at once,
+ * spread evenly over the replicas (connections opened first). Expected: one upstream call
+ * per round; the replica whose request took the lease answers its callers when the call
+ * ends, the other two when the answer arrives through Redis: the difference is what a
+ * remote join adds.
+ */
+async function rowG(ctx: Ctx): Promise<RowG> {
+  const { sim, pin, quick } = ctx;
+  const redis = await startRedis();
+  const replicas: Service[] = [];
+  const clients: GraphQLClient[] = [];
+  const rounds = quick ? 5 : 20;
+  const perReplica = 10;
+  try {
+    for (let i = 0; i < 3; i += 1) replicas.push(await startGateway(`gateway replica ${i + 1}`, sim.url, pin, { REDIS_URL: redis.url }));
+    for (const replica of replicas) clients.push(new GraphQLClient(replica.url, { connections: perReplica }));
+    await sim.ask({ cmd: 'setLatency', latencyMs: COALESCE_LATENCY_MS });
+    let simBefore = await sim.ask<SimCounters>({ cmd: 'counters' });
+    const holder: number[] = [];
+    const remote: number[] = [];
+    const added: number[] = [];
+    let failed = 0;
+    let remoteJoins = 0;
+    const tag = Date.now().toString(36);
+    // One warm-up round (JIT, connections), not counted.
+    for (let round = -1; round < rounds; round += 1) {
+      if (round === 0) simBefore = await sim.ask<SimCounters>({ cmd: 'counters' });
+      await Promise.all(clients.flatMap((client) => Array.from({ length: perReplica }, () => client.get('/healthz'))));
+      const prompt = `replicas ${tag} round ${round}`;
+      const answers = await Promise.all(
+        clients.flatMap((client, replica) =>
+          Array.from({ length: perReplica }, async () => {
+            const start = process.hrtime.bigint();
+            const answer = await client.query<CompletionData>(COMPLETION_QUERY, { prompt }).catch(() => undefined);
+            return { replica, ms: elapsedMs(start), answer };
+          }),
+        ),
+      );
+      if (round < 0) continue;
+      failed += answers.filter((a) => !a.answer?.data?.completion).length;
+      const costOf = (a: (typeof answers)[number]) => (a.answer?.extensions?.cost ?? {}) as { upstreamCalls?: number; joinedRemote?: number };
+      const holderReplica = answers.find((a) => costOf(a).upstreamCalls === 1)?.replica;
+      remoteJoins += answers.filter((a) => costOf(a).joinedRemote === 1).length;
+      const mine = answers.filter((a) => a.replica === holderReplica).map((a) => a.ms);
+      const theirs = answers.filter((a) => a.replica !== holderReplica).map((a) => a.ms);
+      holder.push(...mine);
+      remote.push(...theirs);
+      if (mine.length > 0 && theirs.length > 0) added.push(summarize(theirs).p50 - summarize(mine).p50);
+    }
+    const simAfter = await sim.ask<SimCounters>({ cmd: 'counters' });
+    return {
+      replicas: replicas.length,
+      rounds,
+      perRound: perReplica * replicas.length,
+      upstreamCalls: (simAfter.byPath['/chat/completions'] ?? 0) - (simBefore.byPath['/chat/completions'] ?? 0),
+      failed,
+      holder: summarize(holder),
+      remote: summarize(remote),
+      addedP50: summarize(added),
+      remoteJoins,
+    };
+  } finally {
+    await sim.ask({ cmd: 'setLatency', latencyMs: SIM_LATENCY_MS });
+    await Promise.all(clients.map((client) => client.close().catch(() => undefined)));
+    for (const replica of replicas) await replica.stop();
+    await redis.stop();
+  }
+}
+
 function diffSink(
   now: Record<string, { requests: number; bytes: number }>,
   then: Record<string, { requests: number; bytes: number }>,
@@ -532,6 +624,7 @@ interface Ctx {
   /** Why the shared gateway or the bare server did not start. */
   setupError?: string;
   settings: { warmupS: number; warmupFreshS: number; durationS: number; seqN: number };
+  quick: boolean;
 }
 
 async function main(): Promise<void> {
@@ -577,7 +670,7 @@ async function main(): Promise<void> {
       ipc: true,
     });
     log(`simulator at ${sim.url} (pid ${sim.pid}, latency ${SIM_LATENCY_MS} ms)`);
-    const ctx: Ctx = { sim, pin, settings };
+    const ctx: Ctx = { sim, pin, settings, quick };
     // A server that fails to start fails the rows that need it; the others still run.
     const setupErrors: string[] = [];
     if (only.has('a') || only.has('b') || only.has('c')) {
@@ -757,6 +850,28 @@ async function main(): Promise<void> {
             : '';
         tables.push(`quotas on vs off (${store}): ${(on.result.reqPerSec / off.result.reqPerSec).toFixed(2)}× the throughput${cpu}`);
       }
+    });
+
+    await row('g', async () => {
+      const g = await rowG(ctx);
+      output.g = g;
+      tables.push(
+        renderTable(
+          `g. ${g.replicas} replicas on one Redis, ${g.rounds} rounds of one fresh prompt × ${g.perRound} concurrent requests (${g.perRound / g.replicas} per replica), simulator latency ${COALESCE_LATENCY_MS} ms; expected: 1 upstream call and ${g.replicas - 1} remote joins per round`,
+          ['upstream calls / round', 'remote joins / round', 'failed', 'holder p50 ms', 'holder p99 ms', 'remote p50 ms', 'remote p99 ms', 'added p50 ms (median of rounds)', 'added max ms'],
+          [[
+            round(g.upstreamCalls / g.rounds, 2),
+            round(g.remoteJoins / g.rounds, 2),
+            g.failed,
+            round(g.holder.p50),
+            round(g.holder.p99),
+            round(g.remote.p50),
+            round(g.remote.p99),
+            round(g.addedP50.p50),
+            round(g.addedP50.max),
+          ]],
+        ),
+      );
     });
 
     await sim.stop();

@@ -9,6 +9,7 @@ import { createDeepSeekClient } from './deepseek';
 import type { GatewayServices } from './graphql/context';
 import { PersistedDocuments } from './graphql/persisted-documents';
 import { createQuotas } from './quotas';
+import { createClusterLeases } from './cluster';
 import { startMetricsServer } from './http/metrics-server';
 import { createHttpServer, GRAPHQL_PATH } from './http/server';
 import type { Simulator } from './simulator';
@@ -85,6 +86,8 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
   // A query and a stream for the same completion share one upstream call, whichever starts
   // first: each looks up the other's running work by store key. The lookups are closures, so
   // neither layer imports the other and each is called only once both are built.
+  // With REDIS_URL, one upstream call per question across every replica (src/cluster).
+  const cluster = createClusterLeases(config.cluster, { cache, logger: logger.child({ component: 'cluster' }) });
   const completions: CompletionService = new CompletionService({
     cache,
     upstream: deepseek,
@@ -92,6 +95,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     batching: config.batching,
     instruments,
     joinStream: (key, options) => streams.joinStream(key, options),
+    cluster: cluster?.leases,
   });
   // Process-wide fan-out of streamed completions (subscriptions); per subscriber only a cursor.
   const streams: StreamHub = new StreamHub({
@@ -176,7 +180,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
         await http.stop();
         // Subscriptions are gone by now (the drain closed their sockets); abort any stream left.
         await streams.close();
-        await Promise.allSettled([deepseek.close(), cache.close(), authenticator.close(), quotaService?.close()]);
+        await Promise.allSettled([deepseek.close(), cache.close(), authenticator.close(), quotaService?.close(), cluster?.close()]);
         await simulator?.close();
         await metricsServer.close();
         stopObserving();

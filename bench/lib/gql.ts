@@ -4,6 +4,8 @@ export interface GraphQLResponse<T = Record<string, unknown>> {
   status: number;
   data?: T | null;
   errors?: Array<{ message: string; extensions?: { code?: string; [key: string]: unknown } }>;
+  /** The gateway's `extensions.cost` and the like. */
+  extensions?: Record<string, unknown>;
 }
 
 /** A small GraphQL-over-HTTP client on an undici Pool (keep-alive). */

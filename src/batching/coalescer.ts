@@ -8,6 +8,7 @@ import { abortReason, toError } from '../lib/abort';
 import { noopInstruments, type Instruments } from '../telemetry/instruments';
 import type { Logger } from '../telemetry/logger';
 import { coalescerMetrics, type CoalescerMetrics } from '../telemetry/metrics';
+import type { ClusterLeases } from '../cluster/leases';
 import { BatchWindow } from './batch-window';
 import { batchParent, callParent, linksToOthers } from './batch-trace';
 import { Flights } from './flights';
@@ -35,6 +36,7 @@ export class Coalescer {
   private readonly logger: Logger;
   private readonly metrics: CoalescerMetrics;
   private readonly tracer: Tracer;
+  private readonly cluster: ClusterLeases | undefined;
   private joinedInFlight = 0;
   private batches = 0;
   private batchedLoads = 0;
@@ -49,12 +51,15 @@ export class Coalescer {
     instruments?: Instruments;
     /** The stream running for a store key, for a load to wait on instead of calling (see `JoinRunning`). */
     joinStream?: JoinRunning;
+    /** Leases shared with the other replicas through Redis (src/cluster); without it, coalescing stops at this process. */
+    cluster?: ClusterLeases;
   }) {
     const instruments = options.instruments ?? noopInstruments();
     this.metrics = coalescerMetrics(instruments.meter);
     this.tracer = instruments.tracer;
     this.cache = options.cache;
-    this.flights = new Flights(options.upstream, options.joinStream, (waiter) => this.window.add(waiter));
+    this.cluster = options.cluster;
+    this.flights = new Flights(options.upstream, options.joinStream, (waiter) => this.window.add(waiter), options.cluster);
     this.logger = options.logger;
     this.window = new BatchWindow<Waiter>({
       windowMs: options.batching.windowMs,
@@ -137,6 +142,7 @@ export class Coalescer {
       inFlight: this.flights.size,
       cacheHits: this.cacheHits,
       cacheMisses: this.cacheMisses,
+      cluster: this.cluster?.stats(),
     };
   }
 
@@ -225,6 +231,12 @@ export class Coalescer {
       });
       if (entries.length > 0) await context.with(batchContext, () => this.write(entries));
       for (const flight of started) this.flights.forget(flight);
+      // Stored: now the other replicas waiting on these calls get their answers, and the
+      // leases go (a replica missing the cache from now on finds the answer stored).
+      started.forEach((flight, index) => {
+        const outcome = outcomes[index];
+        flight.cluster.lease?.finish(outcome.status === 'fulfilled' ? { result: outcome.value } : { error: true });
+      });
       span.setAttribute('coalescer.stored', entries.length);
     } catch (error) {
       // Not expected (the cache never throws and upstream failures are per call), but a
@@ -233,7 +245,10 @@ export class Coalescer {
       this.logger.error({ err: failure }, 'coalescer batch failed');
       span.recordException(failure);
       span.setStatus({ code: SpanStatusCode.ERROR });
-      for (const flight of started) this.flights.forget(flight);
+      for (const flight of started) {
+        this.flights.forget(flight);
+        flight.cluster.lease?.finish({ error: true });
+      }
       for (const waiter of batch) {
         waiter.reject(failure);
         waiter.joined?.leave();

@@ -6,6 +6,7 @@ import { cacheKey, completionId, isCompletionId } from '../cache/key';
 import type { DeepSeekApi } from '../deepseek/types';
 import type { Instruments } from '../telemetry/instruments';
 import type { Logger } from '../telemetry/logger';
+import type { ClusterLeases } from '../cluster/leases';
 import { Coalescer } from './coalescer';
 import type { OperationScope } from './request-scope';
 import { toError } from '../lib/abort';
@@ -60,6 +61,8 @@ export class CompletionService {
      * queries never wait on streams.
      */
     joinStream?: JoinRunning;
+    /** Leases shared with the other replicas (src/cluster): one upstream call per question across them all. */
+    cluster?: ClusterLeases;
   }) {
     this.cache = options.cache;
     this.coalescer = new Coalescer(options);

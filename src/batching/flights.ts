@@ -1,4 +1,5 @@
 import type { Context } from '@opentelemetry/api';
+import type { ClusterLeases } from '../cluster/leases';
 import type { DeepSeekApi } from '../deepseek/types';
 import { QuotaExceededError } from '../errors';
 import { abortError, abortReason, toError } from '../lib/abort';
@@ -38,6 +39,8 @@ export class Flights {
     private readonly joinStream?: JoinRunning,
     /** Sends a load back to be placed again (the coalescer's batch window). */
     private readonly requeue?: (waiter: Waiter) => void,
+    /** Leases shared with the other replicas: one call per store key across all of them. */
+    private readonly cluster?: ClusterLeases,
   ) {}
 
   get size(): number {
@@ -84,13 +87,25 @@ export class Flights {
     const controller = new AbortController();
     const upstream = this.upstream;
     const payer = waiter.scope.operation.quota;
+    const cluster = this.cluster;
+    const across: Flight['cluster'] = { remote: false };
     // async wrapper: a synchronous throw from the client becomes this call's rejection.
     const call = (async () => {
+      // Across replicas first: another replica may already be making this very call.
+      if (cluster) {
+        const claim = await cluster.claim(waiter.key, { signal: controller.signal, readCache: waiter.policy === 'USE' });
+        if (claim.kind === 'remote') {
+          across.remote = true;
+          return claim.result;
+        }
+        if (claim.kind === 'owner') across.lease = claim;
+      }
       let hold: QuotaHold | undefined;
       try {
         hold = payer ? await payer.reserve(waiter.request) : undefined;
       } catch (error) {
         waiter.scope.ledger?.recordRefusedCall();
+        across.lease?.finish({ error: true });
         throw error;
       }
       try {
@@ -101,6 +116,7 @@ export class Flights {
         return result;
       } catch (error) {
         hold?.release();
+        across.lease?.finish({ error: true });
         throw error;
       }
     })();
@@ -124,12 +140,19 @@ export class Flights {
       store: false,
       answered: false,
       payer: payer?.key,
+      cluster: across,
     };
     // Every waiter may have gone before the call settles: nobody else handles it then.
     flight.done.catch(() => undefined);
     // The request that started the call pays for it (joined requests ride along).
+    // (Unless another replica made the call: then this request joined it, for free.)
     const ledger = waiter.scope.ledger;
-    if (ledger) void call.then((result) => ledger.recordUsage(result.model, result.usage), () => undefined);
+    if (ledger) {
+      void call.then(
+        (result) => (across.remote ? ledger.recordRemoteJoin() : ledger.recordUsage(result.model, result.usage)),
+        () => undefined,
+      );
+    }
     this.inFlight.set(waiter.key, flight);
     this.started += 1;
     return flight;

@@ -1,4 +1,5 @@
 import type { Context } from '@opentelemetry/api';
+import type { OwnerClaim } from '../cluster/leases';
 import type { CompletionRequest, CompletionResult } from '../deepseek/types';
 import type { EndWait, RequestLedger } from '../telemetry/ledger';
 import type { CachePolicy, CompletionView, JoinedCompletion, QuotaPayer } from './types';
@@ -39,6 +40,12 @@ export interface Flight {
   answered: boolean;
   /** The quota account that pays for the call (its starter's); undefined when not limited. */
   readonly payer: string | undefined;
+  /**
+   * Across replicas (src/cluster): `remote` once the answer came from another replica's
+   * call (none was made here); `lease` while this replica holds the call's lease, finished
+   * (the answer published, the lease released) once the answer is stored or the call failed.
+   */
+  readonly cluster: { remote: boolean; lease?: OwnerClaim };
 }
 
 /** One load waiting for its answer: a slot of some per-request loader's batch. */

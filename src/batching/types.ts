@@ -1,3 +1,4 @@
+import type { ClusterStats } from '../cluster/leases';
 import type { CompletionRequest, CompletionResult, Usage } from '../deepseek/types';
 
 /** USE: read and write the cache; BYPASS: neither; REFRESH: no read, write the new answer. */
@@ -57,6 +58,8 @@ export interface CoalescingStats {
   cacheHits: number;
   /** Loads that read the cache and found nothing. */
   cacheMisses: number;
+  /** Coalescing across replicas (REDIS_URL); undefined when this replica coalesces alone. */
+  cluster?: ClusterStats;
 }
 
 /** A reserved upstream call (src/quotas `Reservation`): settled with its usage, or released. */

@@ -6,7 +6,7 @@ import { parsePrices } from './prices';
 import { envSchema, type RawEnv } from './schema';
 import type { Config, TelemetryConfig } from './types';
 
-export type { Config, LogLevel, NodeEnv, QuotasConfig, TelemetryConfig } from './types';
+export type { ClusterConfig, Config, LogLevel, NodeEnv, QuotasConfig, TelemetryConfig } from './types';
 
 /** DEEPSEEK_BREAKER_MIN_CALLS when it is not set. */
 const DEFAULT_BREAKER_MIN_CALLS = 20;
@@ -167,6 +167,13 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       metricsHost: raw.METRICS_HOST,
     },
     persistedDocuments: { file: raw.PERSISTED_DOCUMENTS_FILE, only: raw.PERSISTED_DOCUMENTS_ONLY },
+    cluster: {
+      redisUrl: raw.CLUSTER_COALESCING === 'off' ? undefined : raw.REDIS_URL,
+      namespace: raw.CACHE_NAMESPACE,
+      leaseMs: raw.CLUSTER_LEASE_MS,
+      redisTimeoutMs: raw.CLUSTER_REDIS_TIMEOUT_MS,
+      waitMaxMs: raw.DEEPSEEK_TIMEOUT_MS,
+    },
     quotas: {
       file: raw.QUOTAS_FILE,
       redisUrl: raw.REDIS_URL,

@@ -123,6 +123,8 @@ export interface Config {
   };
   /** Trusted documents: a persisted-query manifest, and whether only its documents are served. */
   persistedDocuments: { file?: string; only: boolean };
+  /** Coalescing across replicas through Redis (src/cluster); no Redis URL, per replica only. */
+  cluster: ClusterConfig;
   /** Per-caller quotas and spend budgets (src/quotas); no file, no limits. */
   quotas: QuotasConfig;
   /** The built-in simulator: in-process when `deepseek.mode` is `simulator`, or standalone on `port`. */
@@ -160,4 +162,17 @@ export interface QuotasConfig {
   defaultMaxOutputTokens: number;
   /** DEEPSEEK_STREAM_MAX_MS: a stream slot left by a replica that died expires after this (plus a minute). */
   streamMaxMs: number;
+}
+
+export interface ClusterConfig {
+  /** REDIS_URL, unless CLUSTER_COALESCING=off: where replicas lease calls and publish answers. */
+  redisUrl?: string;
+  /** CACHE_NAMESPACE: prefix of the lease keys and answer channels. */
+  namespace: string;
+  /** CLUSTER_LEASE_MS: a call's lease, renewed while it runs; a dead holder's is taken over after this. */
+  leaseMs: number;
+  /** CLUSTER_REDIS_TIMEOUT_MS: a lease command not answered by then: coalesce locally. */
+  redisTimeoutMs: number;
+  /** DEEPSEEK_TIMEOUT_MS: the longest a replica waits for another's answer. */
+  waitMaxMs: number;
 }

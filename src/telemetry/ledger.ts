@@ -9,6 +9,8 @@ export interface RequestCost {
   cacheHits: number;
   /** Loads that joined an identical upstream call already running (for any request). */
   joinedInFlight: number;
+  /** Loads answered by an identical call another replica made (through Redis; free here). */
+  joinedRemote: number;
   /** Wall time during which at least one of this request's loads waited on DeepSeek. */
   upstreamMs: number;
   /** `totalMs - upstreamMs`: parsing, validation, cache, batching, serialisation. */
@@ -34,6 +36,7 @@ export class RequestLedger {
   private upstreamCalls = 0;
   private cacheHits = 0;
   private joinedInFlight = 0;
+  private joinedRemote = 0;
   private costUsd = 0;
   private readonly startedAt: number;
   private finished: RequestCost | undefined;
@@ -65,6 +68,12 @@ export class RequestLedger {
     return this.beginWait();
   }
 
+  /** A call this request was to start was answered by another replica's call instead: a remote join. */
+  recordRemoteJoin(): void {
+    this.upstreamCalls = Math.max(0, this.upstreamCalls - 1);
+    this.joinedRemote += 1;
+  }
+
   /** A call this request was to start was refused by its quota before anything was sent: not a call. */
   recordRefusedCall(): void {
     this.upstreamCalls = Math.max(0, this.upstreamCalls - 1);
@@ -87,6 +96,7 @@ export class RequestLedger {
       upstreamCalls: this.upstreamCalls,
       cacheHits: this.cacheHits,
       joinedInFlight: this.joinedInFlight,
+      joinedRemote: this.joinedRemote,
       upstreamMs: round(upstreamMs),
       overheadMs: round(totalMs - upstreamMs),
       totalMs: round(totalMs),

@@ -26,7 +26,12 @@ export interface ObservedSources {
     circuit: 'CLOSED' | 'OPEN' | 'HALF_OPEN';
     skipped: number;
   };
-  coalescing(): { upstreamCalls: number; joinedInFlight: number; batches: number };
+  coalescing(): {
+    upstreamCalls: number;
+    joinedInFlight: number;
+    batches: number;
+    cluster?: { mode: 'redis' | 'degraded' | 'local'; remoteJoins: number; takeovers: number; localFallbacks: number };
+  };
 }
 
 const CIRCUIT_STATE = { CLOSED: 0, HALF_OPEN: 1, OPEN: 2 } as const;
@@ -66,10 +71,15 @@ export function observeGateway(sources: ObservedSources, meter: Meter): () => vo
   const upstreamCalls = counter('gateway.coalescer.upstream_calls', 'Upstream completion calls started by the coalescer.', '{call}');
   const joined = counter('gateway.coalescer.joined', 'Loads that joined an identical upstream call already in flight.', '{load}');
   const batches = counter('gateway.coalescer.batches', 'Coalescer batches run.', '{batch}');
+  const remoteJoins = counter('gateway.coalescer.remote_joins', 'Calls answered by an identical call another replica made (through Redis), instead of one here.', '{call}');
+  const takeovers = counter('gateway.coalescer.lease_takeovers', 'Calls this replica took over from a replica that died or whose call failed.', '{call}');
+  const clusterFallbacks = counter('gateway.coalescer.cluster_fallbacks', 'Calls made without a lease because Redis failed, timed out or was skipped.', '{call}');
+  const clusterMode = gauge('gateway.coalescer.cluster.mode', 'Coalescing across replicas: 1 through Redis, 0 degraded (Redis not answering: per replica). Absent without REDIS_URL.');
 
   const observables: Observable[] = [
     circuit, inFlight, queued, connections, calls, failures, retries, budgetExhausted, overloaded, shortCircuited,
     cacheHits, cacheMisses, cacheWrites, cacheErrors, cacheEntries, cacheAvailable, cacheCircuit, cacheSkipped, upstreamCalls, joined, batches,
+    remoteJoins, takeovers, clusterFallbacks, clusterMode,
   ];
 
   const callback = (result: BatchObservableResult): void => {
@@ -101,6 +111,12 @@ export function observeGateway(sources: ObservedSources, meter: Meter): () => vo
     result.observe(upstreamCalls, coalescing.upstreamCalls);
     result.observe(joined, coalescing.joinedInFlight);
     result.observe(batches, coalescing.batches);
+    if (coalescing.cluster) {
+      result.observe(remoteJoins, coalescing.cluster.remoteJoins);
+      result.observe(takeovers, coalescing.cluster.takeovers);
+      result.observe(clusterFallbacks, coalescing.cluster.localFallbacks);
+      result.observe(clusterMode, coalescing.cluster.mode === 'redis' ? 1 : 0);
+    }
   };
   meter.addBatchObservableCallback(callback, observables);
   return () => meter.removeBatchObservableCallback(callback, observables);

@@ -184,6 +184,7 @@ export class ObservedOperation {
         upstreamCalls: cost.upstreamCalls,
         cacheHits: cost.cacheHits,
         joinedInFlight: cost.joinedInFlight,
+        ...(cost.joinedRemote > 0 ? { joinedRemote: cost.joinedRemote } : {}),
         upstreamMs: cost.upstreamMs,
         estimatedCostUsd: cost.estimatedCostUsd,
         ...(isSpanContextValid(spanContext) ? { traceId: spanContext.traceId } : {}),

@@ -78,13 +78,36 @@ export type CircuitTransition = {
   to: CircuitState;
 };
 
+export type ClusterCoalescingStatus = {
+  __typename?: 'ClusterCoalescingStatus';
+  /** Calls this replica made holding the lease. */
+  leasesTaken: Scalars['Int']['output'];
+  /** Calls made without a lease because Redis failed, timed out or was skipped. */
+  localFallbacks: Scalars['Int']['output'];
+  mode: ClusterMode;
+  /** Calls answered by another replica's call (remote joins): no upstream call here. */
+  remoteJoins: Scalars['Int']['output'];
+  /** Of those, calls taken over from a replica that died or whose call failed. */
+  takeovers: Scalars['Int']['output'];
+  /** Waits for another replica's answer that reached DEEPSEEK_TIMEOUT_MS. */
+  waitTimeouts: Scalars['Int']['output'];
+};
+
+export type ClusterMode =
+  /** Redis is not answering: each replica coalesces on its own until it does (fail open). */
+  | 'DEGRADED'
+  /** Calls are leased in Redis: one upstream call per question across every replica. */
+  | 'REDIS';
+
 export type CoalescingStatus = {
   __typename?: 'CoalescingStatus';
   batches: Scalars['Int']['output'];
-  /** Loads that joined an identical call already in flight. */
+  /** Coalescing across replicas through Redis (REDIS_URL); null when this replica coalesces alone. */
+  cluster: Maybe<ClusterCoalescingStatus>;
+  /** Loads that joined an identical call already in flight on this replica. */
   joinedInFlight: Scalars['Int']['output'];
   meanBatchSize: Scalars['Float']['output'];
-  /** Upstream completion calls started by the coalescer. */
+  /** Upstream completion calls started by the coalescer (a call another replica answered included: see cluster.remoteJoins). */
   upstreamCalls: Scalars['Int']['output'];
 };
 
@@ -575,6 +598,8 @@ export type ResolversTypes = ResolversObject<{
   Int: ResolverTypeWrapper<Scalars['Int']['output']>;
   CircuitState: CircuitState;
   CircuitTransition: ResolverTypeWrapper<CircuitTransition>;
+  ClusterCoalescingStatus: ResolverTypeWrapper<ClusterCoalescingStatus>;
+  ClusterMode: ClusterMode;
   CoalescingStatus: ResolverTypeWrapper<CoalescingStatus>;
   Float: ResolverTypeWrapper<Scalars['Float']['output']>;
   Completion: ResolverTypeWrapper<CompletionModel>;
@@ -612,6 +637,7 @@ export type ResolversParentTypes = ResolversObject<{
   CacheStatus: CacheStatus;
   Int: Scalars['Int']['output'];
   CircuitTransition: CircuitTransition;
+  ClusterCoalescingStatus: ClusterCoalescingStatus;
   CoalescingStatus: CoalescingStatus;
   Float: Scalars['Float']['output'];
   Completion: CompletionModel;
@@ -668,8 +694,18 @@ export type CircuitTransitionResolvers<ContextType = GraphQLContext, ParentType 
   to?: Resolver<ResolversTypes['CircuitState'], ParentType, ContextType>;
 }>;
 
+export type ClusterCoalescingStatusResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['ClusterCoalescingStatus'] = ResolversParentTypes['ClusterCoalescingStatus']> = ResolversObject<{
+  leasesTaken?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  localFallbacks?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  mode?: Resolver<ResolversTypes['ClusterMode'], ParentType, ContextType>;
+  remoteJoins?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  takeovers?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  waitTimeouts?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+}>;
+
 export type CoalescingStatusResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['CoalescingStatus'] = ResolversParentTypes['CoalescingStatus']> = ResolversObject<{
   batches?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  cluster?: Resolver<Maybe<ResolversTypes['ClusterCoalescingStatus']>, ParentType, ContextType>;
   joinedInFlight?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   meanBatchSize?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
   upstreamCalls?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
@@ -817,6 +853,7 @@ export type Resolvers<ContextType = GraphQLContext> = ResolversObject<{
   BalanceInfo?: BalanceInfoResolvers<ContextType>;
   CacheStatus?: CacheStatusResolvers<ContextType>;
   CircuitTransition?: CircuitTransitionResolvers<ContextType>;
+  ClusterCoalescingStatus?: ClusterCoalescingStatusResolvers<ContextType>;
   CoalescingStatus?: CoalescingStatusResolvers<ContextType>;
   Completion?: CompletionResolvers<ContextType>;
   CompletionChunk?: CompletionChunkResolvers<ContextType>;

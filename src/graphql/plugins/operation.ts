@@ -10,7 +10,7 @@ const QUOTA_CODES: ReadonlySet<string> = new Set([ErrorCode.RATE_LIMITED, ErrorC
  * tells the operation what its document resolved to, and ends it when the response is
  * ready, which ends its span, records the `graphql.server.*` metrics and writes its one
  * log line. The response gets what the operation cost as `extensions.cost` = { upstreamCalls,
- * cacheHits, joinedInFlight, upstreamMs, overheadMs, totalMs, estimatedCostUsd }, so a
+ * cacheHits, joinedInFlight, joinedRemote, upstreamMs, overheadMs, totalMs, estimatedCostUsd }, so a
  * developer sees in Sandbox whether a query hit the cache, joined another caller's call or
  * waited on DeepSeek.
  */

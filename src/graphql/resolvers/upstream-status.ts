@@ -43,6 +43,16 @@ export function upstreamStatus(services: GatewayServices): UpstreamStatus {
       joinedInFlight: coalescing.joinedInFlight,
       batches: coalescing.batches,
       meanBatchSize: coalescing.meanBatchSize,
+      cluster: coalescing.cluster
+        ? {
+            mode: coalescing.cluster.mode === 'redis' ? 'REDIS' : 'DEGRADED',
+            leasesTaken: coalescing.cluster.leasesTaken,
+            takeovers: coalescing.cluster.takeovers,
+            remoteJoins: coalescing.cluster.remoteJoins,
+            localFallbacks: coalescing.cluster.localFallbacks,
+            waitTimeouts: coalescing.cluster.waitTimeouts,
+          }
+        : null,
     },
     streams: {
       activeStreams: streams.activeStreams,
