@@ -95,11 +95,13 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): We
       // A socket that never says hello is closed (4408), not held open.
       connectionInitWaitTimeout: options.connectionInitTimeoutMs,
       // Who is calling is decided once per connection, from the `connection_init` payload's
-      // `authorization` (the convention of Apollo Client and Sandbox). Bad credentials close
-      // the connection (4403 Forbidden); none leave a caller without scopes under AUTH_MODE=jwt.
+      // `authorization` (the convention of Apollo Client and Sandbox), else its `token`
+      // (what Apollo Router's passthrough subscriptions send: the client's Authorization
+      // header), else the upgrade request's own `Authorization` header (a server-side
+      // client). Bad credentials close the connection (4403 Forbidden); none leave a caller
+      // without scopes under AUTH_MODE=jwt.
       onConnect: async (ctx) => {
-        const params = ctx.connectionParams;
-        const authorization = typeof params?.authorization === 'string' ? params.authorization : undefined;
+        const authorization = connectionAuthorization(ctx.connectionParams, ctx.extra.request.headers.authorization);
         try {
           callers.set(ctx.extra.socket, await authenticator.authenticate({ authorization, address: addressOf(ctx.extra.request) }));
           return true;
@@ -263,4 +265,12 @@ function messageType(data: unknown): string {
   } catch {
     return ''; // graphql-ws refuses unparsable messages itself (4400)
   }
+}
+
+/** The credentials of a WebSocket connection (see `onConnect`): the first of its three places that holds a string. */
+export function connectionAuthorization(params: Record<string, unknown> | undefined, header: string | undefined): string | undefined {
+  for (const value of [params?.authorization, params?.Authorization, params?.token, header]) {
+    if (typeof value === 'string' && value.length > 0) return value;
+  }
+  return undefined;
 }

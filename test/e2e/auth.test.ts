@@ -165,13 +165,26 @@ describe('caller identity (AUTH_MODE=jwt)', () => {
   });
 
   describe('over WebSocket (token in connection_init)', () => {
-    const subscribe = (authorization: string | undefined, scope = 'subscription { completionStream(input: {prompt: "ws", thinking: false}) { delta } }') =>
+    const subscribe = (
+      authorization: string | undefined,
+      scope = 'subscription { completionStream(input: {prompt: "ws", thinking: false}) { delta } }',
+      carrier: 'authorization' | 'token' | 'header' = 'authorization',
+    ) =>
       new Promise<{ outcome: string; detail?: unknown }>((resolve) => {
+        // `token`: what Apollo Router's passthrough mode sends; `header`: the upgrade request's Authorization.
+        const webSocketImpl =
+          carrier === 'header' && authorization
+            ? class extends WebSocket {
+                constructor(address: string, protocols?: string | string[]) {
+                  super(address, protocols, { headers: { authorization } });
+                }
+              }
+            : WebSocket;
         const client = createClient({
           url: gateway.graphqlUrl.replace('http', 'ws'),
-          webSocketImpl: WebSocket,
+          webSocketImpl,
           retryAttempts: 0,
-          connectionParams: authorization ? { authorization } : {},
+          connectionParams: !authorization || carrier === 'header' ? {} : carrier === 'token' ? { token: authorization } : { authorization },
           on: { closed: (event) => resolve({ outcome: 'closed', detail: (event as { code?: number }).code }) },
         });
         client.subscribe(
@@ -199,6 +212,15 @@ describe('caller identity (AUTH_MODE=jwt)', () => {
       expect(JSON.stringify(none.detail)).toMatch(/UNAUTHENTICATED/);
       // Bad credentials close the connection: 4403 Forbidden.
       expect(await subscribe('Bearer not-a-token')).toEqual({ outcome: 'closed', detail: 4403 });
+    });
+
+    it('takes the token where a router puts it: connection_init `token` (Apollo Router passthrough) or the upgrade request\'s Authorization header', async () => {
+      const good = `Bearer ${await token({ scope: 'completions:stream' })}`;
+      const query = 'subscription { completionStream(input: {prompt: "ws via router", thinking: false}) { delta } }';
+      expect(await subscribe(good, query, 'token')).toEqual({ outcome: 'complete' });
+      expect(await subscribe(good, query, 'header')).toEqual({ outcome: 'complete' });
+      expect(await subscribe('Bearer not-a-token', query, 'token')).toEqual({ outcome: 'closed', detail: 4403 });
+      expect(await subscribe('Bearer not-a-token', query, 'header')).toEqual({ outcome: 'closed', detail: 4403 });
     });
   });
 
