@@ -198,7 +198,7 @@ export class QuotaAccount {
       if (outcome.ok) return;
       if (!refusedBy || outcome.retryAfterMs > refusedBy.retryAfterMs) refusedBy = { counter: parts[index].counter, retryAfterMs: outcome.retryAfterMs };
     });
-    if (!refusedBy) return new Reservation(this.options, request, worst, parts.map(({ counter }, index) => ({ counter, taken: outcomes[index] as Taken })));
+    if (!refusedBy) return new Reservation(this.options, request, worst, at, parts.map(({ counter }, index) => ({ counter, taken: outcomes[index] as Taken })));
     // Give back what was counted: no call is made.
     await Promise.all(outcomes.map((outcome, index) => (outcome.ok ? parts[index].counter.correct(outcome, -outcome.points) : undefined)));
     throw this.refuse(refusedBy.counter, refusedBy.retryAfterMs, this.refusalMessage(refusedBy.counter, worst, request, refusedBy.retryAfterMs));
@@ -286,17 +286,19 @@ export class Reservation {
     private readonly options: QuotasOptions,
     private readonly request: CompletionRequest,
     private readonly reserved: WorstCase,
+    /** When the call was reserved: its cost is priced at that period's rates, reserved and settled alike. */
+    private readonly at: Date,
     private readonly parts: ReadonlyArray<{ counter: Counter; taken: Taken }>,
   ) {}
 
   /** The call finished: charge what it really cost. */
   settle(result: Pick<CompletionResult, 'model' | 'usage'>): void {
-    this.#correct(actualCost(this.options.prices, result.model, result.usage, new Date()));
+    this.#correct(actualCost(this.options.prices, result.model, result.usage, this.at));
   }
 
   /** The call failed or was cut, after `outputBytes` of output (0: nothing was generated that we saw). */
   release(outputBytes = 0): void {
-    this.#correct(outputBytes > 0 ? partialCost(this.request, outputBytes, this.options.prices, new Date()) : { tokens: 0, microUsd: 0 });
+    this.#correct(outputBytes > 0 ? partialCost(this.request, outputBytes, this.options.prices, this.at) : { tokens: 0, microUsd: 0 });
   }
 
   #correct(actual: WorstCase): void {
