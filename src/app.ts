@@ -106,6 +106,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     maxBufferedBytes: config.streaming.maxBufferedBytes,
     maxStreams: config.streaming.maxStreams,
     joinCall: (key, options) => completions.joinCall(key, options),
+    cluster: cluster?.leases,
   });
   const accountInfo = new AccountInfoCache({ upstream: deepseek, ttlMs: config.deepseek.accountInfoTtlMs });
   const authenticator = createAuthenticator(config.auth, { logger: logger.child({ component: 'auth' }) });

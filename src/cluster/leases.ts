@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { SKIPPED, StoreBreaker, type StoreCircuit } from '../cache/store-breaker';
 import type { RedisClient } from '../cache/redis-client';
-import type { CompletionResult } from '../deepseek/types';
+import type { CompletionResult, StreamEvent } from '../deepseek/types';
 import { ErrorCode, GatewayError } from '../errors';
 import { abortReason } from '../lib/abort';
 import type { Logger } from '../telemetry/logger';
+import { MIRROR_MAX_ENTRIES, MIRROR_TTL_AFTER_END_MS, RemoteStreams } from './remote-streams';
 
 /**
  * What a replica that missed the cache may do about a call (see `ClusterLeases.claim`):
@@ -20,9 +21,22 @@ export interface OwnerClaim {
   kind: 'owner';
   /** Whether this replica took the call over from a holder that died or failed. */
   takeover: boolean;
+  /**
+   * A stream's event, appended to its mirror for the other replicas' followers (a stream
+   * owner only: `claimStream`; a no-op for a call's).
+   */
+  mirror(event: StreamEvent): void;
   /** The call is over: publish its answer (or that it failed) and release the lease. Idempotent. */
-  finish(outcome: { result: CompletionResult } | { error: true }): void;
+  finish(outcome: { result: CompletionResult } | { error: true; code?: string }): void;
 }
+
+/**
+ * What a replica about to stream may do (see `ClusterLeases.claimStream`): hold the lease
+ * and produce (`owner`, mirroring its events), follow the stream another replica produces
+ * (`follow`), take the answer of another replica's plain call (`remote`), or go ahead
+ * locally (`local`).
+ */
+export type StreamClaim = OwnerClaim | { kind: 'follow'; events: AsyncIterableIterator<StreamEvent> } | { kind: 'remote'; result: CompletionResult } | { kind: 'local' };
 
 export interface ClaimOptions {
   /** The waiting call's signal: aborted when every local waiter has gone. */
@@ -44,6 +58,8 @@ export interface ClusterStats {
   localFallbacks: number;
   /** Waits that ended at the caller's deadline (DEEPSEEK_TIMEOUT_MS) without an answer. */
   waitTimeouts: number;
+  /** Streams this replica followed while another replica produced them. */
+  remoteStreams: number;
 }
 
 export interface ClusterLeasesOptions {
@@ -57,6 +73,10 @@ export interface ClusterLeasesOptions {
   timeoutMs: number;
   /** The longest a call waits for another replica's answer (DEEPSEEK_TIMEOUT_MS). */
   waitMaxMs: number;
+  /** A third connection for the blocking XREAD of streams other replicas produce; without it streams are not shared across replicas. */
+  reader?: RedisClient;
+  /** How long a stream's mirror may live while it streams (DEEPSEEK_STREAM_MAX_MS plus a minute). */
+  mirrorTtlMs?: number;
   /** Reads a stored answer by store key (never throws: misses on failure). */
   readCache(key: string): Promise<CompletionResult | undefined>;
   logger: Logger;
@@ -94,11 +114,15 @@ export class ClusterLeases {
   readonly #options: ClusterLeasesOptions;
   readonly #breaker: StoreBreaker;
   readonly #owner = randomUUID();
-  readonly #stats: Omit<ClusterStats, 'mode'> = { leasesTaken: 0, takeovers: 0, remoteJoins: 0, localFallbacks: 0, waitTimeouts: 0 };
+  readonly #stats: Omit<ClusterStats, 'mode' | 'remoteStreams'> = { leasesTaken: 0, takeovers: 0, remoteJoins: 0, localFallbacks: 0, waitTimeouts: 0 };
+  readonly #streams: RemoteStreams | undefined;
   #closed = false;
 
   constructor(options: ClusterLeasesOptions) {
     this.#options = options;
+    this.#streams = options.reader
+      ? new RemoteStreams({ client: options.client, reader: options.reader, namespace: options.namespace, replicaId: this.#owner, logger: options.logger })
+      : undefined;
     this.#breaker = new StoreBreaker({
       threshold: BREAKER_THRESHOLD,
       cooldownMs: BREAKER_COOLDOWN_MS,
@@ -109,7 +133,34 @@ export class ClusterLeases {
 
   stats(): ClusterStats {
     const up = this.#breaker.state === 'CLOSED' && this.#options.client.isReady && this.#options.subscriber.isReady;
-    return { mode: up ? 'redis' : 'degraded', ...this.#stats };
+    return { mode: up ? 'redis' : 'degraded', ...this.#stats, remoteStreams: this.#streams?.follows ?? 0 };
+  }
+
+  /**
+   * Before a stream for store key `key` starts upstream: take the lease (and mirror the
+   * stream for the other replicas), or follow the stream the holder produces (replayed from
+   * its first chunk, then live), or wait for the answer of the holder's plain call, or
+   * (Redis away, or streams not shared) go ahead locally.
+   */
+  async claimStream(key: string, options: ClaimOptions): Promise<StreamClaim> {
+    const streams = this.#streams;
+    if (!streams || this.#closed || !this.#options.client.isReady || !this.#options.subscriber.isReady) return this.#local();
+    const token = `stream:${this.#owner}:${randomUUID()}`;
+    const acquired = await this.#acquire(key, token);
+    if (acquired === undefined) return this.#local();
+    if (acquired) return this.#own(key, token, false);
+    const holder = await this.#redis(() => this.#options.client.get(this.#leaseKey(key)));
+    if (holder === undefined) return this.#local();
+    if (holder?.startsWith('stream:')) return { kind: 'follow', events: streams.follow(key, this.#leaseKey(key), options.signal) };
+    // A plain call holds it (or it just ended): wait for its answer, as a query does.
+    return this.#wait(key, options, 'stream');
+  }
+
+  /** Whether another replica still follows the stream this one produces for `key`. */
+  async hasFollowers(key: string): Promise<boolean> {
+    const streams = this.#streams;
+    if (!streams) return false;
+    return (await this.#redis(() => streams.hasFollowers(key))) ?? false;
   }
 
   /**
@@ -119,7 +170,7 @@ export class ClusterLeases {
    */
   async claim(key: string, options: ClaimOptions): Promise<Claim> {
     if (this.#closed || !this.#options.client.isReady || !this.#options.subscriber.isReady) return this.#local();
-    const token = `${this.#owner}:${randomUUID()}`;
+    const token = `call:${this.#owner}:${randomUUID()}`;
     const acquired = await this.#acquire(key, token);
     if (acquired === undefined) return this.#local();
     if (acquired) return this.#own(key, token, false);
@@ -129,6 +180,7 @@ export class ClusterLeases {
   /** Stops taking leases (calls from now on are local); the owner closes the clients. */
   close(): void {
     this.#closed = true;
+    this.#streams?.close();
   }
 
   /** SET NX PX: true when taken, false when held elsewhere, undefined when Redis failed. */
@@ -142,6 +194,22 @@ export class ClusterLeases {
   #own(key: string, token: string, takeover: boolean): OwnerClaim {
     const { client, leaseMs } = this.#options;
     const leaseKey = this.#leaseKey(key);
+    const mirrorKey = token.startsWith('stream:') && this.#streams ? this.#streams.mirrorKey(key) : undefined;
+    let mirrored = 0;
+    let mirrorBroken = false;
+    const append = (entry: Record<string, string>): void => {
+      if (!mirrorKey || mirrorBroken) return;
+      const first = mirrored === 0;
+      mirrored += 1;
+      void this.#redis(() => {
+        const multi = client.multi().xAdd(mirrorKey, '*', entry, { TRIM: { strategy: 'MAXLEN', strategyModifier: '~', threshold: MIRROR_MAX_ENTRIES } });
+        if (first) multi.pExpire(mirrorKey, this.#options.mirrorTtlMs ?? 660_000);
+        return multi.exec();
+      }).then((done) => {
+        // A lost entry would leave followers with a gap: stop mirroring; they are failed below.
+        if (done === undefined) mirrorBroken = true;
+      });
+    };
     this.#stats.leasesTaken += 1;
     if (takeover) this.#stats.takeovers += 1;
     const renewal = setInterval(() => {
@@ -152,11 +220,21 @@ export class ClusterLeases {
     return {
       kind: 'owner',
       takeover,
+      mirror: (event) => {
+        if (event.type === 'delta') append({ d: event.content, r: event.reasoningContent });
+      },
       finish: (outcome) => {
         if (finished) return;
         finished = true;
         clearInterval(renewal);
         const message: Outcome = 'result' in outcome ? { ok: true, result: outcome.result } : { ok: false };
+        if (mirrorKey) {
+          // Followers read the end (or the failure) from the mirror; a broken mirror fails them.
+          const broken = mirrorBroken;
+          mirrorBroken = false; // the last entry is always attempted
+          append(!broken && 'result' in outcome ? { end: JSON.stringify(outcome.result) } : { err: ('code' in outcome && outcome.code) || 'UPSTREAM_UNAVAILABLE' });
+          void this.#redis(() => client.pExpire(mirrorKey, MIRROR_TTL_AFTER_END_MS));
+        }
         // Published before the lease goes, so a waiter never sees a free lease without the answer.
         void (async () => {
           await this.#redis(() => client.publish(this.#channel(key), JSON.stringify(message)));
@@ -167,7 +245,7 @@ export class ClusterLeases {
   }
 
   /** The lease is held elsewhere: wait for its answer, or take the call over. */
-  async #wait(key: string, options: ClaimOptions): Promise<Claim> {
+  async #wait(key: string, options: ClaimOptions, kind: 'call' | 'stream' = 'call'): Promise<Claim> {
     const { subscriber, leaseMs, waitMaxMs } = this.#options;
     const channel = this.#channel(key);
     let wake: (outcome: Outcome | 'check') => void = () => undefined;
@@ -198,7 +276,7 @@ export class ClusterLeases {
         }
         // The holder failed (or left), or its lease may have expired: try to take over.
         if (event !== 'check' || !(await this.#leaseHeld(key))) {
-          const token = `${this.#owner}:${randomUUID()}`;
+          const token = `${kind}:${this.#owner}:${randomUUID()}`;
           const acquired = await this.#acquire(key, token);
           if (acquired === undefined) return this.#local();
           if (acquired) return this.#own(key, token, true);

@@ -173,6 +173,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       leaseMs: raw.CLUSTER_LEASE_MS,
       redisTimeoutMs: raw.CLUSTER_REDIS_TIMEOUT_MS,
       waitMaxMs: raw.DEEPSEEK_TIMEOUT_MS,
+      streamMaxMs: raw.DEEPSEEK_STREAM_MAX_MS,
     },
     quotas: {
       file: raw.QUOTAS_FILE,

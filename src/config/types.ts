@@ -175,4 +175,6 @@ export interface ClusterConfig {
   redisTimeoutMs: number;
   /** DEEPSEEK_TIMEOUT_MS: the longest a replica waits for another's answer. */
   waitMaxMs: number;
+  /** DEEPSEEK_STREAM_MAX_MS: a stream's mirror in Redis lives this long (plus a minute) while it streams. */
+  streamMaxMs: number;
 }

@@ -77,11 +77,25 @@ export class SharedStream {
   admitted: Promise<boolean> = ADMITTED;
   /** True once `admitted` has settled. */
   admissionSettled = true;
+  /** Settles `admitted` (set by the hub when a quota account pays for the stream). */
+  admit: ((admitted: boolean) => void) | undefined;
+  /**
+   * Across replicas (src/cluster): `remote` when the chunks come from another replica (its
+   * stream, followed through Redis, or its call's answer): nothing was paid for here;
+   * `mirrored` when this replica produces the stream for other replicas' followers too.
+   */
+  remote = false;
+  mirrored = false;
   /**
    * Queries waiting for this stream's answer (`hold`), not reading its chunks. They keep the
    * upstream running like subscribers do: it is aborted only when neither is left.
    */
   private holders = 0;
+
+  /** Subscribers and queries still reading (what `onEmpty` waits for to reach 0). */
+  get readers(): number {
+    return this.cursors.size + this.holders;
+  }
   /**
    * Settles when the stream does: with the finished completion (after its cache write, as
    * the last chunk goes out) or with the stream's failure. Nobody has to read it.

@@ -8,6 +8,7 @@ import type { EndWait, RequestLedger } from '../telemetry/ledger';
 import { abortError, toError } from '../lib/abort';
 import { Singleflight } from '../lib/singleflight';
 import type { CachePolicy, JoinedCompletion, JoinRunning, QuotaHold, QuotaPayer } from '../batching/types';
+import type { ClusterLeases } from '../cluster/leases';
 import { Cursor } from './cursor';
 import { pump } from './pump';
 import { replayStream } from './replay';
@@ -19,6 +20,8 @@ export type { StreamChunk, StreamHubOptions, StreamHubStats, SubscribeOptions } 
 
 const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
 const DEFAULT_REPLAY_CHUNK_CHARS = 4096;
+/** How often a mirrored stream nobody here reads checks whether another replica still follows it. */
+const FOLLOWER_CHECK_MS = 1_000;
 /** Open subscriptions per replica unless `maxStreams` says otherwise (see `StreamHubOptions`). */
 export const DEFAULT_MAX_STREAMS = 1000;
 
@@ -82,6 +85,7 @@ export class StreamHub {
   private readonly replayChunkChars: number;
   private readonly tracer: Tracer;
   private readonly maxStreams: number;
+  private readonly cluster: ClusterLeases | undefined;
   private closed = false;
   /** Subscriptions from `subscribe` until they end, whatever they read (the `maxStreams` count). */
   private openSubscriptions = 0;
@@ -105,6 +109,7 @@ export class StreamHub {
     this.replayChunkChars = Math.max(1, options.replayChunkChars ?? DEFAULT_REPLAY_CHUNK_CHARS);
     this.tracer = (options.instruments ?? noopInstruments()).tracer;
     this.maxStreams = options.maxStreams ?? DEFAULT_MAX_STREAMS;
+    this.cluster = options.cluster;
   }
 
   /**
@@ -288,7 +293,8 @@ export class StreamHub {
     if (ledger) {
       waitUntil(ledger.recordUpstreamCall(), sub.cursor, stream.result);
       stream.result.then(
-        (result) => ledger.recordUsage(result.model, result.usage),
+        // Followed from (or answered by) another replica: a remote join, paid for there.
+        (result) => (stream.remote ? ledger.recordRemoteJoin() : ledger.recordUsage(result.model, result.usage)),
         (error: unknown) => {
           if (error instanceof QuotaExceededError) ledger.recordRefusedCall();
         },
@@ -306,6 +312,7 @@ export class StreamHub {
           resolve(admitted);
         };
       });
+      stream.admit = admit;
       reserve = async () => {
         try {
           const hold = await quota.reserve(sub.request);
@@ -319,8 +326,11 @@ export class StreamHub {
         }
       };
     }
+    const cluster = this.cluster;
     void pump(stream, sub.request, {
       reserve,
+      claim: cluster ? (signal) => cluster.claimStream(sub.key, { signal, readCache: sub.policy === 'USE' }) : undefined,
+      replayChunkChars: this.replayChunkChars,
       upstream: this.upstream,
       tracer: this.tracer,
       traceContext: sub.traceContext,
@@ -346,8 +356,32 @@ export class StreamHub {
     this.streams.forget(this.keyOf(stream), stream);
   }
 
-  /** The last reader left: abort the upstream unless the answer is already paid for. */
+  /**
+   * The last reader here left: abort the upstream unless the answer is already paid for,
+   * or (a stream mirrored for other replicas) while another replica still follows it.
+   */
   private abandon(stream: SharedStream): void {
+    if (stream.phase.name !== 'streaming' || stream.controller.signal.aborted) return;
+    if (stream.mirrored && this.cluster) {
+      void this.abandonWhenUnfollowed(stream, this.cluster);
+      return;
+    }
+    this.abort(stream);
+  }
+
+  /** Keeps a mirrored stream running while a follower anywhere reads it; checks every second. */
+  private async abandonWhenUnfollowed(stream: SharedStream, cluster: ClusterLeases): Promise<void> {
+    const key = this.keyOf(stream);
+    while (stream.phase.name === 'streaming' && !stream.controller.signal.aborted && stream.readers === 0) {
+      if (!(await cluster.hasFollowers(key))) {
+        if (stream.readers === 0) this.abort(stream);
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, FOLLOWER_CHECK_MS).unref());
+    }
+  }
+
+  private abort(stream: SharedStream): void {
     if (stream.phase.name !== 'streaming' || stream.controller.signal.aborted) return;
     // Forget first, so an identical subscription or query arriving now starts afresh
     // instead of joining a stream that is being torn down.

@@ -5,6 +5,7 @@ import type { CompletionCache } from '../cache/completion-cache';
 import type { CompletionResult, DeepSeekApi, FinishReason, Usage } from '../deepseek/types';
 import type { Logger } from '../telemetry/logger';
 import type { JoinRunning, QuotaPayer } from '../batching/types';
+import type { ClusterLeases } from '../cluster/leases';
 
 /** One piece of a streamed completion, as every subscriber of a stream receives it. */
 export interface StreamChunk {
@@ -88,6 +89,13 @@ export interface StreamHubOptions {
   maxStreams?: number;
   /** Tracer for the `stream hub upstream` spans (default: record nothing). */
   instruments?: Instruments;
+  /**
+   * Streams shared with the other replicas through Redis (src/cluster): a stream started
+   * here first claims the key; another replica's running stream is followed from its first
+   * chunk instead of started again, and a stream other replicas follow is aborted only
+   * when nobody anywhere reads it.
+   */
+  cluster?: ClusterLeases;
 }
 
 export interface StreamHubStats {

@@ -1,6 +1,6 @@
 import { connectRedisClient, type OwnedRedisClient } from '../../src/cache/redis-client';
 import { ClusterLeases, type Claim } from '../../src/cluster';
-import type { CompletionResult } from '../../src/deepseek/types';
+import type { CompletionResult, StreamEvent } from '../../src/deepseek/types';
 import { ErrorCode } from '../../src/errors';
 import { createLogger, silentLogger } from '../../src/telemetry/logger';
 import { completionResult } from '../cache/fixtures';
@@ -20,11 +20,13 @@ describe('cluster leases (one call per question across replicas)', () => {
   async function replica(options: { leaseMs?: number; waitMaxMs?: number } = {}): Promise<{ leases: ClusterLeases; close(): Promise<void> }> {
     const commands = connectRedisClient({ url: redis.url, logger: silentLogger(), name: 'test' });
     const subscriber = connectRedisClient({ url: redis.url, logger: silentLogger(), name: 'test' });
-    clients.push(commands, subscriber);
-    await Promise.all([commands.ready, subscriber.ready]);
+    const reader = connectRedisClient({ url: redis.url, logger: silentLogger(), name: 'test' });
+    clients.push(commands, subscriber, reader);
+    await Promise.all([commands.ready, subscriber.ready, reader.ready]);
     const leases = new ClusterLeases({
       client: commands.client,
       subscriber: subscriber.client,
+      reader: reader.client,
       namespace: 'test',
       leaseMs: options.leaseMs ?? 1_000,
       timeoutMs: 200,
@@ -32,7 +34,7 @@ describe('cluster leases (one call per question across replicas)', () => {
       readCache: async (key) => stored.get(key),
       logger: process.env.DEBUG_LEASES ? createLogger('debug') : silentLogger(),
     });
-    return { leases, close: async () => void (await Promise.all([commands.close(), subscriber.close()])) };
+    return { leases, close: async () => void (await Promise.all([commands.close(), subscriber.close(), reader.close()])) };
   }
 
   const signal = (): AbortSignal => new AbortController().signal;
@@ -116,6 +118,51 @@ describe('cluster leases (one call per question across replicas)', () => {
     await expect(leaving).rejects.toThrow('caller left');
     await expect(b.leases.claim('k5', use)).rejects.toMatchObject({ code: ErrorCode.UPSTREAM_TIMEOUT });
     expect(b.leases.stats().waitTimeouts).toBe(1);
+  });
+
+  it('a stream: the holder mirrors it; another replica follows it from the first chunk, then live, to the end', async () => {
+    const [a, b] = await Promise.all([replica(), replica()]);
+    const owner = await a.leases.claimStream('s1', use);
+    if (owner.kind !== 'owner') throw new Error(`expected to own the stream, got ${owner.kind}`);
+    owner.mirror({ type: 'delta', content: 'one ', reasoningContent: '' });
+    owner.mirror({ type: 'delta', content: 'two ', reasoningContent: 'why' });
+    const claim = await b.leases.claimStream('s1', use);
+    if (claim.kind !== 'follow') throw new Error(`expected to follow, got ${claim.kind}`);
+    const seen: StreamEvent[] = [];
+    const reading = (async () => {
+      for await (const event of claim.events) seen.push(event);
+    })();
+    await waitFor(() => seen.length === 2, { what: 'the replay of what was streamed' });
+    expect(await a.leases.hasFollowers('s1')).toBe(true);
+    owner.mirror({ type: 'delta', content: 'three', reasoningContent: '' });
+    const result = completionResult('one two three');
+    owner.finish({ result });
+    await reading;
+    expect(seen).toEqual([
+      { type: 'delta', content: 'one ', reasoningContent: '' },
+      { type: 'delta', content: 'two ', reasoningContent: 'why' },
+      { type: 'delta', content: 'three', reasoningContent: '' },
+      { type: 'finish', result },
+    ]);
+    // The follower left when the stream ended.
+    await waitFor(async () => !(await a.leases.hasFollowers('s1')));
+    expect(b.leases.stats().remoteStreams).toBe(1);
+  });
+
+  it('a stream whose producer dies fails its followers, typed and retryable, once its lease is gone', async () => {
+    const [a, b] = await Promise.all([replica({ leaseMs: 600 }), replica({ leaseMs: 600 })]);
+    const owner = await a.leases.claimStream('s2', use);
+    if (owner.kind !== 'owner') throw new Error('expected to own the stream');
+    owner.mirror({ type: 'delta', content: 'partial', reasoningContent: '' });
+    const claim = await b.leases.claimStream('s2', use);
+    if (claim.kind !== 'follow') throw new Error('expected to follow');
+    await a.close();
+    const seen: StreamEvent[] = [];
+    const failure = await (async () => {
+      for await (const event of claim.events) seen.push(event);
+    })().catch((error: unknown) => error);
+    expect(seen).toEqual([{ type: 'delta', content: 'partial', reasoningContent: '' }]);
+    expect(failure).toMatchObject({ code: ErrorCode.UPSTREAM_UNAVAILABLE });
   });
 
   it('with Redis gone, every replica calls on its own (fail open) and says so; leases resume when it is back', async () => {

@@ -1,4 +1,6 @@
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createClient, type Client } from 'graphql-ws';
+import WebSocket from 'ws';
 import { once } from 'node:events';
 import { startSimulator, type Simulator } from '../../src/simulator';
 import { RedisServer } from '../cache/redis-server';
@@ -60,6 +62,9 @@ describe('many replicas act as one (three processes, one Redis, one upstream)', 
       DEEPSEEK_BASE_URL: simulator.url,
       REDIS_URL: redis.url,
       CLUSTER_LEASE_MS: '1000',
+      // A cold process under a 300-request burst must not time out its lease commands and
+      // call on its own (the fail-open path, tested in test/cluster): these tests count calls.
+      CLUSTER_REDIS_TIMEOUT_MS: '2000',
       LOG_LEVEL: 'info',
     };
     for (let i = 0; i < 3; i += 1) children.push(startService(env));
@@ -68,6 +73,8 @@ describe('many replicas act as one (three processes, one Redis, one upstream)', 
       what: 'every replica to lease through Redis',
       intervalMs: 100,
     });
+    // Warm the processes up: cache hits after one call, so one call in all.
+    await Promise.all(urls.flatMap((url) => Array.from({ length: 20 }, () => ask(url, 'warm-up'))));
   });
 
   afterAll(async () => {
@@ -102,6 +109,83 @@ describe('many replicas act as one (three processes, one Redis, one upstream)', 
     const costs = answers.filter((_, i) => i % 3 === remoteReplica).map((answer) => answer.body.extensions?.cost);
     expect(costs.some((cost) => cost?.joinedRemote === 1 && cost.upstreamCalls === 0 && cost.estimatedCostUsd === 0)).toBe(true);
     expect(costs.every((cost) => cost?.upstreamCalls === 0)).toBe(true);
+  });
+
+  /** A WebSocket subscription to one replica; `chunks` fills as they arrive. */
+  function stream(url: string, prompt: string) {
+    const chunks: Array<{ delta: string; finishReason: string | null; cached: boolean }> = [];
+    let failure: unknown;
+    const client: Client = createClient({ url: url.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
+    const done = new Promise<void>((resolve) => {
+      client.subscribe(
+        { query: `subscription { completionStream(input: {prompt: ${JSON.stringify(prompt)}, thinking: false}) { delta finishReason cached } }` },
+        {
+          next: (event) => {
+            if (event.errors) failure = event.errors;
+            const chunk = (event.data as { completionStream?: (typeof chunks)[number] } | undefined)?.completionStream;
+            if (chunk) chunks.push(chunk);
+          },
+          error: (error) => {
+            failure = error;
+            resolve();
+          },
+          complete: () => resolve(),
+        },
+      );
+    });
+    return { chunks, done, failure: () => failure, close: () => client.dispose(), text: () => chunks.map((c) => c.delta).join('') };
+  }
+
+  it('a stream started on one replica and joined on another delivers the same text, from one upstream stream', async () => {
+    simulator.setOptions({ latencyMs: 0, tokenDelayMs: 40 });
+    const before = chatCalls();
+    const prompt = 'a stream the whole cluster shares';
+    const first = stream(urls[0], prompt);
+    await waitFor(() => first.chunks.length >= 3, { what: 'the first replica\'s stream to be under way' });
+    const late = stream(urls[1], prompt);
+    await Promise.all([first.done, late.done]);
+    simulator.setOptions({ tokenDelayMs: 0 });
+    expect(first.failure()).toBeUndefined();
+    expect(late.failure()).toBeUndefined();
+    expect(late.text()).toBe(first.text());
+    expect(late.text().length).toBeGreaterThan(0);
+    expect(late.chunks.at(-1)).toMatchObject({ finishReason: 'STOP', cached: false });
+    expect(chatCalls() - before).toBe(1);
+    const figures = (await Promise.all(urls.map((url) => fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ upstream { coalescing { cluster { remoteStreams } } } }' }),
+    }).then((r) => r.json() as Promise<{ data: { upstream: { coalescing: { cluster: { remoteStreams: number } } } } }>))));
+    expect(figures[1].data.upstream.coalescing.cluster.remoteStreams).toBeGreaterThanOrEqual(1);
+    await Promise.all([first.close(), late.close()]);
+  });
+
+  it('the producing replica keeps its upstream stream while another replica still follows it, and stops it when nobody anywhere reads', async () => {
+    simulator.setOptions({ latencyMs: 0, tokenDelayMs: 60 });
+    const before = chatCalls();
+    const prompt = 'a stream whose first subscriber leaves early';
+    const first = stream(urls[0], prompt);
+    await waitFor(() => first.chunks.length >= 2, { what: 'the stream to be under way' });
+    const late = stream(urls[2], prompt);
+    await waitFor(() => late.chunks.length >= 2, { what: 'the follower to receive chunks' });
+    await first.close(); // the producer's own subscriber leaves: the follower still reads
+    await late.done;
+    expect(late.failure()).toBeUndefined();
+    expect(late.chunks.at(-1)).toMatchObject({ finishReason: 'STOP' });
+    expect(chatCalls() - before).toBe(1);
+
+    // Now both leave mid-stream: the upstream stream is stopped. At 300 ms a token the
+    // answer would take well over 6 s more to finish by itself; stopped, it ends at once.
+    simulator.setOptions({ tokenDelayMs: 300 });
+    const again = stream(urls[0], `${prompt} (second)`);
+    await waitFor(() => again.chunks.length >= 1);
+    const follower = stream(urls[1], `${prompt} (second)`);
+    await waitFor(() => follower.chunks.length >= 1);
+    expect(simulator.counters.inFlight).toBe(1);
+    await Promise.all([again.close(), follower.close()]);
+    await waitFor(() => simulator.counters.inFlight === 0, { what: 'the upstream stream to be aborted', timeoutMs: 6_000 });
+    expect(again.chunks.some((c) => c.finishReason !== null)).toBe(false);
+    simulator.setOptions({ tokenDelayMs: 0 });
   });
 
   it('killing the lease holder mid-call still answers every request on the other replicas, with one more call at most', async () => {

@@ -87,6 +87,8 @@ export type ClusterCoalescingStatus = {
   mode: ClusterMode;
   /** Calls answered by another replica's call (remote joins): no upstream call here. */
   remoteJoins: Scalars['Int']['output'];
+  /** Streams this replica followed (through Redis) while another replica produced them. */
+  remoteStreams: Scalars['Int']['output'];
   /** Of those, calls taken over from a replica that died or whose call failed. */
   takeovers: Scalars['Int']['output'];
   /** Waits for another replica's answer that reached DEEPSEEK_TIMEOUT_MS. */
@@ -699,6 +701,7 @@ export type ClusterCoalescingStatusResolvers<ContextType = GraphQLContext, Paren
   localFallbacks?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   mode?: Resolver<ResolversTypes['ClusterMode'], ParentType, ContextType>;
   remoteJoins?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  remoteStreams?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   takeovers?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   waitTimeouts?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
 }>;

@@ -51,6 +51,7 @@ export function upstreamStatus(services: GatewayServices): UpstreamStatus {
             remoteJoins: coalescing.cluster.remoteJoins,
             localFallbacks: coalescing.cluster.localFallbacks,
             waitTimeouts: coalescing.cluster.waitTimeouts,
+            remoteStreams: coalescing.cluster.remoteStreams,
           }
         : null,
     },
