@@ -1,6 +1,6 @@
 import { ConfigError, loadConfig } from './config';
 import { startGateway } from './app';
-import { createLogger } from './telemetry/logger';
+import { createLogger, flushLogs } from './telemetry/logger';
 import { startTelemetry } from './telemetry/sdk';
 
 /** Process entry: config → gateway → signal handling. Exits 0 after a clean drain. */
@@ -26,6 +26,7 @@ async function main(): Promise<void> {
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) {
       logger.warn({ signal }, 'second signal: exiting without waiting for the drain');
+      flushLogs();
       process.exit(1);
     }
     stopping = true;
@@ -37,10 +38,12 @@ async function main(): Promise<void> {
       .then(
         () => {
           logger.info('stopped');
+          flushLogs();
           process.exit(0);
         },
         (error: unknown) => {
           logger.error({ err: error }, 'shutdown failed');
+          flushLogs();
           process.exit(1);
         },
       );

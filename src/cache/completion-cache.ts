@@ -102,7 +102,9 @@ class KeyvCompletionCache implements CompletionCache {
     });
     const results = ids.map((_, index) => {
       const value = answer.ok ? answer.value[index] : undefined;
-      return isEnvelope(value) ? value.result : undefined;
+      // A copy of the top level: the memory store's entries are frozen, and a caller may
+      // set fields on its answer (the nested `usage` stays shared, read-only).
+      return isEnvelope(value) ? { ...value.result } : undefined;
     });
     if (answer.ok) {
       const hits = results.filter((result) => result !== undefined).length;

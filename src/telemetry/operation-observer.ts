@@ -13,7 +13,7 @@ import {
 import type { PriceTable } from '../config';
 import type { Instruments } from './instruments';
 import { RequestLedger, type RequestCost } from './ledger';
-import type { Logger } from './logger';
+import { accessLogOf, bindingsOf, type Logger } from './logger';
 import { graphqlMetrics, type GraphQLMetrics } from './metrics';
 
 /** Where an operation came in. */
@@ -169,8 +169,12 @@ export class ObservedOperation {
 
     this.metrics.operation({ type: this.type, name: this.name, tenant: this.tenant, seconds: cost.totalMs / 1000, errorCodes: codes });
     const spanContext = this.span.spanContext();
-    this.logger[levelOf(codes)](
-      {
+    // The unredacted access logger (built from known scalars only: see `accessLogOf`), with
+    // the operation logger's bindings (reqId, subscription ids); else the logger itself.
+    const access = accessLogOf(this.logger);
+    const level = levelOf(codes);
+    if (access && !access.enabled(level)) return cost;
+    const fields = {
         operationName: this.name ?? null,
         operationType: this.type ?? null,
         transport: this.transport,
@@ -188,9 +192,10 @@ export class ObservedOperation {
         upstreamMs: cost.upstreamMs,
         estimatedCostUsd: cost.estimatedCostUsd,
         ...(isSpanContextValid(spanContext) ? { traceId: spanContext.traceId } : {}),
-      },
-      subscription ? 'graphql subscription' : 'graphql request',
-    );
+      };
+    const msg = subscription ? 'graphql subscription' : 'graphql request';
+    if (access) access.write(level, bindingsOf(this.logger), fields, msg);
+    else this.logger[level](fields, msg);
     return cost;
   }
 }
