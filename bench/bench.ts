@@ -8,6 +8,7 @@
  *   e. caller verification off vs on (AUTH_MODE=jwt, a cached token) on the cache-hit path
  *   f. quotas off vs on (QUOTAS_FILE) on the cache-hit path, counters in memory and in Redis
  *   g. three replicas on one Redis, the same prompt on all: upstream calls and the latency a remote join adds
+ *   h. what a repeat costs: a cache hit over POST, over GET, and a GET revalidated with its ETag (304)
  *
  * Every server is a child process (pinned to CPU 1 with taskset when available; this
  * process and autocannon on CPU 0). Talks to 127.0.0.1 only; bounded; stops by itself.
@@ -35,7 +36,7 @@ import { OtlpSink } from './lib/sink';
 import { elapsedMs, round, summarize, type Summary } from './lib/stats';
 import { renderTable } from './lib/table';
 
-const ROWS = ['a', 'b', 'c', 'd', 'e', 'f', 'g'] as const;
+const ROWS = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'] as const;
 const SIM_LATENCY_MS = 20;
 /** Row (c) only: long enough that all N requests arrive while the one upstream call runs. */
 const COALESCE_LATENCY_MS = 250;
@@ -609,6 +610,51 @@ async function rowG(ctx: Ctx): Promise<RowG> {
   }
 }
 
+interface RowH {
+  how: string;
+  status: number;
+  result: LoadResult;
+}
+
+/**
+ * Row h: what a repeat of a cacheable answer costs. A fresh gateway; the cache-hit query
+ * over POST (row a's), over GET (the query in the URL, as a browser or CDN sends it), and
+ * over GET with `If-None-Match` holding the answer's ETag (a revalidation: 304, no body).
+ * Within the answer's `max-age` a browser or CDN sends nothing at all.
+ */
+async function rowH(ctx: Ctx): Promise<RowH[]> {
+  const { sim, settings, pin } = ctx;
+  const gateway = await startGateway('gateway (repeats)', sim.url, pin);
+  const client = new GraphQLClient(gateway.url);
+  try {
+    await warmCache(client);
+    const getUrl = `${gateway.url}?query=${encodeURIComponent(HIT_QUERY)}`;
+    const preflight = { 'apollo-require-preflight': 'true' };
+    const probe = await fetch(getUrl, { headers: preflight });
+    await probe.text();
+    const etag = probe.headers.get('etag');
+    if (probe.status !== 200 || !etag) throw new Error(`GET answered ${probe.status} without an ETag`);
+    const revalidated = await fetch(getUrl, { headers: { ...preflight, 'if-none-match': etag } });
+    await revalidated.text();
+    if (revalidated.status !== 304) throw new Error(`a revalidation answered ${revalidated.status}, not 304`);
+    const ways: Array<{ how: string; status: number; options: Omit<Parameters<typeof measure>[0], 'connections' | 'durationS' | 'warmupS' | 'serverPid'> }> = [
+      { how: 'POST (cache hit)', status: 200, options: { url: gateway.url, body: JSON.stringify({ query: HIT_QUERY }) } },
+      { how: 'GET (cache hit)', status: 200, options: { url: getUrl, method: 'GET', headers: preflight } },
+      { how: 'GET + If-None-Match (304)', status: 304, options: { url: getUrl, method: 'GET', headers: { ...preflight, 'if-none-match': etag } } },
+    ];
+    const rows: RowH[] = [];
+    for (const way of ways) {
+      log(`h: ${way.how} c=50 (${settings.warmupFreshS}s warm-up + ${settings.durationS}s)`);
+      const result = await measure({ ...way.options, connections: 50, durationS: settings.durationS, warmupS: settings.warmupFreshS, serverPid: gateway.pid });
+      rows.push({ how: way.how, status: way.status, result });
+    }
+    return rows;
+  } finally {
+    await client.close().catch(() => undefined);
+    await gateway.stop();
+  }
+}
+
 function diffSink(
   now: Record<string, { requests: number; bytes: number }>,
   then: Record<string, { requests: number; bytes: number }>,
@@ -877,6 +923,27 @@ async function main(): Promise<void> {
             round(g.addedP50.p50),
             round(g.addedP50.max),
           ]],
+        ),
+      );
+    });
+
+    await row('h', async () => {
+      const h = await rowH(ctx);
+      output.h = h;
+      tables.push(
+        renderTable(
+          `h. a repeat of a cacheable answer, c=50, a fresh gateway, ${settings.durationS}s per way after ${settings.warmupFreshS}s warm-up (within max-age a browser or CDN sends no request at all)`,
+          ['how', 'status', 'req/s', 'p50 ms', 'p99 ms', 'server CPU µs/req', 'bytes/response', 'errors (non-2xx expected for 304)'],
+          h.map((r) => [
+            r.how,
+            r.status,
+            Math.round(r.result.reqPerSec),
+            round(r.result.latency.p50),
+            round(r.result.latency.p99),
+            r.result.serverCpuUsPerReq === undefined ? '-' : Math.round(r.result.serverCpuUsPerReq),
+            Math.round(r.result.bytesPerResponse),
+            r.result.errors + r.result.timeouts + (r.status === 200 ? r.result.non2xx : 0),
+          ]),
         ),
       );
     });

@@ -4,7 +4,9 @@ import { Samples, summarize, type Summary } from './stats';
 
 export interface LoadOptions {
   url: string;
-  body: string;
+  /** POST (the default, with `body`) or GET (the operation in `url`'s query string). */
+  method?: 'GET' | 'POST';
+  body?: string;
   connections: number;
   durationS: number;
   warmupS: number;
@@ -30,6 +32,8 @@ export interface LoadResult {
   serverCpuUsPerReq?: number;
   /** Server CPU use during the run (1.0 = one core busy). */
   serverCpuShare?: number;
+  /** Response bytes (headers and body) per request, from autocannon's throughput. */
+  bytesPerResponse: number;
 }
 
 function run(options: autocannon.Options, onResponse?: (ms: number) => void): Promise<autocannon.Result> {
@@ -44,9 +48,9 @@ function run(options: autocannon.Options, onResponse?: (ms: number) => void): Pr
 export async function measure(options: LoadOptions): Promise<LoadResult> {
   const base: autocannon.Options = {
     url: options.url,
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...options.headers },
-    body: options.body,
+    method: options.method ?? 'POST',
+    headers: options.method === 'GET' ? { ...options.headers } : { 'content-type': 'application/json', ...options.headers },
+    body: options.method === 'GET' ? undefined : options.body,
     connections: options.connections,
     pipelining: 1,
     timeout: 10,
@@ -74,5 +78,6 @@ export async function measure(options: LoadOptions): Promise<LoadResult> {
     timeouts: result.timeouts,
     serverCpuUsPerReq: cpuMs !== undefined && requests > 0 ? (cpuMs * 1000) / requests : undefined,
     serverCpuShare: cpuMs !== undefined ? cpuMs / wallMs : undefined,
+    bytesPerResponse: requests > 0 ? result.throughput.total / requests : 0,
   };
 }

@@ -41,13 +41,30 @@ export function completionId(request: CompletionRequest): string {
   // are never mutated after normalisation, so the id is kept per request object.
   let id = ids.get(request);
   if (id === undefined) {
-    id = ID_PREFIX + createHash('sha256').update(canonicalJson(request)).digest('base64url');
+    const canonical = canonicalJson(request);
+    // Repeats (cache hits) skip the hash: short canonical forms remember their id.
+    id = recent.get(canonical);
+    if (id === undefined) {
+      id = ID_PREFIX + createHash('sha256').update(canonical).digest('base64url');
+      if (canonical.length <= MEMO_MAX_CHARS) remember(canonical, id);
+    }
     ids.set(request, id);
   }
   return id;
 }
 
 const ids = new WeakMap<CompletionRequest, string>();
+
+/** Canonical forms up to this long are remembered with their id (the memo holds at most about 4,096 × 2 KiB × 2 bytes = 16 MiB). */
+const MEMO_MAX_CHARS = 2048;
+const MEMO_MAX_ENTRIES = 4096;
+/** Recently hashed canonical forms → ids, oldest first (a Map keeps insertion order). */
+const recent = new Map<string, string>();
+
+function remember(canonical: string, id: string): void {
+  if (recent.size >= MEMO_MAX_ENTRIES) recent.delete(recent.keys().next().value as string);
+  recent.set(canonical, id);
+}
 
 /**
  * The store key of a completion in a cache scope. With CACHE_SCOPE=tenant every tenant has

@@ -1,6 +1,6 @@
 import { ApolloServer } from '@apollo/server';
 import { fastifyApolloHandler } from '@as-integrations/fastify';
-import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { getOperationAST, GraphQLError, parse, type DocumentNode } from 'graphql';
 import { ErrorCode } from '../errors';
 import type { GatewayServices, GraphQLContext } from '../graphql/context';
@@ -166,19 +166,29 @@ export async function createHttpServer(options: {
         return context;
       },
     });
-  app.route({
-    url: GRAPHQL_PATH,
-    // OPTIONS (CORS preflight) is answered by the CORS plugin.
-    method: ['GET', 'POST'],
-    // A subscription asking for a stream (multipart or SSE) is streamed; everything else,
-    // queries and mutations whatever they accept included, is Apollo's.
-    handler: function (request, reply) {
-      const stream = streamRequested(request, pipeline);
-      if (stream === 'multipart') return multipart(request, reply);
-      if (stream === 'sse') return sse(request, reply);
-      // Apollo's handler is typed for its own route generics; it takes any request.
-      return apolloHandler.call(this, request as Parameters<typeof apolloHandler>[0], reply as Parameters<typeof apolloHandler>[1]);
-    },
+  // A subscription asking for a stream (multipart or SSE) is streamed; everything else,
+  // queries and mutations whatever they accept included, is Apollo's.
+  const graphqlHandler = function (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) {
+    const stream = streamRequested(request, pipeline);
+    if (stream === 'multipart') return multipart(request, reply);
+    if (stream === 'sse') return sse(request, reply);
+    // Apollo's handler is typed for its own route generics; it takes any request.
+    return apolloHandler.call(this, request as Parameters<typeof apolloHandler>[0], reply as Parameters<typeof apolloHandler>[1]);
+  };
+  // OPTIONS (CORS preflight) is answered by the CORS plugin.
+  app.post(GRAPHQL_PATH, graphqlHandler);
+  // GET, in a context of its own: a revalidation whose If-None-Match holds the ETag of a
+  // cacheable answer (set by the operation plugin from its data) gets a 304 and no body.
+  // (Not @fastify/etag: it hashes every response body, uncacheable ones included, and its
+  // ETag would change with each response's `extensions.cost`.)
+  await app.register(async (getRoutes) => {
+    getRoutes.addHook('onSend', async (request, reply, payload) => {
+      const etag = reply.getHeader('etag');
+      if (typeof etag !== 'string' || reply.statusCode !== 200 || !matchesEtag(request.headers['if-none-match'], etag)) return payload;
+      reply.code(304);
+      return '';
+    });
+    getRoutes.get(GRAPHQL_PATH, graphqlHandler);
   });
   app.get('/', async (_request, reply) => reply.redirect(GRAPHQL_PATH, 302));
   registerHealthRoutes(app, options.readiness);
@@ -254,4 +264,12 @@ function apolloLogger(logger: Logger) {
     warn: (message: unknown) => child.warn(String(message)),
     error: (message: unknown) => child.error(String(message)),
   };
+}
+
+/** RFC 9110 If-None-Match: `*`, or a list of (weak or strong) entity tags compared weakly. */
+export function matchesEtag(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  if (header.trim() === '*') return true;
+  const opaque = etag.replace(/^W\//, '');
+  return header.split(',').some((tag) => tag.trim().replace(/^W\//, '') === opaque);
 }

@@ -41,6 +41,10 @@ export type BalanceInfo = {
   totalBalance: Scalars['String']['output'];
 };
 
+export type CacheControlScope =
+  | 'PRIVATE'
+  | 'PUBLIC';
+
 export type CachePolicy =
   /** Neither read nor write the cache. */
   | 'BYPASS'
@@ -591,13 +595,12 @@ export type FederationReferenceTypes = ResolversObject<{
 /** Mapping between all available schema types and the resolvers types */
 export type ResolversTypes = ResolversObject<{
   ApiKeyStatus: ResolverTypeWrapper<ApiKeyStatus>;
-  Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
   Balance: ResolverTypeWrapper<Balance>;
   BalanceInfo: ResolverTypeWrapper<BalanceInfo>;
+  CacheControlScope: CacheControlScope;
   CachePolicy: CachePolicy;
   CacheStatus: ResolverTypeWrapper<CacheStatus>;
-  Int: ResolverTypeWrapper<Scalars['Int']['output']>;
   CircuitState: CircuitState;
   CircuitTransition: ResolverTypeWrapper<CircuitTransition>;
   ClusterCoalescingStatus: ResolverTypeWrapper<ClusterCoalescingStatus>;
@@ -627,17 +630,17 @@ export type ResolversTypes = ResolversObject<{
   UpstreamMode: UpstreamMode;
   UpstreamStatus: ResolverTypeWrapper<UpstreamStatus>;
   Usage: ResolverTypeWrapper<UsageModel>;
+  Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
+  Int: ResolverTypeWrapper<Scalars['Int']['output']>;
 }>;
 
 /** Mapping between all available schema types and the resolvers parents */
 export type ResolversParentTypes = ResolversObject<{
   ApiKeyStatus: ApiKeyStatus;
-  Boolean: Scalars['Boolean']['output'];
   String: Scalars['String']['output'];
   Balance: Balance;
   BalanceInfo: BalanceInfo;
   CacheStatus: CacheStatus;
-  Int: Scalars['Int']['output'];
   CircuitTransition: CircuitTransition;
   ClusterCoalescingStatus: ClusterCoalescingStatus;
   CoalescingStatus: CoalescingStatus;
@@ -659,7 +662,17 @@ export type ResolversParentTypes = ResolversObject<{
   Subscription: Record<PropertyKey, never>;
   UpstreamStatus: UpstreamStatus;
   Usage: UsageModel;
+  Boolean: Scalars['Boolean']['output'];
+  Int: Scalars['Int']['output'];
 }>;
+
+export type CacheControlDirectiveArgs = {
+  inheritMaxAge?: Maybe<Scalars['Boolean']['input']>;
+  maxAge?: Maybe<Scalars['Int']['input']>;
+  scope?: Maybe<CacheControlScope>;
+};
+
+export type CacheControlDirectiveResolver<Result, Parent, ContextType = GraphQLContext, Args = CacheControlDirectiveArgs> = DirectiveResolverFn<Result, Parent, ContextType, Args>;
 
 export type ApiKeyStatusResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['ApiKeyStatus'] = ResolversParentTypes['ApiKeyStatus']> = ResolversObject<{
   active?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
@@ -873,3 +886,6 @@ export type Resolvers<ContextType = GraphQLContext> = ResolversObject<{
   Usage?: UsageResolvers<ContextType>;
 }>;
 
+export type DirectiveResolvers<ContextType = GraphQLContext> = ResolversObject<{
+  cacheControl?: CacheControlDirectiveResolver<any, any, ContextType>;
+}>;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { ApolloServerPlugin } from '@apollo/server';
 import type { GraphQLContext } from '../context';
 import { ErrorCode } from '../../errors';
@@ -21,7 +22,7 @@ export function operationPlugin(): ApolloServerPlugin<GraphQLContext> {
         async didResolveOperation({ operation, operationName, contextValue }) {
           if (operation) contextValue.operation.resolved(operation.operation, operationName ?? undefined);
         },
-        async willSendResponse({ response, contextValue }) {
+        async willSendResponse({ request, response, contextValue, overallCachePolicy }) {
           const codes = responseErrorCodes(response);
           // A request refused as a whole for want of credentials is an HTTP 401 with the
           // RFC 6750 challenge (a per-field refusal keeps 200, as GraphQL partial results do).
@@ -35,6 +36,12 @@ export function operationPlugin(): ApolloServerPlugin<GraphQLContext> {
             response.http.status = 429;
             const waits = (response.body.singleResult.errors ?? []).map((error) => Number(error.extensions?.retryAfterMs) || 0);
             response.http.headers.set('retry-after', String(Math.max(1, Math.ceil(Math.max(...waits) / 1000))));
+          }
+          // A cacheable answer over GET gets an ETag of its data (not of the whole body: the
+          // per-request `extensions.cost` differs on every repeat), so a client or CDN that
+          // revalidates gets a 304 (answered by @fastify/etag on the GET route).
+          if (request.http?.method === 'GET' && codes.length === 0 && response.body.kind === 'single' && overallCachePolicy.policyIfCacheable()) {
+            response.http.headers.set('etag', `"${createHash('sha256').update(JSON.stringify(response.body.singleResult.data ?? null)).digest('base64url')}"`);
           }
           contextValue.operation.result(codes);
           const cost = contextValue.operation.end({ status: response.http.status ?? 200 });

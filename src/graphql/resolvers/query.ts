@@ -1,28 +1,35 @@
 import type { QueryResolvers } from '../generated/types';
 import { allowedPolicy } from '../input/cache-policy';
 import { normaliseCompletionInput, normaliseFimInput } from '../input/completion-input';
+import { hintCompletion } from './cache-hints';
 import { upstreamStatus } from './upstream-status';
 import { usage } from './usage';
 
 export const Query: QueryResolvers = {
-  completion: (_parent, { input }, { loaders, services, budget, caller }) => {
+  completion: (_parent, { input }, context, info) => {
+    const { loaders, services, budget, caller } = context;
     budget.take(1, 'input');
-    return loaders.completion.load(allowedPolicy(caller, normaliseCompletionInput(input, services.config.deepseek.model)));
+    const key = allowedPolicy(caller, normaliseCompletionInput(input, services.config.deepseek.model));
+    return loaders.completion.load(key).then((view) => hintCompletion(info, context, key.policy, view));
   },
 
   // One promise per item: graphql-js reports a rejected item as that item's error and the
   // item as null (the list is nullable per item), while the other items still resolve.
   // Duplicates share one load through the per-request loader.
-  completions: (_parent, { inputs }, { loaders, services, budget, caller }) => {
+  completions: (_parent, { inputs }, context, info) => {
+    const { loaders, services, budget, caller } = context;
     budget.take(inputs.length, 'inputs');
-    return inputs.map(async (input, index) =>
-      loaders.completion.load(allowedPolicy(caller, normaliseCompletionInput(input, services.config.deepseek.model, `inputs[${index}]`))),
-    );
+    return inputs.map(async (input, index) => {
+      const key = allowedPolicy(caller, normaliseCompletionInput(input, services.config.deepseek.model, `inputs[${index}]`));
+      return hintCompletion(info, context, key.policy, await loaders.completion.load(key));
+    });
   },
 
-  fimCompletion: (_parent, { input }, { loaders, services, budget, caller }) => {
+  fimCompletion: (_parent, { input }, context, info) => {
+    const { loaders, services, budget, caller } = context;
     budget.take(1, 'input');
-    return loaders.completion.load(allowedPolicy(caller, normaliseFimInput(input, services.config.deepseek.model)));
+    const key = allowedPolicy(caller, normaliseFimInput(input, services.config.deepseek.model));
+    return loaders.completion.load(key).then((view) => hintCompletion(info, context, key.policy, view));
   },
 
   // Model metadata and the balance are kept briefly (DEEPSEEK_ACCOUNT_INFO_TTL_MS), and each
