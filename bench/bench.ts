@@ -9,6 +9,7 @@
  *   f. quotas off vs on (QUOTAS_FILE) on the cache-hit path, counters in memory and in Redis
  *   g. three replicas on one Redis, the same prompt on all: upstream calls and the latency a remote join adds
  *   h. what a repeat costs: a cache hit over POST, over GET, and a GET revalidated with its ETag (304)
+ *   i. a fresh replica's first seconds under load, without and with the warm-up before ready
  *
  * Every server is a child process (pinned to CPU 1 with taskset when available; this
  * process and autocannon on CPU 0). Talks to 127.0.0.1 only; bounded; stops by itself.
@@ -29,14 +30,14 @@ import {
   upstreamStatus,
   type CompletionData,
 } from './lib/gql';
-import { measure, type LoadResult } from './lib/load';
+import { measure, perSecond, type LoadResult } from './lib/load';
 import { childEnv, cpuTimeMs, installCleanup, pinningAvailable, pinSelf, startCommand, startService, stopAll, type Service } from './lib/proc';
 import { writeResults } from './lib/results';
 import { OtlpSink } from './lib/sink';
 import { elapsedMs, round, summarize, type Summary } from './lib/stats';
 import { renderTable } from './lib/table';
 
-const ROWS = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'] as const;
+const ROWS = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i'] as const;
 const SIM_LATENCY_MS = 20;
 /** Row (c) only: long enough that all N requests arrive while the one upstream call runs. */
 const COALESCE_LATENCY_MS = 250;
@@ -655,6 +656,43 @@ async function rowH(ctx: Ctx): Promise<RowH[]> {
   }
 }
 
+interface RowI {
+  warmup: string;
+  /** Cache-hit responses in each of the first seconds of load, from the moment /readyz said ready. */
+  perSecond: number[];
+  /** Milliseconds from the process's start to /readyz answering 200. */
+  readyAfterMs: number;
+}
+
+/**
+ * Row i: what a replica added to absorb load gives in its first seconds. A fresh gateway
+ * per setting; as soon as /readyz answers 200, one request stores the bench answer (a
+ * miss), then c=50 of cache hits for 8 s, counted per second. WARMUP_OPERATIONS=0 against
+ * the default (5,000 operations over loopback before ready).
+ */
+async function rowI(ctx: Ctx): Promise<RowI[]> {
+  const { sim, pin } = ctx;
+  const rows: RowI[] = [];
+  for (const [label, env] of [
+    ['none (WARMUP_OPERATIONS=0)', { WARMUP_OPERATIONS: '0' }],
+    ['default (5,000 operations)', {}],
+  ] as const) {
+    const started = performance.now();
+    const gateway = await startGateway(`gateway (warm-up ${label})`, sim.url, pin, env);
+    try {
+      const readyAfterMs = performance.now() - started;
+      const client = new GraphQLClient(gateway.url);
+      await warmCache(client);
+      await client.close();
+      log(`i: warm-up ${label}: 8 s of c=50 from ready`);
+      rows.push({ warmup: label, readyAfterMs, perSecond: await perSecond({ url: gateway.url, body: JSON.stringify({ query: HIT_QUERY }), connections: 50, durationS: 8 }) });
+    } finally {
+      await gateway.stop();
+    }
+  }
+  return rows;
+}
+
 function diffSink(
   now: Record<string, { requests: number; bytes: number }>,
   then: Record<string, { requests: number; bytes: number }>,
@@ -944,6 +982,19 @@ async function main(): Promise<void> {
             Math.round(r.result.bytesPerResponse),
             r.result.errors + r.result.timeouts + (r.status === 200 ? r.result.non2xx : 0),
           ]),
+        ),
+      );
+    });
+
+    await row('i', async () => {
+      const i = await rowI(ctx);
+      output.i = i;
+      const seconds = i[0]?.perSecond.length ?? 0;
+      tables.push(
+        renderTable(
+          'i. a fresh replica under c=50 of cache hits from the moment it is ready: responses in each second (the warm-up is part of "start to ready")',
+          ['warm-up', 'start to ready ms', ...Array.from({ length: seconds }, (_, s) => `s${s + 1}`)],
+          i.map((r) => [r.warmup, Math.round(r.readyAfterMs), ...r.perSecond]),
         ),
       );
     });

@@ -133,11 +133,14 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
   }, instruments.meter);
 
   let draining = false;
+  // Until the warm-up is done (WARMUP_OPERATIONS), /readyz says not ready.
+  let warming = config.warmupOperations > 0;
   const http = await createHttpServer({
     services,
     logger,
     readiness: () => {
       if (draining) return { ready: false, reason: 'shutting down' };
+      if (warming) return { ready: false, reason: 'warming up' };
       const upstream = deepseek.status();
       if (upstream.circuit === 'OPEN') return { ready: false, reason: 'upstream circuit open' };
       // While the one half-open probe runs, every other call fails fast: take no traffic.
@@ -157,6 +160,12 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     port: config.edge.metricsPort,
     scrape: options.telemetry?.scrapeMetrics,
   });
+  // Liveness answers from now on; readiness once the hot paths are compiled.
+  try {
+    await http.warmUp(url);
+  } finally {
+    warming = false;
+  }
   logger.info(
     {
       url: `${url}${GRAPHQL_PATH}`,

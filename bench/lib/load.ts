@@ -81,3 +81,29 @@ export async function measure(options: LoadOptions): Promise<LoadResult> {
     bytesPerResponse: requests > 0 ? result.throughput.total / requests : 0,
   };
 }
+
+/**
+ * Responses per whole second from the first request on, for a server that has just become
+ * ready (no warm-up run: the first seconds are the point).
+ */
+export async function perSecond(options: { url: string; body: string; connections: number; durationS: number }): Promise<number[]> {
+  const started = performance.now();
+  const buckets: number[] = Array.from({ length: options.durationS }, () => 0);
+  await run(
+    {
+      url: options.url,
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: options.body,
+      connections: options.connections,
+      pipelining: 1,
+      timeout: 10,
+      duration: options.durationS,
+    },
+    () => {
+      const second = Math.floor((performance.now() - started) / 1000);
+      if (second < buckets.length) buckets[second] += 1;
+    },
+  );
+  return buckets;
+}

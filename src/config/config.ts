@@ -167,6 +167,9 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       metricsHost: raw.METRICS_HOST,
     },
     persistedDocuments: { file: raw.PERSISTED_DOCUMENTS_FILE, only: raw.PERSISTED_DOCUMENTS_ONLY },
+    // A fresh replica warms its hot paths up before /readyz says ready (not in tests: it
+    // would only slow every gateway a test starts).
+    warmupOperations: raw.WARMUP_OPERATIONS ?? (raw.NODE_ENV === 'test' ? 0 : 5_000),
     cluster: {
       redisUrl: raw.CLUSTER_COALESCING === 'off' ? undefined : raw.REDIS_URL,
       namespace: raw.CACHE_NAMESPACE,

@@ -135,6 +135,7 @@ export const envSchema = z.object({
   CORS_ORIGINS: z.string().trim().optional(),
   METRICS_PORT: int(0, 65535, 'an integer port from 0 to 65535').default(9464),
   METRICS_HOST: z.string().trim().min(1, { message: 'expected a host name or IP address' }).default('127.0.0.1'),
+  WARMUP_OPERATIONS: int(0, 100_000, 'an integer from 0 to 100000').optional(),
   CLUSTER_COALESCING: z.enum(['auto', 'off']).default('auto'),
   CLUSTER_LEASE_MS: int(500, 600_000, 'milliseconds from 500 to 600000').default(5_000),
   CLUSTER_REDIS_TIMEOUT_MS: int(1, 60_000, 'milliseconds from 1 to 60000').default(250),

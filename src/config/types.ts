@@ -123,6 +123,8 @@ export interface Config {
   };
   /** Trusted documents: a persisted-query manifest, and whether only its documents are served. */
   persistedDocuments: { file?: string; only: boolean };
+  /** WARMUP_OPERATIONS: synthetic operations run in-process before /readyz says ready (0 = none). */
+  warmupOperations: number;
   /** Coalescing across replicas through Redis (src/cluster); no Redis URL, per replica only. */
   cluster: ClusterConfig;
   /** Per-caller quotas and spend budgets (src/quotas); no file, no limits. */

@@ -37,6 +37,11 @@ export interface OperationInit {
   address: string;
   /** A caller the transport already authenticated (a WebSocket connection's). */
   caller?: Caller;
+  /**
+   * An in-process warm-up operation (src/http/warmup.ts): `caller` is the warm-up caller,
+   * no quota counts it, and telemetry records no metric or log line for it.
+   */
+  warmup?: boolean;
 }
 
 /** A checked subscribe payload, ready for graphql-js, with its operation's context. */
@@ -98,7 +103,7 @@ export class OperationPipeline {
    */
   async begin(init: OperationInit): Promise<GraphQLContext> {
     const { services } = this;
-    const operation = this.#observer.start({ transport: init.transport, headers: init.headers, logger: init.logger });
+    const operation = this.#observer.start({ transport: init.transport, headers: init.headers, logger: init.logger, silent: init.warmup });
     let caller: Caller;
     let quota: QuotaAccount | undefined;
     try {
@@ -114,7 +119,7 @@ export class OperationPipeline {
       if (documentRefusal) throw documentRefusal;
       // Counted once the operation is known to be well-formed and allowed: a refused
       // document never uses up the caller's requestsPerMinute.
-      quota = services.quotas?.account(caller, (limit) => operation.refusedBy(limit));
+      quota = init.warmup ? undefined : services.quotas?.account(caller, (limit) => operation.refusedBy(limit));
       await quota?.admitOperation();
     } catch (error) {
       const refusal = asRefusal(error);

@@ -1,5 +1,5 @@
 import type { Meter } from '@opentelemetry/api';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { httpServerMetrics } from '../telemetry/metrics';
 
 export const METRICS_PATH = '/metrics';
@@ -21,11 +21,16 @@ export function registerMetricsRoute(app: FastifyInstance, scrape: (() => Promis
 
 /**
  * Records `http.server.request.duration` for every request Fastify answers (GraphQL,
- * health, metrics, 404s). Register before the routes.
+ * health, metrics, 404s) but those `skip` names. Register before the routes.
  */
-export function registerHttpServerMetrics(app: FastifyInstance, meter: Meter): void {
+export function registerHttpServerMetrics(app: FastifyInstance, meter: Meter, skip?: (request: FastifyRequest) => boolean): void {
   const recorder = httpServerMetrics(meter);
   app.addHook('onResponse', (request, reply, done) => {
+    // The in-process warm-up's requests are not traffic.
+    if (skip?.(request)) {
+      done();
+      return;
+    }
     recorder.request({
       method: request.method,
       route: request.routeOptions.url,

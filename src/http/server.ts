@@ -14,6 +14,7 @@ import type { Instruments } from '../telemetry/instruments';
 import type { Logger } from '../telemetry/logger';
 import { credentialsOf } from './credentials';
 import { responseSignal } from './disconnect';
+import { WARMUP_CALLER, WARMUP_HEADER, WarmUpGate, warmUp } from './warmup';
 import { registerCors } from './cors';
 import { drainHttp } from './drain';
 import { graphqlErrorHandler } from './error-handler';
@@ -42,6 +43,11 @@ export interface HttpServer {
    * SHUTDOWN_GRACE_MS, cuts the rest, then stops Apollo.
    */
   stop(): Promise<void>;
+  /**
+   * Runs WARMUP_OPERATIONS synthetic operations over loopback to `url` (this server's own
+   * address; src/http/warmup.ts); call it once, after listening and before saying ready.
+   */
+  warmUp(url: string): Promise<void>;
 }
 
 /**
@@ -57,6 +63,7 @@ export async function createHttpServer(options: {
   instruments: Instruments;
 }): Promise<HttpServer> {
   const { services, logger } = options;
+  const warmUpGate = new WarmUpGate();
   const production = services.config.nodeEnv === 'production';
   const limits = services.config.server;
   const app = Fastify({
@@ -76,7 +83,7 @@ export async function createHttpServer(options: {
     },
   });
   if (limits.maxConnections > 0) app.server.maxConnections = limits.maxConnections;
-  registerHttpServerMetrics(app, options.instruments.meter);
+  registerHttpServerMetrics(app, options.instruments.meter, (request) => warmUpGate.accepts(request.headers[WARMUP_HEADER]));
   await registerCors(app, services.config.edge.corsOrigins);
   // Before any route: a route takes the error handler its context has when it is added.
   app.setErrorHandler(graphqlErrorHandler(logger, limits.bodyLimitBytes));
@@ -139,8 +146,11 @@ export async function createHttpServer(options: {
         if (credentials.refusal) {
           throw new GraphQLError(credentials.refusal, { extensions: { code: ErrorCode.BAD_REQUEST, http: { status: 400 } } });
         }
+        const warmup = warmUpGate.accepts(request.headers[WARMUP_HEADER]);
         const context = await pipeline.begin({
           transport: 'http',
+          warmup,
+          caller: warmup ? WARMUP_CALLER : undefined,
           logger: logger.child({ reqId: request.id }),
           signal: responseSignal(reply.raw),
           // Checked before Apollo parses anything (the operation name's length, list sizes);
@@ -196,6 +206,7 @@ export async function createHttpServer(options: {
   return {
     app,
     apollo,
+    warmUp: (url) => warmUp({ url, services, gate: warmUpGate, operations: services.config.warmupOperations, path: GRAPHQL_PATH, logger }),
     // The edge drains first (src/http/drain.ts); Apollo then has nothing left in flight.
     stop: async () => {
       draining = true;

@@ -13,6 +13,7 @@ import {
 import type { PriceTable } from '../config';
 import type { Instruments } from './instruments';
 import { RequestLedger, type RequestCost } from './ledger';
+import { suppressTracing } from '@opentelemetry/core';
 import { accessLogOf, bindingsOf, type Logger } from './logger';
 import { graphqlMetrics, type GraphQLMetrics } from './metrics';
 
@@ -54,6 +55,8 @@ export interface OperationStart {
   headers?: HeaderReader;
   /** The operation's logger (already carries the request or subscription id). */
   logger: Logger;
+  /** A warm-up operation: no metric and no log line (its span is not recorded either). */
+  silent?: boolean;
 }
 
 /**
@@ -76,8 +79,18 @@ export class OperationObserver {
   /** Starts an operation: its span (child of an incoming `traceparent`) and its cost ledger. */
   start(init: OperationStart): ObservedOperation {
     const parent = init.headers ? propagation.extract(ROOT_CONTEXT, init.headers, headerGetter) : ROOT_CONTEXT;
-    const span = this.#tracer.startSpan('GraphQL Operation', { kind: SpanKind.SERVER }, parent);
-    return new ObservedOperation(init.transport, span, trace.setSpan(parent, span), new RequestLedger(this.#prices), init.logger, this.#metrics);
+    // A warm-up operation records no span, nor does anything it causes (cache, batch).
+    const span = this.#tracer.startSpan('GraphQL Operation', { kind: SpanKind.SERVER }, init.silent ? suppressTracing(parent) : parent);
+    const operation = new ObservedOperation(
+      init.transport,
+      span,
+      trace.setSpan(init.silent ? suppressTracing(parent) : parent, span),
+      new RequestLedger(this.#prices),
+      init.logger,
+      this.#metrics,
+    );
+    operation.silent = init.silent === true;
+    return operation;
   }
 }
 
@@ -102,6 +115,8 @@ export class ObservedOperation {
   tenant: string | undefined;
   /** Results sent (subscription payloads; 1 for a query or mutation). */
   results = 0;
+  /** A warm-up operation: ended without a metric or a log line. */
+  silent = false;
   readonly #codes: string[] = [];
   /** The quota limits that refused this operation's work (QUOTAS_FILE), for its log line. */
   readonly #quotaLimits = new Set<string>();
@@ -166,6 +181,7 @@ export class ObservedOperation {
     const subscription = this.transport !== 'http';
     if (subscription) this.span.setAttribute('graphql.subscription.chunks', this.results);
     this.span.end();
+    if (this.silent) return cost;
 
     this.metrics.operation({ type: this.type, name: this.name, tenant: this.tenant, seconds: cost.totalMs / 1000, errorCodes: codes });
     const spanContext = this.span.spanContext();

@@ -62,6 +62,8 @@ describe('many replicas act as one (three processes, one Redis, one upstream)', 
       DEEPSEEK_BASE_URL: simulator.url,
       REDIS_URL: redis.url,
       CLUSTER_LEASE_MS: '1000',
+      // Three processes start at once: no warm-up (its own test is test/e2e/warmup.test.ts).
+      WARMUP_OPERATIONS: '0',
       // A cold process under a 300-request burst must not time out its lease commands and
       // call on its own (the fail-open path, tested in test/cluster): these tests count calls.
       CLUSTER_REDIS_TIMEOUT_MS: '2000',

@@ -48,6 +48,8 @@ describe('quotas held across replicas (two processes, one Redis)', () => {
       QUOTA_REDIS_TIMEOUT_MS: '2000',
       CACHE_STORE_TIMEOUT_MS: '200',
       SIMULATOR_LATENCY_MS: '0',
+      // Two processes start at once: no warm-up (its own test is test/e2e/warmup.test.ts).
+      WARMUP_OPERATIONS: '0',
     };
     for (let i = 0; i < 2; i += 1) children.push(startService({ ...env, LOG_LEVEL: 'info' }));
     const started = await Promise.all(children.map((child) => waitForUrl(child)));

@@ -1,0 +1,60 @@
+import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
+import { startGateway, type Gateway } from '../../src/app';
+import { testConfig } from '../../src/config';
+import { WARMUP_HEADER } from '../../src/http/warmup';
+import { createLogger } from '../../src/telemetry/logger';
+import { startTelemetry, type Telemetry } from '../../src/telemetry/sdk';
+import { gql } from '../helpers/gateway';
+import { scrape, sumOf } from '../telemetry/prometheus';
+
+/**
+ * A fresh replica warms its hot paths up in-process before it says ready: synthetic
+ * operations through the whole HTTP stack that reach nothing outside (no DeepSeek call, no
+ * quota, no metric, no request log line, no span) and leave nothing behind in the cache.
+ */
+describe('warm-up before ready (WARMUP_OPERATIONS)', () => {
+  let gateway: Gateway;
+  let telemetry: Telemetry;
+  const spans = new InMemorySpanExporter();
+  const lines: Array<Record<string, unknown>> = [];
+
+  beforeAll(async () => {
+    const config = testConfig({ SIMULATOR_LATENCY_MS: '0', WARMUP_OPERATIONS: '90', LOG_LEVEL: 'info', AUTH_MODE: 'none' });
+    telemetry = startTelemetry(config.telemetry, { spanExporter: spans });
+    const logger = createLogger('info', { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    gateway = await startGateway(config, logger, { telemetry });
+  });
+  afterAll(async () => {
+    await gateway.close();
+    await telemetry.shutdown();
+  });
+
+  it('ran every warm-up operation without a failure before saying it listens, and is ready', async () => {
+    const warmed = lines.findIndex((line) => line.msg === 'gateway warmed up');
+    const listening = lines.findIndex((line) => line.msg === 'gateway listening');
+    expect(warmed).toBeGreaterThanOrEqual(0);
+    expect(warmed).toBeLessThan(listening);
+    expect(lines[warmed]).toMatchObject({ operations: 90, failed: 0 });
+    const ready = await fetch(`${gateway.url}/readyz`);
+    expect(ready.status).toBe(200);
+  });
+
+  it('reached nothing outside and left no trace: no upstream call, request line, metric, span or cache entry', async () => {
+    expect(gateway.simulator!.counters.total).toBe(0);
+    expect(lines.filter((line) => line.msg === 'graphql request')).toEqual([]);
+    const samples = await scrape(gateway.metricsUrl);
+    expect(sumOf(samples, 'graphql_server_requests_total')).toBe(0);
+    expect(sumOf(samples, 'http_server_request_duration_seconds_count')).toBe(0);
+    await telemetry.shutdown().catch(() => undefined);
+    expect(spans.getFinishedSpans()).toEqual([]);
+    expect(gateway.services.cache.stats().entries).toBe(0);
+    // The warm-up answers were cache hits (its own entry), so the hit path was compiled.
+    expect(gateway.services.cache.stats().hits).toBeGreaterThanOrEqual(30);
+  });
+
+  it('ignores the warm-up header once the warm-up is over: a client cannot borrow its caller or skip telemetry', async () => {
+    const res = await gql(gateway, '{ __typename }', undefined, { headers: { [WARMUP_HEADER]: 'guess' } });
+    expect(res.status).toBe(200);
+    expect(lines.filter((line) => line.msg === 'graphql request')).toHaveLength(1);
+  });
+});
