@@ -10,6 +10,7 @@
  *   g. three replicas on one Redis, the same prompt on all: upstream calls and the latency a remote join adds
  *   h. what a repeat costs: a cache hit over POST, over GET, and a GET revalidated with its ETag (304)
  *   i. a fresh replica's first seconds under load, without and with the warm-up before ready
+ *   j. memory of 10,000 idle graphql-ws connections
  *
  * Every server is a child process (pinned to CPU 1 with taskset when available; this
  * process and autocannon on CPU 0). Talks to 127.0.0.1 only; bounded; stops by itself.
@@ -22,6 +23,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import { Pool } from 'undici';
+import WebSocket from 'ws';
 import { parseArgs } from './lib/args';
 import {
   COMPLETION_BYPASS_QUERY,
@@ -32,12 +34,13 @@ import {
 } from './lib/gql';
 import { measure, perSecond, type LoadResult } from './lib/load';
 import { childEnv, cpuTimeMs, installCleanup, pinningAvailable, pinSelf, startCommand, startService, stopAll, type Service } from './lib/proc';
+import { memoryMb, resetPeakRss } from './lib/procfs';
 import { writeResults } from './lib/results';
 import { OtlpSink } from './lib/sink';
 import { elapsedMs, round, summarize, type Summary } from './lib/stats';
 import { renderTable } from './lib/table';
 
-const ROWS = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i'] as const;
+const ROWS = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j'] as const;
 const SIM_LATENCY_MS = 20;
 /** Row (c) only: long enough that all N requests arrive while the one upstream call runs. */
 const COALESCE_LATENCY_MS = 250;
@@ -693,6 +696,68 @@ async function rowI(ctx: Ctx): Promise<RowI[]> {
   return rows;
 }
 
+interface RowJ {
+  connections: number;
+  opened: number;
+  rssIdleMb: number;
+  rssOpenMb: number;
+  peakMb: number;
+  kbPerConnection: number;
+  openMs: number;
+}
+
+/**
+ * Row j: what idle WebSocket connections cost. A fresh gateway; 10,000 graphql-ws
+ * connections (500 at a time: open, `connection_init`, wait for `connection_ack`), held for
+ * 5 s, while the gateway's RSS is read from /proc (its peak with `VmHWM`, reset at the start).
+ */
+async function rowJ(ctx: Ctx): Promise<RowJ> {
+  const { sim, pin, quick } = ctx;
+  const target = quick ? 2_000 : 10_000;
+  const gateway = await startGateway('gateway (idle WebSockets)', sim.url, pin, { WS_CONNECTION_INIT_TIMEOUT_MS: '60000', HTTP_MAX_CONNECTIONS: '0' });
+  const sockets: WebSocket[] = [];
+  try {
+    const wsUrl = gateway.url.replace('http', 'ws');
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const idle = memoryMb(gateway.pid)!;
+    resetPeakRss(gateway.pid);
+    const started = performance.now();
+    for (let opened = 0; opened < target; opened += 500) {
+      const batch = Array.from({ length: Math.min(500, target - opened) }, () =>
+        new Promise<WebSocket | undefined>((resolve) => {
+          const socket = new WebSocket(wsUrl, 'graphql-transport-ws');
+          const timer = setTimeout(() => resolve(undefined), 20_000);
+          socket.once('open', () => socket.send(JSON.stringify({ type: 'connection_init' })));
+          socket.once('message', () => {
+            clearTimeout(timer);
+            resolve(socket);
+          });
+          socket.once('error', () => {
+            clearTimeout(timer);
+            resolve(undefined);
+          });
+        }),
+      );
+      for (const socket of await Promise.all(batch)) if (socket) sockets.push(socket);
+    }
+    const openMs = performance.now() - started;
+    await new Promise((resolve) => setTimeout(resolve, 5000));
+    const open = memoryMb(gateway.pid)!;
+    return {
+      connections: target,
+      opened: sockets.length,
+      rssIdleMb: idle.rss,
+      rssOpenMb: open.rss,
+      peakMb: open.hwm,
+      kbPerConnection: sockets.length > 0 ? ((open.rss - idle.rss) * 1024) / sockets.length : 0,
+      openMs,
+    };
+  } finally {
+    for (const socket of sockets) socket.terminate();
+    await gateway.stop();
+  }
+}
+
 function diffSink(
   now: Record<string, { requests: number; bytes: number }>,
   then: Record<string, { requests: number; bytes: number }>,
@@ -995,6 +1060,18 @@ async function main(): Promise<void> {
           'i. a fresh replica under c=50 of cache hits from the moment it is ready: responses in each second (the warm-up is part of "start to ready")',
           ['warm-up', 'start to ready ms', ...Array.from({ length: seconds }, (_, s) => `s${s + 1}`)],
           i.map((r) => [r.warmup, Math.round(r.readyAfterMs), ...r.perSecond]),
+        ),
+      );
+    });
+
+    await row('j', async () => {
+      const j = await rowJ(ctx);
+      output.j = j;
+      tables.push(
+        renderTable(
+          `j. ${j.connections.toLocaleString('en-US')} idle graphql-ws connections (connection_init acknowledged), held 5 s`,
+          ['opened', 'open ms', 'RSS idle MB', 'RSS with them MB', 'peak MB', 'KB per connection'],
+          [[j.opened, Math.round(j.openMs), round(j.rssIdleMb), round(j.rssOpenMb), round(j.peakMb), round(j.kbPerConnection)]],
         ),
       );
     });
