@@ -10,7 +10,7 @@
  *   g. three replicas on one Redis, the same prompt on all: upstream calls and the latency a remote join adds
  *   h. what a repeat costs: a cache hit over POST, over GET, and a GET revalidated with its ETag (304)
  *   i. a fresh replica's first seconds under load, without and with the warm-up before ready
- *   j. memory of 10,000 idle graphql-ws connections
+ *   j. memory of 10,000 idle graphql-ws connections, and of 5,000 requests waiting on upstream calls
  *
  * Every server is a child process (pinned to CPU 1 with taskset when available; this
  * process and autocannon on CPU 0). Talks to 127.0.0.1 only; bounded; stops by itself.
@@ -697,6 +697,14 @@ async function rowI(ctx: Ctx): Promise<RowI[]> {
 }
 
 interface RowJ {
+  /** Requests held by a slow upstream at once, and how they ended. */
+  requests: number;
+  failed: number;
+  inFlightPeakMb: number;
+  inFlightIdleMb: number;
+  upstreamMaxInFlight: number;
+  upstreamCalls: number;
+  inFlightMs: number;
   connections: number;
   opened: number;
   rssIdleMb: number;
@@ -707,14 +715,16 @@ interface RowJ {
 }
 
 /**
- * Row j: what idle WebSocket connections cost. A fresh gateway; 10,000 graphql-ws
- * connections (500 at a time: open, `connection_init`, wait for `connection_ack`), held for
- * 5 s, while the gateway's RSS is read from /proc (its peak with `VmHWM`, reset at the start).
+ * Row j: what idle WebSocket connections and waiting requests cost. A fresh gateway; 10,000
+ * graphql-ws connections (500 at a time: open, `connection_init`, wait for `connection_ack`),
+ * held for 5 s, while the gateway's RSS is read from /proc (its peak with `VmHWM`, reset at
+ * the start). Then another fresh gateway and 5,000 concurrent requests on a slow upstream.
  */
 async function rowJ(ctx: Ctx): Promise<RowJ> {
   const { sim, pin, quick } = ctx;
   const target = quick ? 2_000 : 10_000;
   const gateway = await startGateway('gateway (idle WebSockets)', sim.url, pin, { WS_CONNECTION_INIT_TIMEOUT_MS: '60000', HTTP_MAX_CONNECTIONS: '0' });
+  const gateways = [gateway];
   const sockets: WebSocket[] = [];
   try {
     const wsUrl = gateway.url.replace('http', 'ws');
@@ -743,18 +753,67 @@ async function rowJ(ctx: Ctx): Promise<RowJ> {
     const openMs = performance.now() - started;
     await new Promise((resolve) => setTimeout(resolve, 5000));
     const open = memoryMb(gateway.pid)!;
+    const opened = sockets.length;
+    for (const socket of sockets.splice(0)) socket.terminate();
+    await gateway.stop();
+    // Then, on a second fresh gateway, 5,000 requests, each a distinct prompt (BYPASS: every
+    // one an upstream call), held by a slow upstream: 2,500 calls in flight (DeepSeek's
+    // per-account cap for deepseek-flash, the highest DEEPSEEK_MAX_CONCURRENCY takes) and
+    // 2,500 queued.
+    const busy = await startGateway('gateway (calls in flight)', sim.url, pin, {
+      DEEPSEEK_MAX_CONCURRENCY: '2500',
+      DEEPSEEK_MAX_QUEUE: '5000',
+      DEEPSEEK_TIMEOUT_MS: '60000',
+    });
+    gateways.push(busy);
+    const busyIdle = memoryMb(busy.pid)!;
+    await sim.ask({ cmd: 'setLatency', latencyMs: 4_000 });
+    resetPeakRss(busy.pid);
+    const requests = quick ? 1_000 : 5_000;
+    const pool = new Pool(busy.url.replace(/\/graphql$/, ''), { connections: requests, pipelining: 1 });
+    const simBefore = await sim.ask<SimCounters>({ cmd: 'counters' });
+    let failed = 0;
+    const startedCalls = performance.now();
+    await Promise.all(
+      Array.from({ length: requests }, async (_, index) => {
+        try {
+          const response = await pool.request({
+            method: 'POST',
+            path: '/graphql',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ query: COMPLETION_BYPASS_QUERY, variables: { prompt: `in flight ${Date.now()} ${index}` } }),
+          });
+          const text = await response.body.text();
+          if (response.statusCode !== 200 || text.includes('"errors"')) failed += 1;
+        } catch {
+          failed += 1;
+        }
+      }),
+    );
+    const inFlightMs = performance.now() - startedCalls;
+    const afterCalls = memoryMb(busy.pid)!;
+    const simAfter = await sim.ask<SimCounters>({ cmd: 'counters' });
+    await pool.close();
+    await sim.ask({ cmd: 'setLatency', latencyMs: SIM_LATENCY_MS });
     return {
+      requests,
+      failed,
+      inFlightPeakMb: afterCalls.hwm,
+      inFlightIdleMb: busyIdle.rss,
+      upstreamMaxInFlight: simAfter.maxInFlight,
+      upstreamCalls: (simAfter.byPath['/chat/completions'] ?? 0) - (simBefore.byPath['/chat/completions'] ?? 0),
+      inFlightMs,
       connections: target,
-      opened: sockets.length,
+      opened,
       rssIdleMb: idle.rss,
       rssOpenMb: open.rss,
       peakMb: open.hwm,
-      kbPerConnection: sockets.length > 0 ? ((open.rss - idle.rss) * 1024) / sockets.length : 0,
+      kbPerConnection: opened > 0 ? ((open.rss - idle.rss) * 1024) / opened : 0,
       openMs,
     };
   } finally {
     for (const socket of sockets) socket.terminate();
-    await gateway.stop();
+    for (const each of gateways) await each.stop();
   }
 }
 
@@ -1072,6 +1131,13 @@ async function main(): Promise<void> {
           `j. ${j.connections.toLocaleString('en-US')} idle graphql-ws connections (connection_init acknowledged), held 5 s`,
           ['opened', 'open ms', 'RSS idle MB', 'RSS with them MB', 'peak MB', 'KB per connection'],
           [[j.opened, Math.round(j.openMs), round(j.rssIdleMb), round(j.rssOpenMb), round(j.peakMb), round(j.kbPerConnection)]],
+        ),
+      );
+      tables.push(
+        renderTable(
+          `j. ${j.requests.toLocaleString('en-US')} concurrent requests with distinct prompts (BYPASS) on an upstream answering in 4 s (DEEPSEEK_MAX_CONCURRENCY=2500, DEEPSEEK_MAX_QUEUE=5000)`,
+          ['requests', 'failed', 'upstream calls', 'upstream max in flight', 'wall ms', 'gateway RSS idle MB', 'gateway RSS peak MB'],
+          [[j.requests, j.failed, j.upstreamCalls, j.upstreamMaxInFlight, Math.round(j.inFlightMs), round(j.inFlightIdleMb), round(j.inFlightPeakMb)]],
         ),
       );
     });
