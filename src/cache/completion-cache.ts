@@ -3,7 +3,7 @@ import type { Config } from '../config';
 import type { CompletionResult } from '../deepseek/types';
 import { noopInstruments, type Instruments } from '../telemetry/instruments';
 import type { Logger } from '../telemetry/logger';
-import { SKIPPED, StoreBreaker, StoreTimeout, type StoreCircuit } from './store-breaker';
+import { SKIPPED, StoreBreaker, StoreTimeout, type StoreCircuit } from '../lib/store-breaker';
 import { createMemoryStore } from './memory-store';
 import { createRedisStore } from './redis-store';
 import type { CacheStore, CacheStoreKind } from './store';

@@ -1,7 +1,7 @@
 import KeyvRedis from '@keyv/redis';
 import { Keyv } from 'keyv';
 import type { Logger } from '../telemetry/logger';
-import { connectRedisClient } from './redis-client';
+import { connectRedisClient } from '../lib/redis-client';
 import type { CacheStore } from './store';
 
 /**

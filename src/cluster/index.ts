@@ -1,6 +1,6 @@
 import type { ClusterConfig } from '../config';
 import type { CompletionCache } from '../cache/completion-cache';
-import { connectRedisClient } from '../cache/redis-client';
+import { connectRedisClient } from '../lib/redis-client';
 import type { Logger } from '../telemetry/logger';
 import { ClusterLeases } from './leases';
 

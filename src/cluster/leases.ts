@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { SKIPPED, StoreBreaker, type StoreCircuit } from '../cache/store-breaker';
-import type { RedisClient } from '../cache/redis-client';
+import { SKIPPED, StoreBreaker, type StoreCircuit } from '../lib/store-breaker';
+import type { RedisClient } from '../lib/redis-client';
 import type { CompletionResult, StreamEvent } from '../deepseek/types';
 import { ErrorCode, GatewayError } from '../errors';
 import { abortReason } from '../lib/abort';

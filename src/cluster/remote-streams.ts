@@ -1,4 +1,4 @@
-import type { RedisClient } from '../cache/redis-client';
+import type { RedisClient } from '../lib/redis-client';
 import type { CompletionResult, StreamEvent } from '../deepseek/types';
 import { ErrorCode, GatewayError } from '../errors';
 import { abortReason } from '../lib/abort';

@@ -1,6 +1,6 @@
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { QuotaLimit } from '../errors';
-import { SKIPPED, StoreBreaker, type StoreCircuit } from '../cache/store-breaker';
+import { SKIPPED, StoreBreaker, type StoreCircuit } from '../lib/store-breaker';
 import type { Logger } from '../telemetry/logger';
 
 /**

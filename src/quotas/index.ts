@@ -1,6 +1,6 @@
 import type { Meter } from '@opentelemetry/api';
 import type { PriceTable, QuotasConfig } from '../config';
-import { connectRedisClient } from '../cache/redis-client';
+import { connectRedisClient } from '../lib/redis-client';
 import type { Logger } from '../telemetry/logger';
 import { CounterStore } from './counters';
 import { loadPolicies } from './policy';

@@ -1,4 +1,4 @@
-import { connectRedisClient, type OwnedRedisClient } from '../../src/cache/redis-client';
+import { connectRedisClient, type OwnedRedisClient } from '../../src/lib/redis-client';
 import { ClusterLeases, type Claim } from '../../src/cluster';
 import type { CompletionResult, StreamEvent } from '../../src/deepseek/types';
 import { ErrorCode } from '../../src/errors';

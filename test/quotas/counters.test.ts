@@ -1,4 +1,4 @@
-import { connectRedisClient, type OwnedRedisClient } from '../../src/cache/redis-client';
+import { connectRedisClient, type OwnedRedisClient } from '../../src/lib/redis-client';
 import { CounterStore } from '../../src/quotas/counters';
 import { silentLogger } from '../../src/telemetry/logger';
 import { RedisServer } from '../cache/redis-server';

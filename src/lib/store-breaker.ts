@@ -1,5 +1,5 @@
 import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, circuitBreaker, handleAll, type CircuitBreakerPolicy } from 'cockatiel';
-import { TIMED_OUT, withTimeout } from '../lib/abort';
+import { TIMED_OUT, withTimeout } from './abort';
 
 export type StoreCircuit = 'CLOSED' | 'OPEN' | 'HALF_OPEN';
 

@@ -1,6 +1,6 @@
 import { createClient } from '@keyv/redis';
 import type { Logger } from '../telemetry/logger';
-import { withTimeout } from '../lib/abort';
+import { withTimeout } from './abort';
 
 const CONNECT_TIMEOUT_MS = 5_000;
 const CLOSE_TIMEOUT_MS = 1_000;
