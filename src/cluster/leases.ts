@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { SKIPPED, StoreBreaker, type StoreCircuit } from '../lib/store-breaker';
+import { attempt, StoreBreaker, type StoreCircuit } from '../lib/store-breaker';
 import type { RedisClient } from '../lib/redis-client';
 import type { CompletionResult, StreamEvent } from '../deepseek/types';
 import { ErrorCode, GatewayError } from '../errors';
@@ -312,14 +312,8 @@ export class ClusterLeases {
   }
 
   /** One Redis command through the breaker and the timeout; undefined when it failed or was skipped. */
-  async #redis<T>(work: () => Promise<T>): Promise<T | undefined> {
-    try {
-      const outcome = await this.#breaker.run(work);
-      return outcome === SKIPPED ? undefined : outcome;
-    } catch (error) {
-      this.#options.logger.debug({ err: error }, 'cluster lease command failed; coalescing locally');
-      return undefined;
-    }
+  #redis<T>(work: () => Promise<T>): Promise<T | undefined> {
+    return attempt(this.#breaker, work, (error) => this.#options.logger.debug({ err: error }, 'cluster lease command failed; coalescing locally'));
   }
 
   #leaseKey(key: string): string {

@@ -71,6 +71,21 @@ export class StoreBreaker {
   }
 }
 
+/**
+ * One store call through `breaker` for a caller with a fallback of its own: the call's
+ * answer, or undefined when it failed, timed out or was skipped (`onFailure` hears of a
+ * failure or a timeout, not of a skip).
+ */
+export async function attempt<T>(breaker: StoreBreaker, work: () => Promise<T>, onFailure?: (error: unknown) => void): Promise<T | undefined> {
+  try {
+    const outcome = await breaker.run(work);
+    return outcome === SKIPPED ? undefined : outcome;
+  } catch (error) {
+    onFailure?.(error);
+    return undefined;
+  }
+}
+
 function nameOf(state: CircuitState): StoreCircuit {
   switch (state) {
     case CircuitState.Closed:

@@ -1,6 +1,6 @@
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { QuotaLimit } from '../errors';
-import { SKIPPED, StoreBreaker, type StoreCircuit } from '../lib/store-breaker';
+import { attempt, StoreBreaker, type StoreCircuit } from '../lib/store-breaker';
 import type { Logger } from '../telemetry/logger';
 
 /**
@@ -137,14 +137,9 @@ export class CounterStore {
    * out or is skipped (the caller then uses the local limiter).
    */
   async viaShared<T>(work: () => Promise<T>): Promise<T | undefined> {
-    try {
-      const outcome = await this.#breaker.run(work);
-      if (outcome !== SKIPPED) return outcome;
-    } catch (error) {
-      this.#logger.debug({ err: error }, 'quota counter in Redis failed; counting locally');
-    }
-    this.fallbacks += 1;
-    return undefined;
+    const outcome = await attempt(this.#breaker, work, (error) => this.#logger.debug({ err: error }, 'quota counter in Redis failed; counting locally'));
+    if (outcome === undefined) this.fallbacks += 1;
+    return outcome;
   }
 
   #onStateChange(state: StoreCircuit): void {
