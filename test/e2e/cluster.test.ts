@@ -42,6 +42,16 @@ async function clusterFigures(url: string): Promise<ClusterFigures> {
   return body.data.upstream.coalescing.cluster;
 }
 
+/** Upstream streams a replica's hub aborted because nobody read them any more. */
+async function abandoned(url: string): Promise<number> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ query: '{ upstream { streams { abandoned } } }' }),
+  });
+  return ((await response.json()) as { data: { upstream: { streams: { abandoned: number } } } }).data.upstream.streams.abandoned;
+}
+
 /**
  * Three gateway processes, one Redis, one upstream (an in-process simulator, so its
  * request counter is the truth about upstream calls): the replicas act as one service.
@@ -176,16 +186,18 @@ describe('many replicas act as one (three processes, one Redis, one upstream)', 
     expect(late.chunks.at(-1)).toMatchObject({ finishReason: 'STOP' });
     expect(chatCalls() - before).toBe(1);
 
-    // Now both leave mid-stream: the upstream stream is stopped. At 300 ms a token the
-    // answer would take well over 6 s more to finish by itself; stopped, it ends at once.
+    // Now both leave mid-stream: the producer aborts its upstream stream (its hub counts it
+    // as abandoned), and the upstream exchange ends.
     simulator.setOptions({ tokenDelayMs: 300 });
+    const abandonedBefore = await abandoned(urls[0]);
     const again = stream(urls[0], `${prompt} (second)`);
     await waitFor(() => again.chunks.length >= 1);
     const follower = stream(urls[1], `${prompt} (second)`);
     await waitFor(() => follower.chunks.length >= 1);
     expect(simulator.counters.inFlight).toBe(1);
     await Promise.all([again.close(), follower.close()]);
-    await waitFor(() => simulator.counters.inFlight === 0, { what: 'the upstream stream to be aborted', timeoutMs: 6_000 });
+    await waitFor(async () => (await abandoned(urls[0])) === abandonedBefore + 1, { what: 'the producer to abandon its upstream stream' });
+    await waitFor(() => simulator.counters.inFlight === 0, { what: 'the upstream exchange to end' });
     expect(again.chunks.some((c) => c.finishReason !== null)).toBe(false);
     simulator.setOptions({ tokenDelayMs: 0 });
   });

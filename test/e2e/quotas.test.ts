@@ -269,6 +269,12 @@ describe('quotas and spend budgets (one gateway, counters in memory)', () => {
     expect((subjectFigures.tokensPerDay as { used: number }).used).toBeGreaterThan(0);
     const bad = await gql(gateway, USAGE, { tenant: 'a b' }, { headers: admin });
     expect(bad.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'tenant' });
+    // A client-chosen subject is bounded before it is hashed into a counter key.
+    const huge = await gql(gateway, USAGE, { tenant: 'tokens', subject: 'x'.repeat(100_000) }, { headers: admin });
+    expect(huge.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'subject' });
+    expect(JSON.stringify(huge.errors)).not.toContain('x'.repeat(300));
+    const tooLongTenant = await gql(gateway, USAGE, { tenant: 't'.repeat(65) }, { headers: admin });
+    expect(tooLongTenant.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'tenant' });
     const status = await gql<{ upstream: { quotas: { shared: boolean; circuit: string | null; refusals: Array<{ limit: string; count: number }> } } }>(
       gateway,
       '{ upstream { quotas { shared circuit fallbacks refusals { limit count } } } }',
