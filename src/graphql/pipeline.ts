@@ -15,7 +15,7 @@ import { subscriptionRefusal } from './authorization';
 import type { QuotaAccount } from '../quotas';
 import type { Instruments } from '../telemetry/instruments';
 import type { Logger } from '../telemetry/logger';
-import { OperationObserver, type HeaderReader, type OperationTransport } from '../telemetry/operation-observer';
+import { OperationObserver, type HeaderReader, type ObservedOperation, type OperationTransport } from '../telemetry/operation-observer';
 import type { GatewayServices, GraphQLContext } from './context';
 import { CompletionBudget, checkRawOperation, parseOptions, queryLimitRules, queryLimits, type QueryLimits, type RawOperation } from './limits';
 import { formatErrors, prepareSubscription, type FormatError, type SubscribePayload } from './prepare-operation';
@@ -42,6 +42,14 @@ export interface OperationInit {
    * no quota counts it, and telemetry records no metric or log line for it.
    */
   warmup?: boolean;
+}
+
+/** An operation `OperationPipeline.admit` let in: its telemetry, caller, quota account and cache scope. */
+export interface Admitted {
+  operation: ObservedOperation;
+  caller: Caller;
+  quota: QuotaAccount | undefined;
+  cacheScope: string | undefined;
 }
 
 /** A checked subscribe payload, ready for graphql-js, with its operation's context. */
@@ -102,14 +110,22 @@ export class OperationPipeline {
    * Apollo sends as is.
    */
   async begin(init: OperationInit): Promise<GraphQLContext> {
+    return this.open(await this.admit(init), init);
+  }
+
+  /**
+   * The first half of `begin`: starts the operation in telemetry and admits it (limits,
+   * caller, trusted document, `requestsPerMinute`), or ends it and throws its refusal. The
+   * HTTP edge admits a request this way before it knows whether a hot answer
+   * (src/graphql/hot-answers.ts) will serve it, and opens its context only if not.
+   */
+  async admit(init: Omit<OperationInit, 'signal'>): Promise<Admitted> {
     const { services } = this;
     const operation = this.#observer.start({ transport: init.transport, headers: init.headers, logger: init.logger, silent: init.warmup });
-    let caller: Caller;
-    let quota: QuotaAccount | undefined;
     try {
       const limitRefusal = init.raw && checkRawOperation(init.raw, this.limits);
       if (limitRefusal) throw limitRefusal;
-      caller = init.caller ?? (await services.authenticator.authenticate({ authorization: init.authorization, address: init.address }));
+      const caller = init.caller ?? (await services.authenticator.authenticate({ authorization: init.authorization, address: init.address }));
       operation.identify(caller.tenant);
       if (caller.expiresAt !== undefined && caller.expiresAt <= Date.now()) throw new UnauthenticatedError('expired');
       // Only a verified administrator may send free-form documents past a safelist (with
@@ -119,14 +135,21 @@ export class OperationPipeline {
       if (documentRefusal) throw documentRefusal;
       // Counted once the operation is known to be well-formed and allowed: a refused
       // document never uses up the caller's requestsPerMinute.
-      quota = init.warmup ? undefined : services.quotas?.account(caller, (limit) => operation.refusedBy(limit));
+      const quota = init.warmup ? undefined : services.quotas?.account(caller, (limit) => operation.refusedBy(limit));
       await quota?.admitOperation();
+      const cacheScope = services.config.cache.scope === 'tenant' ? caller.tenant : undefined;
+      return { operation, caller, quota, cacheScope };
     } catch (error) {
       const refusal = asRefusal(error);
       operation.end({ status: (refusal.extensions.http as { status?: number } | undefined)?.status ?? 400, codes: [String(refusal.extensions.code)] });
       throw refusal;
     }
-    const cacheScope = services.config.cache.scope === 'tenant' ? caller.tenant : undefined;
+  }
+
+  /** The second half of `begin`: the admitted operation's context (loaders, budget, signal). */
+  open(admitted: Admitted, init: OperationInit): GraphQLContext {
+    const { services } = this;
+    const { operation, caller, quota, cacheScope } = admitted;
     return {
       services,
       caller,
