@@ -9,6 +9,7 @@ import { createDeepSeekClient } from './deepseek';
 import type { GatewayServices } from './graphql/context';
 import { PersistedDocuments } from './graphql/persisted-documents';
 import { createQuotas } from './quotas';
+import { HotAnswers } from './graphql/hot-answers';
 import { createClusterLeases } from './cluster';
 import { startMetricsServer } from './http/metrics-server';
 import { createHttpServer, GRAPHQL_PATH } from './http/server';
@@ -124,6 +125,10 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     authenticator,
     persistedDocuments,
     quotas: quotaService?.quotas,
+    hotAnswers:
+      config.hotAnswers.maxEntries > 0
+        ? new HotAnswers({ ...config.hotAnswers, cache, ttlSeconds: config.cache.ttlSeconds })
+        : undefined,
   };
   // Gauges and counters read from the layers' own figures at each scrape.
   const stopObserving = observeGateway({

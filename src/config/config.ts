@@ -148,6 +148,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       breakerThreshold: raw.CACHE_BREAKER_THRESHOLD,
       breakerCooldownMs: raw.CACHE_BREAKER_COOLDOWN_MS,
     },
+    hotAnswers: { maxEntries: raw.HOT_ANSWERS_MAX_ENTRIES, maxBytes: raw.HOT_ANSWERS_MAX_BYTES },
     batching: { windowMs: raw.BATCH_WINDOW_MS, maxSize: raw.BATCH_MAX_SIZE },
     graphql: {
       maxCompletionsPerOperation: raw.MAX_COMPLETIONS_PER_OPERATION,

@@ -96,6 +96,8 @@ export const envSchema = z.object({
   CACHE_STORE_TIMEOUT_MS: int(1, 60_000, 'milliseconds from 1 to 60000').default(250),
   CACHE_BREAKER_THRESHOLD: int(1, 1000, 'an integer from 1 to 1000').default(3),
   CACHE_BREAKER_COOLDOWN_MS: int(100, 600_000, 'milliseconds from 100 to 600000').default(5_000),
+  HOT_ANSWERS_MAX_ENTRIES: int(0, 1_000_000, 'an integer from 0 (off) to 1000000').default(1_000),
+  HOT_ANSWERS_MAX_BYTES: int(1024, 1_073_741_824, 'bytes from 1024 to 1073741824').default(16 * 1024 * 1024),
   CACHE_NAMESPACE: z
     .string()
     .trim()

@@ -93,6 +93,8 @@ export interface Config {
     /** How long the store is skipped once its circuit opened, before a probe. */
     breakerCooldownMs: number;
   };
+  /** Answers to repeated completion queries kept to be served without executing (src/graphql/hot-answers.ts); 0 entries: off. */
+  hotAnswers: { maxEntries: number; maxBytes: number };
   batching: { windowMs: number; maxSize: number };
   /** Limits every operation is held to before it runs (src/graphql/limits). */
   graphql: {

@@ -11,6 +11,7 @@ import type { TransportStatus } from '../transport';
 import type { CompletionBudget } from './limits';
 import type { PersistedDocuments } from './persisted-documents';
 import type { QuotaAccount, Quotas } from '../quotas';
+import type { HotAnswerNotes, HotAnswers } from './hot-answers';
 
 /** Process-wide services, built once at start-up and shared by every operation. */
 export interface GatewayServices {
@@ -28,6 +29,8 @@ export interface GatewayServices {
   persistedDocuments?: PersistedDocuments;
   /** Per-caller quotas and spend budgets, when QUOTAS_FILE is set. */
   quotas?: Quotas;
+  /** Answers to repeated completion queries, served without executing (HOT_ANSWERS_MAX_ENTRIES > 0). */
+  hotAnswers?: HotAnswers;
 }
 
 /**
@@ -58,4 +61,9 @@ export interface GraphQLContext {
    * that ends the stream): that event's payload carries the operation's `extensions.cost`.
    */
   lastEvent?: boolean;
+  /**
+   * Set by the HTTP edge when this request could get a hot answer next time: the resolvers
+   * and the operation plugin note whether its answer came from the cache alone.
+   */
+  hotAnswer?: HotAnswerNotes;
 }

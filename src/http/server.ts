@@ -6,7 +6,8 @@ import { ErrorCode } from '../errors';
 import type { GatewayServices, GraphQLContext } from '../graphql/context';
 import { createFormatError } from '../graphql/format-error';
 import type { RawOperation } from '../graphql/limits';
-import { OperationPipeline } from '../graphql/pipeline';
+import { callerKeyOf, HotAnswers, type HotAnswerNotes } from '../graphql/hot-answers';
+import { OperationPipeline, type Admitted, type OperationInit } from '../graphql/pipeline';
 import { httpSubscriptionsPlugin } from '../graphql/plugins/http-subscriptions';
 import { operationPlugin } from '../graphql/plugins/operation';
 import { buildSchema } from '../graphql/schema';
@@ -14,7 +15,7 @@ import type { Instruments } from '../telemetry/instruments';
 import type { Logger } from '../telemetry/logger';
 import { credentialsOf } from './credentials';
 import { responseSignal } from './disconnect';
-import { WARMUP_CALLER, WARMUP_HEADER, WarmUpGate, warmUp } from './warmup';
+import { WARMUP_CALLER, WARMUP_FULL_PATH_HEADER, WARMUP_HEADER, WarmUpGate, warmUp } from './warmup';
 import { registerCors } from './cors';
 import { drainHttp } from './drain';
 import { graphqlErrorHandler } from './error-handler';
@@ -140,29 +141,44 @@ export async function createHttpServer(options: {
   });
   await apollo.start();
 
+  // What the handler learned before Apollo runs: the request's hot-answer notes, and its
+  // admission when it was admitted to try a hot answer first (then not admitted twice).
+  const pendingOf = new WeakMap<FastifyRequest, { notes?: HotAnswerNotes; admitted?: Promise<Admitted> }>();
+  const initOf = (request: FastifyRequest, authorization: string | undefined): Omit<OperationInit, 'signal'> => {
+    const warmup = warmUpGate.accepts(request.headers[WARMUP_HEADER]);
+    return {
+      transport: 'http',
+      warmup,
+      caller: warmup ? WARMUP_CALLER : undefined,
+      logger: logger.child({ reqId: request.id }),
+      // Checked before Apollo parses anything (the operation name's length, list sizes);
+      // a POST naming a trusted document by hash gets its body here.
+      raw: request.method === 'POST' ? (request.body as RawOperation) : rawFromQuery(request.query),
+      authorization,
+      address: request.ip,
+      headers: (name) => {
+        const value = request.headers[name];
+        return Array.isArray(value) ? value[0] : value;
+      },
+    };
+  };
   const apolloHandler = fastifyApolloHandler(apollo, {
       context: async (request, reply) => {
-        const credentials = credentialsOf(request);
-        if (credentials.refusal) {
-          throw new GraphQLError(credentials.refusal, { extensions: { code: ErrorCode.BAD_REQUEST, http: { status: 400 } } });
+        const pending = pendingOf.get(request);
+        let context: GraphQLContext;
+        if (pending?.admitted) {
+          context = pipeline.open(await pending.admitted, { ...initOf(request, undefined), signal: responseSignal(reply.raw) });
+        } else {
+          const credentials = credentialsOf(request);
+          if (credentials.refusal) {
+            throw new GraphQLError(credentials.refusal, { extensions: { code: ErrorCode.BAD_REQUEST, http: { status: 400 } } });
+          }
+          context = await pipeline.begin({ ...initOf(request, credentials.authorization), signal: responseSignal(reply.raw) });
         }
-        const warmup = warmUpGate.accepts(request.headers[WARMUP_HEADER]);
-        const context = await pipeline.begin({
-          transport: 'http',
-          warmup,
-          caller: warmup ? WARMUP_CALLER : undefined,
-          logger: logger.child({ reqId: request.id }),
-          signal: responseSignal(reply.raw),
-          // Checked before Apollo parses anything (the operation name's length, list sizes);
-          // a POST naming a trusted document by hash gets its body here.
-          raw: request.method === 'POST' ? (request.body as RawOperation) : rawFromQuery(request.query),
-          authorization: credentials.authorization,
-          address: request.ip,
-          headers: (name) => {
-            const value = request.headers[name];
-            return Array.isArray(value) ? value[0] : value;
-          },
-        });
+        if (pending?.notes) {
+          pending.notes.callerKey = callerKeyOf(context.caller, context.cacheScope);
+          context.hotAnswer = pending.notes;
+        }
         // Apollo ends the operation when its response is ready; a request it refuses before
         // running it (a batch, a missing query) ends here, once that refusal is written. (A
         // client that goes away mid-operation closes the response unfinished; Apollo still
@@ -176,12 +192,38 @@ export async function createHttpServer(options: {
         return context;
       },
     });
+  const hotAnswers = services.hotAnswers;
   // A subscription asking for a stream (multipart or SSE) is streamed; everything else,
-  // queries and mutations whatever they accept included, is Apollo's.
-  const graphqlHandler = function (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) {
+  // queries and mutations whatever they accept included, is Apollo's, unless a hot answer
+  // (src/graphql/hot-answers.ts) serves it.
+  const graphqlHandler = async function (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) {
     const stream = streamRequested(request, pipeline);
     if (stream === 'multipart') return multipart(request, reply);
     if (stream === 'sse') return sse(request, reply);
+    const key = hotAnswers ? hotAnswerKey(request, warmUpGate) : undefined;
+    if (hotAnswers && key !== undefined) {
+      const pending: { notes?: HotAnswerNotes; admitted?: Promise<Admitted> } = { notes: hotAnswers.notes(key) };
+      pendingOf.set(request, pending);
+      const credentials = hotAnswers.has(key) ? credentialsOf(request) : undefined;
+      if (credentials && !credentials.refusal) {
+        pending.admitted = pipeline.admit(initOf(request, credentials.authorization));
+        // A refusal is Apollo's to send (its context function throws it again).
+        const admitted = await pending.admitted.catch(() => undefined);
+        const answer = admitted && (await hotAnswers.answer(key, callerKeyOf(admitted.caller, admitted.cacheScope), admitted.operation));
+        if (admitted && answer) {
+          admitted.operation.result([]);
+          const cost = admitted.operation.end({ status: 200 });
+          void reply.code(200).header('content-type', answer.contentType);
+          if (answer.cacheControl !== undefined) void reply.header('cache-control', answer.cacheControl);
+          if (answer.etag !== undefined) void reply.header('etag', answer.etag);
+          // Byte for byte what Apollo sends: its fields in the same order, then a newline.
+          return `{"data":${answer.dataJson},"extensions":{"cost":${JSON.stringify(cost)}}}\n`;
+        }
+      }
+      const body: unknown = await apolloHandler.call(this, request as Parameters<typeof apolloHandler>[0], reply as Parameters<typeof apolloHandler>[1]);
+      if (pending.notes?.staged) hotAnswers.keep(pending.notes, reply.getHeader('content-type'), reply.getHeader('cache-control'));
+      return body;
+    }
     // Apollo's handler is typed for its own route generics; it takes any request.
     return apolloHandler.call(this, request as Parameters<typeof apolloHandler>[0], reply as Parameters<typeof apolloHandler>[1]);
   };
@@ -251,6 +293,24 @@ function streamRequested(request: FastifyRequest, pipeline: OperationPipeline): 
   }
   const operation = getOperationAST(document, name);
   return !operation || operation.operation === 'subscription' ? stream : undefined;
+}
+
+/**
+ * The hot-answer key of a query request (see `HotAnswers.keyOf`), or undefined when it
+ * cannot have one: a GET without the header that makes it CSRF-safe (Apollo judges those),
+ * a router asking for an inline trace (its answer carries `extensions.ftv1`), or a warm-up
+ * request that must take the full path.
+ */
+function hotAnswerKey(request: FastifyRequest, gate: WarmUpGate): string | undefined {
+  const { headers } = request;
+  if (headers['apollo-federation-include-trace'] !== undefined) return undefined;
+  if (headers[WARMUP_FULL_PATH_HEADER] !== undefined && gate.accepts(headers[WARMUP_HEADER])) return undefined;
+  const accept = typeof headers.accept === 'string' ? headers.accept : undefined;
+  if (request.method === 'POST') return HotAnswers.keyOf('POST', (request.body ?? {}) as RawOperation, accept);
+  // Apollo's CSRF prevention lets a GET run only with one of these headers (or a
+  // non-simple content type, which is left to Apollo).
+  if (!headers['apollo-require-preflight'] && !headers['x-apollo-operation-name']) return undefined;
+  return HotAnswers.keyOf('GET', rawFromQuery(request.query), accept);
 }
 
 /** A GET's operation from its query string (its `extensions` and `variables` are JSON text). */

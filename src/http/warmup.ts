@@ -8,6 +8,8 @@ import type { Logger } from '../telemetry/logger';
 
 /** The header that marks an in-process warm-up request (its value is a per-process secret). */
 export const WARMUP_HEADER = 'x-gateway-warmup';
+/** With `WARMUP_HEADER`: this warm-up request takes the full GraphQL path, never a hot answer. */
+export const WARMUP_FULL_PATH_HEADER = 'x-gateway-warmup-full-path';
 /** The warm-up caller's tenant: its answers live in a cache scope of their own with CACHE_SCOPE=tenant. */
 export const WARMUP_TENANT = '_warmup';
 /** Warm-up requests in flight at once. */
@@ -58,10 +60,13 @@ export async function warmUp(options: { url: string; services: GatewayServices; 
   const { request } = normaliseCompletionInput({ prompt, thinking: false }, services.config.deepseek.model);
   const key = cacheKey(completionId(request), services.config.cache.scope === 'tenant' ? WARMUP_TENANT : undefined);
   const headers = { 'content-type': 'application/json', [WARMUP_HEADER]: gate.secret };
-  const bodies = [
-    JSON.stringify({ query: `query WarmUp { completion(input: { prompt: ${JSON.stringify(prompt)}, thinking: false }) { id content cached } }` }),
-    JSON.stringify({ query: '{ __typename }' }),
-    JSON.stringify({ query: 'query WarmUpRefused($input: CompletionInput!) { completion(input: $input) { id } }', variables: { input: { prompt, temperature: 9 } } }),
+  const hit = JSON.stringify({ query: `query WarmUp { completion(input: { prompt: ${JSON.stringify(prompt)}, thinking: false }) { id content cached } }` });
+  // The same hit as a hot answer (src/graphql/hot-answers.ts) and through the full path.
+  const requests = [
+    { body: hit, headers },
+    { body: hit, headers: { ...headers, [WARMUP_FULL_PATH_HEADER]: '1' } },
+    { body: JSON.stringify({ query: '{ __typename }' }), headers },
+    { body: JSON.stringify({ query: 'query WarmUpRefused($input: CompletionInput!) { completion(input: $input) { id } }', variables: { input: { prompt, temperature: 9 } } }), headers },
   ];
   let failed = 0;
   const pool = new Pool(url, { connections: CONCURRENCY });
@@ -82,7 +87,8 @@ export async function warmUp(options: { url: string; services: GatewayServices; 
     ]);
     for (let sent = 0; sent < operations; sent += CONCURRENCY) {
       const batch = Array.from({ length: Math.min(CONCURRENCY, operations - sent) }, async (_, index) => {
-        const response = await pool.request({ method: 'POST', path, headers, body: bodies[(sent + index) % bodies.length] });
+        const { body, headers: requestHeaders } = requests[(sent + index) % requests.length];
+        const response = await pool.request({ method: 'POST', path, headers: requestHeaders, body });
         await response.body.dump();
         return response.statusCode;
       });

@@ -121,6 +121,7 @@ export class ObservedOperation {
   /** The quota limits that refused this operation's work (QUOTAS_FILE), for its log line. */
   readonly #quotaLimits = new Set<string>();
   #ended = false;
+  #hot = false;
 
   constructor(
     readonly transport: OperationTransport,
@@ -149,6 +150,12 @@ export class ObservedOperation {
     this.span.setAttribute('graphql.operation.type', type);
     if (this.name) this.span.setAttribute('graphql.operation.name', this.name);
     this.span.updateName(this.name ? `${type} ${this.name}` : type);
+  }
+
+  /** Served as a hot answer (src/graphql/hot-answers.ts): said on its span and log line. */
+  servedHot(): void {
+    this.#hot = true;
+    this.span.setAttribute('gateway.hot_answer', true);
   }
 
   /** A quota limit refused (part of) this operation: named in its log line and span. */
@@ -205,6 +212,7 @@ export class ObservedOperation {
         cacheHits: cost.cacheHits,
         joinedInFlight: cost.joinedInFlight,
         ...(cost.joinedRemote > 0 ? { joinedRemote: cost.joinedRemote } : {}),
+        ...(this.#hot ? { hotAnswer: true } : {}),
         upstreamMs: cost.upstreamMs,
         estimatedCostUsd: cost.estimatedCostUsd,
         ...(isSpanContextValid(spanContext) ? { traceId: spanContext.traceId } : {}),

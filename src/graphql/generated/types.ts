@@ -62,6 +62,8 @@ export type CacheStatus = {
   entries: Maybe<Scalars['Int']['output']>;
   errors: Scalars['Int']['output'];
   hits: Scalars['Int']['output'];
+  /** Answers to repeated completion queries served without executing them again (HOT_ANSWERS_MAX_ENTRIES); null when off. */
+  hotAnswers: Maybe<HotAnswersStatus>;
   misses: Scalars['Int']['output'];
   /** Store calls skipped (served as misses, writes dropped) while the store's circuit was open. */
   skipped: Scalars['Int']['output'];
@@ -217,6 +219,23 @@ export type FinishReason =
   | 'LENGTH'
   | 'STOP'
   | 'TOOL_CALLS';
+
+/**
+ * Hot answers (see the README): the response of a repeated query whose every root field is a
+ * completion read from the cache, kept and served without parsing, validating or executing,
+ * after its cache entries are read again and found unchanged.
+ */
+export type HotAnswersStatus = {
+  __typename?: 'HotAnswersStatus';
+  /** Request keys held (each may hold a few callers' views). */
+  entries: Scalars['Int']['output'];
+  /** Answers kept (or replaced) after the full path produced them. */
+  kept: Scalars['Int']['output'];
+  /** Responses served as hot answers. */
+  served: Scalars['Int']['output'];
+  /** Hot answers found stale (a cache entry evicted, expired or replaced) and dropped; the request took the full path. */
+  stale: Scalars['Int']['output'];
+};
 
 export type MessageInput = {
   content: Scalars['String']['input'];
@@ -613,6 +632,7 @@ export type ResolversTypes = ResolversObject<{
   CompletionInput: CompletionInput;
   FimInput: FimInput;
   FinishReason: FinishReason;
+  HotAnswersStatus: ResolverTypeWrapper<HotAnswersStatus>;
   MessageInput: MessageInput;
   Model: ResolverTypeWrapper<Model>;
   Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
@@ -650,6 +670,7 @@ export type ResolversParentTypes = ResolversObject<{
   CompletionChunk: Omit<CompletionChunk, 'completion' | 'usage'> & { completion?: Maybe<ResolversParentTypes['Completion']>, usage?: Maybe<ResolversParentTypes['Usage']> };
   CompletionInput: CompletionInput;
   FimInput: FimInput;
+  HotAnswersStatus: HotAnswersStatus;
   MessageInput: MessageInput;
   Model: Model;
   Mutation: Record<PropertyKey, never>;
@@ -698,6 +719,7 @@ export type CacheStatusResolvers<ContextType = GraphQLContext, ParentType extend
   entries?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   errors?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   hits?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  hotAnswers?: Resolver<Maybe<ResolversTypes['HotAnswersStatus']>, ParentType, ContextType>;
   misses?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   skipped?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   store?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
@@ -750,6 +772,13 @@ export type CompletionChunkResolvers<ContextType = GraphQLContext, ParentType ex
   model?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   reasoningDelta?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   usage?: Resolver<Maybe<ResolversTypes['Usage']>, ParentType, ContextType>;
+}>;
+
+export type HotAnswersStatusResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['HotAnswersStatus'] = ResolversParentTypes['HotAnswersStatus']> = ResolversObject<{
+  entries?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  kept?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  served?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  stale?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
 }>;
 
 export type ModelResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Model'] = ResolversParentTypes['Model']> = ResolversObject<{
@@ -873,6 +902,7 @@ export type Resolvers<ContextType = GraphQLContext> = ResolversObject<{
   CoalescingStatus?: CoalescingStatusResolvers<ContextType>;
   Completion?: CompletionResolvers<ContextType>;
   CompletionChunk?: CompletionChunkResolvers<ContextType>;
+  HotAnswersStatus?: HotAnswersStatusResolvers<ContextType>;
   Model?: ModelResolvers<ContextType>;
   Mutation?: MutationResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;

@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import type { ApolloServerPlugin } from '@apollo/server';
 import type { GraphQLContext } from '../context';
 import { ErrorCode } from '../../errors';
 import { responseErrorCodes } from './error-codes';
+import { dataEtag } from '../hot-answers';
 
 const QUOTA_CODES: ReadonlySet<string> = new Set([ErrorCode.RATE_LIMITED, ErrorCode.BUDGET_EXCEEDED]);
 
@@ -21,6 +21,7 @@ export function operationPlugin(): ApolloServerPlugin<GraphQLContext> {
       return {
         async didResolveOperation({ operation, operationName, contextValue }) {
           if (operation) contextValue.operation.resolved(operation.operation, operationName ?? undefined);
+          contextValue.hotAnswer?.resolved(operation);
         },
         async willSendResponse({ request, response, contextValue, overallCachePolicy }) {
           const codes = responseErrorCodes(response);
@@ -39,12 +40,32 @@ export function operationPlugin(): ApolloServerPlugin<GraphQLContext> {
           }
           // A cacheable answer over GET gets an ETag of its data (not of the whole body: the
           // per-request `extensions.cost` differs on every repeat), so a client or CDN that
-          // revalidates gets a 304 (answered by @fastify/etag on the GET route).
-          if (request.http?.method === 'GET' && codes.length === 0 && response.body.kind === 'single' && overallCachePolicy.policyIfCacheable()) {
-            response.http.headers.set('etag', `"${createHash('sha256').update(JSON.stringify(response.body.singleResult.data ?? null)).digest('base64url')}"`);
-          }
+          // revalidates gets a 304 (answered by the GET route's onSend hook, src/http/server.ts).
+          const policy = overallCachePolicy.policyIfCacheable();
+          const dataJson = response.body.kind === 'single' && codes.length === 0 ? JSON.stringify(response.body.singleResult.data ?? null) : undefined;
+          const etag = request.http?.method === 'GET' && dataJson !== undefined && policy ? dataEtag(dataJson) : undefined;
+          if (etag) response.http.headers.set('etag', etag);
           contextValue.operation.result(codes);
           const cost = contextValue.operation.end({ status: response.http.status ?? 200 });
+          // An answer read from the cache alone may be kept as a hot answer (the HTTP edge
+          // keeps it once it knows the response's content type).
+          const notes = contextValue.hotAnswer;
+          if (notes?.replayable && dataJson !== undefined && (response.http.status ?? 200) === 200 && response.body.kind === 'single') {
+            const result = response.body.singleResult;
+            const pure = cost.upstreamCalls === 0 && cost.joinedInFlight === 0 && cost.joinedRemote === 0 && cost.cacheHits > 0;
+            if (pure && result.data && (result.extensions === undefined || Object.keys(result.extensions).length === 0)) {
+              notes.staged = {
+                dataJson,
+                cacheable: policy !== null,
+                scope: policy?.scope === 'PRIVATE' ? 'private' : policy ? 'public' : undefined,
+                etag,
+                operationType: contextValue.operation.type ?? 'query',
+                operationName: contextValue.operation.name,
+                cacheHits: cost.cacheHits,
+                entries: [...notes.entries.values()],
+              };
+            }
+          }
           if (response.body.kind === 'single') {
             const result = response.body.singleResult;
             result.extensions = { ...result.extensions, cost };

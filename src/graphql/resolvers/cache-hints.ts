@@ -13,6 +13,7 @@ import type { GraphQLContext } from '../context';
  * answers, and answers the cache does not keep, stay uncacheable (the field's default).
  */
 export function hintCompletion(info: GraphQLResolveInfo, context: GraphQLContext, policy: CachePolicy, view: CompletionView, now = Date.now()): CompletionView {
+  context.hotAnswer?.completion(view, policy, context.cacheScope);
   if (policy !== 'USE' || !isStorable(view)) return view;
   const cacheControl = maybeCacheControlFromInfo(info);
   if (!cacheControl) return view;

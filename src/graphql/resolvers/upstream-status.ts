@@ -37,6 +37,7 @@ export function upstreamStatus(services: GatewayServices): UpstreamStatus {
       writes: cache.writes,
       errors: cache.errors,
       entries: cache.entries,
+      hotAnswers: services.hotAnswers?.stats() ?? null,
     },
     coalescing: {
       upstreamCalls: coalescing.upstreamCalls,
