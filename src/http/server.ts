@@ -12,7 +12,7 @@ import { httpSubscriptionsPlugin } from '../graphql/plugins/http-subscriptions';
 import { operationPlugin } from '../graphql/plugins/operation';
 import { buildSchema } from '../graphql/schema';
 import type { Instruments } from '../telemetry/instruments';
-import type { Logger } from '../telemetry/logger';
+import { requestLogger, type Logger } from '../telemetry/logger';
 import { credentialsOf } from './credentials';
 import { responseSignal } from './disconnect';
 import { WARMUP_CALLER, WARMUP_FULL_PATH_HEADER, WARMUP_HEADER, WarmUpGate, warmUp } from './warmup';
@@ -150,7 +150,7 @@ export async function createHttpServer(options: {
       transport: 'http',
       warmup,
       caller: warmup ? WARMUP_CALLER : undefined,
-      logger: logger.child({ reqId: request.id }),
+      logger: requestLogger(logger, request.id),
       // Checked before Apollo parses anything (the operation name's length, list sizes);
       // a POST naming a trusted document by hash gets its body here.
       raw: request.method === 'POST' ? (request.body as RawOperation) : rawFromQuery(request.query),

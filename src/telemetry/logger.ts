@@ -109,8 +109,40 @@ export function accessLogOf(logger: Logger): AccessLog | undefined {
   return (logger as WithAccess)[ACCESS];
 }
 
+/** Where a request logger keeps its bindings as JSON (see `requestLogger`). */
+const BINDINGS = Symbol('bindings');
+
+/**
+ * A child of `logger` bound to one request id, built only when something logs through it.
+ * Most requests log nothing but the line they end with, which is written from the bindings
+ * alone (`bindingsOf`), so they never pay for a pino child (its bindings are serialised
+ * through the redaction when it is made, and parsed back by `bindings()`).
+ */
+export function requestLogger(logger: Logger, reqId: string): Logger {
+  let child: Logger | undefined;
+  const real = (): Logger => (child ??= logger.child({ reqId }));
+  const bindings = `,"reqId":${JSON.stringify(reqId)}`;
+  return new Proxy({} as Logger, {
+    get(_target, property) {
+      if (property === BINDINGS) return bindings;
+      if (property === ACCESS) return (logger as WithAccess)[ACCESS];
+      const target = real();
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+    set(_target, property, value) {
+      return Reflect.set(real(), property, value);
+    },
+    has(_target, property) {
+      return Reflect.has(real(), property);
+    },
+  });
+}
+
 /** A child logger's own bindings (`reqId`, …) as the `,"key":value` JSON its lines carry. */
 export function bindingsOf(logger: Logger): string {
+  const known = (logger as Logger & { [BINDINGS]?: string })[BINDINGS];
+  if (typeof known === 'string') return known;
   const bindings = logger.bindings();
   delete bindings.service;
   const json = JSON.stringify(bindings);
