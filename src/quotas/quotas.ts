@@ -330,8 +330,19 @@ function seconds(ms: number): string {
 
 /** A short, fixed-length, non-reversible counter key (subjects and addresses never reach Redis). */
 function accountKey(identity: string): string {
-  return createHash('sha256').update(identity).digest('base64url').slice(0, 22);
+  let key = accountKeys.get(identity);
+  if (key === undefined) {
+    key = createHash('sha256').update(identity).digest('base64url').slice(0, 22);
+    // A small memo of recent accounts: a busy caller's key is hashed once, not per request.
+    if (accountKeys.size >= ACCOUNT_KEY_MEMO) accountKeys.delete(accountKeys.keys().next().value!);
+    accountKeys.set(identity, key);
+  }
+  return key;
 }
+
+/** Accounts whose counter key is remembered (oldest forgotten first). */
+const ACCOUNT_KEY_MEMO = 4096;
+const accountKeys = new Map<string, string>();
 
 /**
  * The subject of a caller known only by its address: an IPv6 address counts by its /64
