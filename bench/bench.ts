@@ -103,6 +103,43 @@ async function warmCache(client: GraphQLClient): Promise<void> {
   throw new Error('the cache-hit query never came back with cached: true');
 }
 
+/** An HS256 secret file and one bearer token for it, as rows a and e run with AUTH_MODE=jwt. */
+async function benchAuth(): Promise<{ env: Record<string, string>; headers: Record<string, string> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-auth-'));
+  const secretPath = join(dir, 'secret');
+  const secret = randomBytes(48).toString('base64url');
+  writeFileSync(secretPath, secret, { mode: 0o600 });
+  const now = Math.floor(Date.now() / 1000);
+  const token = await new SignJWT({ scope: 'completions:read', tenant: 'bench' })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setIssuer('urn:bench')
+    .setAudience('deepseek-gateway')
+    .setSubject('bench')
+    .setIssuedAt(now)
+    .setExpirationTime(now + 3600)
+    .sign(new TextEncoder().encode(secret));
+  return {
+    env: { AUTH_MODE: 'jwt', AUTH_SECRET_FILE: secretPath, AUTH_ISSUER: 'urn:bench', AUTH_AUDIENCE: 'deepseek-gateway', CACHE_SCOPE: 'global' },
+    headers: { authorization: `Bearer ${token}` },
+  };
+}
+
+/** A QUOTAS_FILE setting every limit, none of them reachable by a bench row: counting, not refusing. */
+function benchQuotasFile(): string {
+  const quotasFile = join(mkdtempSync(join(tmpdir(), 'bench-quotas-')), 'quotas.yaml');
+  writeFileSync(
+    quotasFile,
+    'default:\n  requestsPerMinute: 10000000\n  upstreamCallsPerMinute: 1000000\n  tokensPerDay: 1000000000000\n  usdPerDay: 1000000\n  usdPerMonth: 1000000\n  maxConcurrentStreams: 1000\n',
+  );
+  return quotasFile;
+}
+
+/** Row a's servers: the reference, the gateway on its defaults, and the issue's configuration with and without hot answers. */
+const BARE = 'bare Apollo 5 + Fastify 5';
+const GATEWAY = 'gateway';
+const GATEWAY_TARGET = 'gateway, auth + quotas';
+const GATEWAY_COLD = 'gateway, auth + quotas, hot answers off';
+
 interface RowA {
   server: string;
   query: string;
@@ -110,22 +147,31 @@ interface RowA {
 }
 
 async function rowA(ctx: Ctx): Promise<{ rows: RowA[]; check: Record<string, number> }> {
-  const { gateway, bare, settings } = ctx;
+  const { gateway, bare, settings, sim, pin } = ctx;
   if (!gateway || !bare) throw new Error(`row a needs the gateway and the bare server: ${ctx.setupError ?? ''}`);
+  // The issue's conditions: logging at info, metrics on (the defaults), a verified token on
+  // every request (a verified-token cache hit after the first) and every quota counted.
+  const auth = await benchAuth();
+  const quotas = { QUOTAS_FILE: benchQuotasFile() };
+  const target = await startGateway(GATEWAY_TARGET, sim.url, pin, { ...auth.env, ...quotas });
+  const cold = await startGateway(GATEWAY_COLD, sim.url, pin, { ...auth.env, ...quotas, HOT_ANSWERS_MAX_ENTRIES: '0' });
   const client = new GraphQLClient(gateway.url);
   const bareClient = new GraphQLClient(bare.url);
+  const authed = [target, cold].map((service) => new GraphQLClient(service.url, { headers: auth.headers }));
   try {
     await warmCache(client);
+    for (const c of authed) await warmCache(c);
     const bareAnswer = await bareClient.query<{ __typename: string }>(TYPENAME_QUERY);
     if (bareAnswer.data?.__typename !== 'Query') throw new Error(`bare server answered ${JSON.stringify(bareAnswer)}`);
     const before = await upstreamStatus(client);
 
     const rows: RowA[] = [];
-    const run = async (server: Service, label: string, query: string, connections: number) => {
+    const run = async (server: Service, label: string, query: string, connections: number, headers: Record<string, string> = {}) => {
       log(`a: ${label} c=${connections} (${settings.warmupS}s warm-up + ${settings.durationS}s)`);
       const result = await measure({
         url: server.url,
         body: JSON.stringify({ query }),
+        headers,
         connections,
         durationS: settings.durationS,
         warmupS: settings.warmupS,
@@ -136,13 +182,15 @@ async function rowA(ctx: Ctx): Promise<{ rows: RowA[]; check: Record<string, num
     const bareHit = await bareClient.query<CompletionData>(HIT_QUERY);
     if (!bareHit.data?.completion?.content) throw new Error(`bare server answered ${JSON.stringify(bareHit)}`);
     for (const connections of [10, 50]) {
-      await run(bare, 'bare Apollo 5 + Fastify 5', TYPENAME_QUERY, connections);
+      await run(bare, BARE, TYPENAME_QUERY, connections);
       // The issue's reference: the same query shape, from a Map through a per-request DataLoader.
-      await run(bare, 'bare Apollo 5 + Fastify 5', HIT_QUERY, connections);
-      await run(gateway, 'gateway', HIT_QUERY, connections);
+      await run(bare, BARE, HIT_QUERY, connections);
+      await run(gateway, GATEWAY, HIT_QUERY, connections);
+      await run(target, GATEWAY_TARGET, HIT_QUERY, connections, auth.headers);
+      await run(cold, GATEWAY_COLD, HIT_QUERY, connections, auth.headers);
     }
     // Reference: the gateway's stack without the completion path (same schema size, no loader/cache).
-    await run(gateway, 'gateway', TYPENAME_QUERY, 50);
+    await run(gateway, GATEWAY, TYPENAME_QUERY, 50);
 
     const after = await upstreamStatus(client);
     const check = {
@@ -152,7 +200,8 @@ async function rowA(ctx: Ctx): Promise<{ rows: RowA[]; check: Record<string, num
     };
     return { rows, check };
   } finally {
-    await Promise.all([client.close(), bareClient.close()]);
+    await Promise.all([client.close(), bareClient.close(), ...authed.map((c) => c.close())]);
+    await Promise.all([target.stop(), cold.stop()]);
   }
 }
 
@@ -396,26 +445,10 @@ interface RowE {
  */
 async function rowE(ctx: Ctx): Promise<RowE[]> {
   const { sim, settings, pin } = ctx;
-  const dir = mkdtempSync(join(tmpdir(), 'bench-auth-'));
-  const secretPath = join(dir, 'secret');
-  const secret = randomBytes(48).toString('base64url');
-  writeFileSync(secretPath, secret, { mode: 0o600 });
-  const now = Math.floor(Date.now() / 1000);
-  const token = await new SignJWT({ scope: 'completions:read', tenant: 'bench' })
-    .setProtectedHeader({ alg: 'HS256' })
-    .setIssuer('urn:bench')
-    .setAudience('deepseek-gateway')
-    .setSubject('bench')
-    .setIssuedAt(now)
-    .setExpirationTime(now + 3600)
-    .sign(new TextEncoder().encode(secret));
+  const auth = await benchAuth();
   const modes: Array<{ auth: RowE['auth']; env: Record<string, string>; headers: Record<string, string> }> = [
     { auth: 'off', env: { AUTH_MODE: 'none' }, headers: {} },
-    {
-      auth: 'on',
-      env: { AUTH_MODE: 'jwt', AUTH_SECRET_FILE: secretPath, AUTH_ISSUER: 'urn:bench', AUTH_AUDIENCE: 'deepseek-gateway', CACHE_SCOPE: 'global' },
-      headers: { authorization: `Bearer ${token}` },
-    },
+    { auth: 'on', env: auth.env, headers: auth.headers },
   ];
   const rows: RowE[] = [];
   for (const mode of modes) {
@@ -482,13 +515,7 @@ async function startRedis(): Promise<Service> {
  */
 async function rowF(ctx: Ctx): Promise<RowF[]> {
   const { sim, settings, pin } = ctx;
-  const dir = mkdtempSync(join(tmpdir(), 'bench-quotas-'));
-  const quotasFile = join(dir, 'quotas.yaml');
-  // Every limit set, none reached: the row measures counting, not refusing.
-  writeFileSync(
-    quotasFile,
-    'default:\n  requestsPerMinute: 10000000\n  upstreamCallsPerMinute: 1000000\n  tokensPerDay: 1000000000000\n  usdPerDay: 1000000\n  usdPerMonth: 1000000\n  maxConcurrentStreams: 1000\n',
-  );
+  const quotasFile = benchQuotasFile();
   const redis = await startRedis();
   const rows: RowF[] = [];
   try {
@@ -918,7 +945,7 @@ async function main(): Promise<void> {
           ['server', 'query', 'c', 'req/s', 'p50 ms', 'p99 ms', 'mean ms', 'server CPU µs/req', 'server CPU %', 'errors+non2xx'],
           a.rows.map((r) => [
             r.server,
-            r.query === HIT_QUERY ? (r.server === 'gateway' ? 'completion (cache hit)' : 'completion (Map + DataLoader)') : '{ __typename }',
+            r.query === HIT_QUERY ? (r.server === BARE ? 'completion (Map + DataLoader)' : 'completion (cache hit)') : '{ __typename }',
             r.result.connections,
             Math.round(r.result.reqPerSec),
             round(r.result.latency.p50),
@@ -930,18 +957,22 @@ async function main(): Promise<void> {
           ]),
         ),
       );
-      const ratios = [10, 50].map((c) => {
-        const g = byC(c, 'gateway', HIT_QUERY);
-        const b = byC(c, 'bare Apollo 5 + Fastify 5', HIT_QUERY);
-        if (!g || !b) return '';
-        const cpu =
-          g.serverCpuUsPerReq !== undefined && b.serverCpuUsPerReq !== undefined ? `, ${(g.serverCpuUsPerReq / b.serverCpuUsPerReq).toFixed(2)}× its CPU per request (target ≤ 1.10)` : '';
-        return `c=${c}: ${(g.reqPerSec / b.reqPerSec).toFixed(2)}× its throughput (target ≥ 0.90)${cpu}`;
-      });
+      const ratiosOf = (label: string) =>
+        [10, 50].map((c) => {
+          const g = byC(c, label, HIT_QUERY);
+          const b = byC(c, BARE, HIT_QUERY);
+          if (!g || !b) return '';
+          const cpu =
+            g.serverCpuUsPerReq !== undefined && b.serverCpuUsPerReq !== undefined ? `, ${(g.serverCpuUsPerReq / b.serverCpuUsPerReq).toFixed(2)}× its CPU per request (target ≤ 1.10)` : '';
+          return `c=${c}: ${(g.reqPerSec / b.reqPerSec).toFixed(2)}× its throughput (target ≥ 0.90)${cpu}`;
+        });
       tables.push(
-        `gateway cache hit vs the bare server answering the same query from a Map through DataLoader: ${ratios.join('; ')}; ` +
-          `during row a the gateway made ${a.check.upstreamCallsDuringRow} upstream calls and had ${a.check.cacheMissesDuringRow} cache misses ` +
-          `(${a.check.cacheHitsDuringRow.toLocaleString('en-US')} hits, warm-ups included)`,
+        [
+          'cache hit vs the bare server answering the same query from a Map through DataLoader:',
+          ...[GATEWAY_TARGET, GATEWAY, GATEWAY_COLD].map((label) => `  ${label}: ${ratiosOf(label).join('; ')}`),
+          `during row a the default gateway made ${a.check.upstreamCallsDuringRow} upstream calls and had ${a.check.cacheMissesDuringRow} cache misses ` +
+            `(${a.check.cacheHitsDuringRow.toLocaleString('en-US')} hits, warm-ups included)`,
+        ].join('\n'),
       );
     });
 
