@@ -16,6 +16,8 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger(config.logLevel);
+  // Whatever ends the process (a crash included), buffered log lines are written first.
+  process.on('exit', flushLogs);
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled promise rejection'));
 
   // Before the gateway: its layers take their instruments from the registered providers.
