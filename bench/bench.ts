@@ -11,6 +11,7 @@
  *   h. what a repeat costs: a cache hit over POST, over GET, and a GET revalidated with its ETag (304)
  *   i. a fresh replica's first seconds under load, without and with the warm-up before ready
  *   j. memory of 10,000 idle graphql-ws connections, and of 5,000 requests waiting on upstream calls
+ *   k. a cache miss under load (c=10, c=100, distinct prompts) vs a bare node:http → undici hop
  *
  * Every server is a child process (pinned to CPU 1 with taskset when available; this
  * process and autocannon on CPU 0). Talks to 127.0.0.1 only; bounded; stops by itself.
@@ -40,7 +41,7 @@ import { OtlpSink } from './lib/sink';
 import { elapsedMs, round, summarize, type Summary } from './lib/stats';
 import { renderTable } from './lib/table';
 
-const ROWS = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j'] as const;
+const ROWS = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k'] as const;
 const SIM_LATENCY_MS = 20;
 /** Row (c) only: long enough that all N requests arrive while the one upstream call runs. */
 const COALESCE_LATENCY_MS = 250;
@@ -203,6 +204,62 @@ async function rowA(ctx: Ctx): Promise<{ rows: RowA[]; check: Record<string, num
     await Promise.all([client.close(), bareClient.close(), ...authed.map((c) => c.close())]);
     await Promise.all([target.stop(), cold.stop()]);
   }
+}
+
+interface RowK {
+  path: string;
+  connections: number;
+  result: LoadResult;
+}
+
+const MISS_QUERY = 'query Ask($prompt: String!) { completion(input: { prompt: $prompt, thinking: false }) { id content cached } }';
+
+/**
+ * Row k: a cache miss under load. A fresh gateway in the issue's configuration (AUTH_MODE=jwt
+ * with one token, every quota counted), and bench/bare-hop.ts (node:http → undici Pool, the
+ * thinnest hop there is) on the same CPU, both in front of the simulator at 20 ms; closed
+ * loops of c=10 and c=100, a distinct prompt per request (so every gateway request is a miss
+ * and an upstream call, stored afterwards), hop and gateway alternating.
+ */
+async function rowK(ctx: Ctx): Promise<RowK[]> {
+  const { sim, settings, pin } = ctx;
+  await sim.ask({ cmd: 'setLatency', latencyMs: SIM_LATENCY_MS });
+  const auth = await benchAuth();
+  const hop = await startService({
+    name: 'bare hop',
+    args: ['--import', 'tsx', 'bench/bare-hop.ts'],
+    env: childEnv({ NODE_ENV: 'production', HOST: '127.0.0.1', PORT: '0', UPSTREAM_URL: sim.url, UPSTREAM_KEY: API_KEY }),
+    cpu: 1,
+    pin,
+    readyMsg: 'bare hop listening',
+  });
+  const gateway = await startGateway('gateway, auth + quotas (misses)', sim.url, pin, { ...auth.env, QUOTAS_FILE: benchQuotasFile() });
+  const tag = Date.now().toString(36);
+  let n = 0;
+  const rows: RowK[] = [];
+  try {
+    for (const connections of [10, 100]) {
+      for (const path of ['bare hop', 'gateway'] as const) {
+        log(`k: ${path} c=${connections} misses (${settings.warmupFreshS}s warm-up + ${settings.durationS}s)`);
+        const result = await measure({
+          url: path === 'gateway' ? gateway.url : hop.url,
+          bodies:
+            path === 'gateway'
+              ? () => JSON.stringify({ query: MISS_QUERY, variables: { prompt: `k ${tag} ${(n += 1)}` } })
+              : () => JSON.stringify({ prompt: `k ${tag} ${(n += 1)}` }),
+          headers: path === 'gateway' ? auth.headers : {},
+          connections,
+          durationS: settings.durationS,
+          warmupS: settings.warmupFreshS,
+          serverPid: path === 'gateway' ? gateway.pid : hop.pid,
+        });
+        rows.push({ path, connections, result });
+      }
+    }
+  } finally {
+    await Promise.all([hop.stop(), gateway.stop()]);
+  }
+  return rows;
 }
 
 interface RowB {
@@ -1171,6 +1228,36 @@ async function main(): Promise<void> {
           [[j.requests, j.failed, j.upstreamCalls, j.upstreamMaxInFlight, Math.round(j.inFlightMs), round(j.inFlightIdleMb), round(j.inFlightPeakMb)]],
         ),
       );
+    });
+
+    await row('k', async () => {
+      const k = await rowK(ctx);
+      output.k = k;
+      tables.push(
+        renderTable(
+          `k. cache miss under load: distinct prompts, simulator latency ${SIM_LATENCY_MS} ms, a fresh gateway (auth + quotas) and the bare hop, ${settings.durationS}s after ${settings.warmupFreshS}s warm-up`,
+          ['path', 'c', 'req/s', 'p50 ms', 'p99 ms', 'mean ms', 'server CPU µs/req', 'server CPU %', 'errors+non2xx'],
+          k.map((r) => [
+            r.path,
+            r.connections,
+            Math.round(r.result.reqPerSec),
+            round(r.result.latency.p50),
+            round(r.result.latency.p99),
+            round(r.result.latency.mean),
+            r.result.serverCpuUsPerReq === undefined ? '-' : Math.round(r.result.serverCpuUsPerReq),
+            r.result.serverCpuShare === undefined ? '-' : Math.round(100 * r.result.serverCpuShare),
+            r.result.errors + r.result.non2xx + r.result.timeouts,
+          ]),
+        ),
+      );
+      const lines = [10, 100].map((c) => {
+        const hop = k.find((r) => r.connections === c && r.path === 'bare hop')?.result;
+        const gw = k.find((r) => r.connections === c && r.path === 'gateway')?.result;
+        if (!hop || !gw) return '';
+        const cpu = gw.serverCpuUsPerReq !== undefined && hop.serverCpuUsPerReq !== undefined ? `; ${(gw.serverCpuUsPerReq / hop.serverCpuUsPerReq).toFixed(2)}× its CPU per miss (target ≤ 1.50)` : '';
+        return `  c=${c}: p50 ${round(gw.latency.p50 - hop.latency.p50)} ms over the hop (target ≤ +1), p99 ${round(gw.latency.p99 - hop.latency.p99)} ms (target ≤ +3)${cpu}`;
+      });
+      tables.push(['gateway miss vs the bare node:http → undici hop:', ...lines].join('\n'));
     });
 
     await sim.stop();

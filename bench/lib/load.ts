@@ -7,6 +7,8 @@ export interface LoadOptions {
   /** POST (the default, with `body`) or GET (the operation in `url`'s query string). */
   method?: 'GET' | 'POST';
   body?: string;
+  /** A body per request instead of `body` (e.g. a distinct prompt each time, for cache misses). */
+  bodies?: () => string;
   connections: number;
   durationS: number;
   warmupS: number;
@@ -54,6 +56,9 @@ export async function measure(options: LoadOptions): Promise<LoadResult> {
     connections: options.connections,
     pipelining: 1,
     timeout: 10,
+    ...(options.bodies
+      ? { requests: [{ setupRequest: (request: autocannon.Request) => ({ ...request, body: options.bodies!() }) }] }
+      : {}),
   };
   if (options.warmupS > 0) await run({ ...base, duration: options.warmupS });
 
