@@ -34,7 +34,7 @@ import {
   type CompletionData,
 } from './lib/gql';
 import { measure, perSecond, type LoadResult } from './lib/load';
-import { childEnv, cpuTimeMs, installCleanup, pinningAvailable, pinSelf, startCommand, startService, stopAll, type Service } from './lib/proc';
+import { childEnv, cpuTimeMs, GATEWAY_NODE_ARGS, installCleanup, pinningAvailable, pinSelf, startCommand, startService, stopAll, type Service } from './lib/proc';
 import { memoryMb, resetPeakRss } from './lib/procfs';
 import { writeResults } from './lib/results';
 import { OtlpSink } from './lib/sink';
@@ -84,7 +84,7 @@ function gatewayEnv(simUrl: string, extra: Record<string, string> = {}): Record<
 async function startGateway(name: string, simUrl: string, pin: boolean, extra: Record<string, string> = {}): Promise<Service> {
   const gateway = await startService({
     name,
-    args: ['--import', 'tsx', 'src/main.ts'],
+    args: GATEWAY_NODE_ARGS,
     env: gatewayEnv(simUrl, extra),
     cpu: 1,
     pin,
@@ -784,6 +784,8 @@ interface RowJ {
   /** Requests held by a slow upstream at once, and how they ended. */
   requests: number;
   failed: number;
+  /** Failed requests by status and error code (or client error). */
+  failureReasons: Record<string, number>;
   inFlightPeakMb: number;
   inFlightIdleMb: number;
   upstreamMaxInFlight: number;
@@ -854,9 +856,12 @@ async function rowJ(ctx: Ctx): Promise<RowJ> {
     await sim.ask({ cmd: 'setLatency', latencyMs: 4_000 });
     resetPeakRss(busy.pid);
     const requests = quick ? 1_000 : 5_000;
-    const pool = new Pool(busy.url.replace(/\/graphql$/, ''), { connections: requests, pipelining: 1 });
+    // 5,000 connections opened at once overflow the listen backlog; a busy server accepts the
+    // rest as the kernel retries their SYNs, which can take longer than undici's 10 s default.
+    const pool = new Pool(busy.url.replace(/\/graphql$/, ''), { connections: requests, pipelining: 1, connect: { timeout: 60_000 } });
     const simBefore = await sim.ask<SimCounters>({ cmd: 'counters' });
     let failed = 0;
+    const failureReasons: Record<string, number> = {};
     const startedCalls = performance.now();
     await Promise.all(
       Array.from({ length: requests }, async (_, index) => {
@@ -868,9 +873,16 @@ async function rowJ(ctx: Ctx): Promise<RowJ> {
             body: JSON.stringify({ query: COMPLETION_BYPASS_QUERY, variables: { prompt: `in flight ${Date.now()} ${index}` } }),
           });
           const text = await response.body.text();
-          if (response.statusCode !== 200 || text.includes('"errors"')) failed += 1;
-        } catch {
+          if (response.statusCode !== 200 || text.includes('"errors"')) {
+            failed += 1;
+            const code = /"code":"([A-Z_]+)"/.exec(text)?.[1];
+            const reason = `${response.statusCode} ${code ?? text.slice(0, 60)}`;
+            failureReasons[reason] = (failureReasons[reason] ?? 0) + 1;
+          }
+        } catch (error) {
           failed += 1;
+          const reason = error instanceof Error ? (error as Error & { code?: string }).code ?? error.message : String(error);
+          failureReasons[reason] = (failureReasons[reason] ?? 0) + 1;
         }
       }),
     );
@@ -882,6 +894,7 @@ async function rowJ(ctx: Ctx): Promise<RowJ> {
     return {
       requests,
       failed,
+      failureReasons,
       inFlightPeakMb: afterCalls.hwm,
       inFlightIdleMb: busyIdle.rss,
       upstreamMaxInFlight: simAfter.maxInFlight,
@@ -1228,6 +1241,7 @@ async function main(): Promise<void> {
           [[j.requests, j.failed, j.upstreamCalls, j.upstreamMaxInFlight, Math.round(j.inFlightMs), round(j.inFlightIdleMb), round(j.inFlightPeakMb)]],
         ),
       );
+      if (j.failed > 0) tables.push(`failures: ${Object.entries(j.failureReasons).map(([reason, count]) => `${count} × ${reason}`).join(', ')}`);
     });
 
     await row('k', async () => {
