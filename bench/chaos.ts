@@ -20,7 +20,7 @@ import type { Fault } from '../src/simulator';
 import { startSimulator } from '../src/simulator';
 import { parseArgs } from './lib/args';
 import { COMPLETION_BYPASS_QUERY, GraphQLClient, upstreamStatus, type CompletionData, type UpstreamSnapshot } from './lib/gql';
-import { childEnv, installCleanup, pinningAvailable, pinSelf, startService, stopAll } from './lib/proc';
+import { childEnv, GATEWAY_NODE_ARGS, installCleanup, pinningAvailable, pinSelf, startService, stopAll } from './lib/proc';
 import { writeResults } from './lib/results';
 import { elapsedMs, round, summarize } from './lib/stats';
 import { renderTable } from './lib/table';
@@ -115,7 +115,7 @@ async function main(): Promise<void> {
   try {
     const gateway = await startService({
       name: 'gateway',
-      args: ['--import', 'tsx', 'src/main.ts'],
+      args: GATEWAY_NODE_ARGS,
       env: childEnv({
         NODE_ENV: 'production',
         AUTH_MODE: 'none',

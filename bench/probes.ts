@@ -14,7 +14,7 @@
 import { availableParallelism, cpus, loadavg, release } from 'node:os';
 import { parseArgs } from './lib/args';
 import { observe } from './lib/observe';
-import { childEnv, installCleanup, pinningAvailable, pinSelf, startService, stopAll, type Service } from './lib/proc';
+import { childEnv, GATEWAY_NODE_ARGS, installCleanup, pinningAvailable, pinSelf, startService, stopAll, type Service } from './lib/proc';
 import { connections, documents, errors, metrics, upstream } from './lib/probes';
 import type { Probe, ProbeContext, ProbeLimits, ProbeRow } from './lib/probes/types';
 import { writeResults } from './lib/results';
@@ -102,7 +102,7 @@ interface Run {
 function startGateway(run: Run, name: string, extraEnv: Record<string, string> = {}): Promise<Service> {
   return startService({
     name,
-    args: ['--import', 'tsx', 'src/main.ts'],
+    args: GATEWAY_NODE_ARGS,
     env: childEnv({
       NODE_ENV: 'production',
       AUTH_MODE: 'none',

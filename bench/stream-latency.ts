@@ -20,7 +20,7 @@ import { loadavg } from 'node:os';
 import { createClient, type Client } from 'graphql-ws';
 import { Pool } from 'undici';
 import WebSocket from 'ws';
-import { childEnv, installCleanup, pinningAvailable, pinSelf, startService, stopAll } from './lib/proc';
+import { childEnv, GATEWAY_NODE_ARGS, installCleanup, pinningAvailable, pinSelf, startService, stopAll } from './lib/proc';
 import { elapsedMs, summarize, type Summary } from './lib/stats';
 
 const API_KEY = 'sk-bench-stream-latency-0000000000000000';
@@ -191,7 +191,7 @@ async function main(): Promise<void> {
     });
     const gateway = await startService({
       name: 'gateway',
-      args: ['--import', 'tsx', 'src/main.ts'],
+      args: GATEWAY_NODE_ARGS,
       env: childEnv({
         NODE_ENV: 'production',
         AUTH_MODE: 'none',

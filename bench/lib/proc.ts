@@ -41,7 +41,7 @@ export function cpuTimeMs(pid: number): number | undefined {
 
 export interface ServiceOptions {
   name: string;
-  /** Arguments to node (e.g. ['--import', 'tsx', 'src/main.ts']). */
+  /** Arguments to node (e.g. GATEWAY_NODE_ARGS). */
   args: string[];
   env: Record<string, string>;
   /** Pin to this CPU with taskset (when `pin` is true). */
@@ -275,3 +275,9 @@ export function childEnv(extra: Record<string, string>): Record<string, string> 
   // Each gateway child serves /metrics on a free port of its own (read from its log line).
   return { ...env, METRICS_PORT: '0', ...extra };
 }
+
+/**
+ * How a bench starts the gateway: as `npm start` does (the V8 flags of package.json's
+ * scripts and the Dockerfile, then the TypeScript entry through tsx).
+ */
+export const GATEWAY_NODE_ARGS = ['--max-semi-space-size=32', '--import', 'tsx', 'src/main.ts'];
