@@ -83,10 +83,17 @@ export interface GraphQLMetrics {
 }
 
 export function graphqlMetrics(meter: Meter): GraphQLMetrics {
-  const requests = meter.createCounter('graphql.server.requests', {
+  // Counted here and read at collection time (an asynchronous counter, the same series on
+  // /metrics): one synchronous record fewer per operation, whose attribute hashing was a
+  // third of the metrics' cost on a cache hit. Bounded like the labels it is keyed by.
+  const counts = new Map<string, { attributes: Attributes; count: number }>();
+  const requests = meter.createObservableCounter('graphql.server.requests', {
     description: 'GraphQL operations answered, by operation and outcome (ok; client_closed when the client went away; error when the response has any other error).',
     unit: '{request}',
     valueType: ValueType.INT,
+  });
+  requests.addCallback((result) => {
+    for (const { attributes, count } of counts.values()) result.observe(count, attributes);
   });
   const errors = meter.createCounter('graphql.server.errors', {
     description: 'GraphQL errors in responses, by operation and error code (extensions.code).',
@@ -113,14 +120,22 @@ export function graphqlMetrics(meter: Meter): GraphQLMetrics {
     operation({ type, name, tenant, seconds, errorCodes }) {
       const operationType = type ?? '';
       const operationName = boundedName(name);
-      const attributes: Attributes = {
-        'graphql.operation.type': operationType,
-        'graphql.operation.name': operationName,
-        'gateway.tenant': boundedTenant(tenant),
-        outcome: errorCodes.length === 0 ? 'ok' : errorCodes.every((code) => code === 'CLIENT_CLOSED_REQUEST') ? 'client_closed' : 'error',
-      };
-      requests.add(1, attributes);
-      duration.record(seconds, attributes);
+      const tenantLabel = boundedTenant(tenant);
+      const outcome = errorCodes.length === 0 ? 'ok' : errorCodes.every((code) => code === 'CLIENT_CLOSED_REQUEST') ? 'client_closed' : 'error';
+      const key = `${operationType}\u0000${operationName}\u0000${tenantLabel}\u0000${outcome}`;
+      let entry = counts.get(key);
+      if (!entry) {
+        const attributes: Attributes = {
+          'graphql.operation.type': operationType,
+          'graphql.operation.name': operationName,
+          'gateway.tenant': tenantLabel,
+          outcome,
+        };
+        entry = { attributes, count: 0 };
+        counts.set(key, entry);
+      }
+      entry.count += 1;
+      duration.record(seconds, entry.attributes);
       for (const code of errorCodes) {
         const errorType = /^[A-Z_]+$/.test(code) && code.length <= MAX_ERROR_CODE_LABEL ? code : '(other)';
         errors.add(1, { 'graphql.operation.type': operationType, 'graphql.operation.name': operationName, 'error.type': errorType });
