@@ -233,7 +233,13 @@ async function rowK(ctx: Ctx): Promise<RowK[]> {
     pin,
     readyMsg: 'bare hop listening',
   });
-  const gateway = await startGateway('gateway, auth + quotas (misses)', sim.url, pin, { ...auth.env, QUOTAS_FILE: benchQuotasFile() });
+  // As many upstream calls in flight as the hop's pool has connections (the default 64 would
+  // queue calls at c=100: the cap protects DeepSeek's rate limits, it is not overhead).
+  const gateway = await startGateway('gateway, auth + quotas (misses)', sim.url, pin, {
+    ...auth.env,
+    QUOTAS_FILE: benchQuotasFile(),
+    DEEPSEEK_MAX_CONCURRENCY: '256',
+  });
   const tag = Date.now().toString(36);
   let n = 0;
   const rows: RowK[] = [];
