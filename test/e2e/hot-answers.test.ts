@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -158,6 +159,31 @@ describe('hot answers: repeats of cached completions served without executing ag
     const after = await stats();
     expect(after.served).toBe(before.served);
     expect(after.entries).toBe(before.entries);
+  });
+
+  it('with a shared Redis cache, an answer another replica refreshed is not served hot', async () => {
+    const env = { REDIS_URL: 'redis://127.0.0.1:6379', CACHE_NAMESPACE: `t${randomUUID().slice(0, 8)}` };
+    const [a, b] = await Promise.all([startTestGateway(env), startTestGateway(env)]);
+    try {
+      const body = { query: ASK, variables: { input: { prompt: 'shared', thinking: false } } };
+      const statsOf = async (gw: Gateway) => (await gql<{ upstream: { cache: { hotAnswers: Stats } } }>(gw, STATS)).data!.upstream.cache.hotAnswers;
+      await post(a, body);
+      await post(a, body);
+      const hot = await post(a, body);
+      expect(hot.json.data!.completion.cached).toBe(true);
+      expect(await statsOf(a)).toMatchObject({ served: 1, stale: 0 });
+      // Replica b answers the same question anew and stores it in the shared cache.
+      const refreshed = await post(b, { ...body, variables: { input: { ...body.variables.input, cache: 'REFRESH' } } });
+      expect(refreshed.json.data!.completion.cached).toBe(false);
+      const next = await post(a, body);
+      expect(next.json.data!.completion).toMatchObject({ cached: true, createdAt: refreshed.json.data!.completion.createdAt });
+      expect(await statsOf(a)).toMatchObject({ served: 1, stale: 1 });
+      // Kept again from the refreshed entry, then served hot.
+      await post(a, body);
+      expect((await statsOf(a)).served).toBe(2);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
   });
 
   it('holds at most HOT_ANSWERS_MAX_ENTRIES requests, and none with 0', async () => {
