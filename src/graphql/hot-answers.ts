@@ -52,6 +52,8 @@ const MAX_VARIANTS = 16;
 /** Longest Accept header a kept request may carry. */
 const MAX_ACCEPT_CHARS = 256;
 
+const GRAPHQL_NAME = /^[_A-Za-z][_0-9A-Za-z]*$/;
+
 const REPLAYABLE_ROOT_FIELDS: ReadonlySet<string> = new Set(['completion', 'completions', 'fimCompletion', '__typename']);
 
 /** A completion the operation read from the cache: its store key, and which answer it was. */
@@ -166,7 +168,8 @@ export class HotAnswers {
   static keyOf(method: 'GET' | 'POST', raw: RawOperation, accept: string | undefined): string | undefined {
     const { query, operationName, variables } = raw;
     if (typeof query !== 'string' || raw.extensions !== undefined) return undefined;
-    if (operationName !== undefined && operationName !== null && typeof operationName !== 'string') return undefined;
+    // A GraphQL name or none: the key's parts are separated by newlines, which a name cannot hold.
+    if (operationName !== undefined && operationName !== null && (typeof operationName !== 'string' || !GRAPHQL_NAME.test(operationName))) return undefined;
     if (variables !== undefined && variables !== null && (typeof variables !== 'object' || Array.isArray(variables))) return undefined;
     const acceptValue = accept ?? '';
     if (acceptValue.length > MAX_ACCEPT_CHARS || query.length > MAX_KEY_CHARS) return undefined;
@@ -187,7 +190,7 @@ export class HotAnswers {
   }
 
   /**
-   * The full path answered: keeps what the operation plugin staged (see `stage`), with the
+   * The full path answered: keeps what the operation plugin staged (`notes.staged`), with the
    * response's content type and `Cache-Control` as Apollo set them.
    */
   keep(notes: HotAnswerNotes, contentType: unknown, cacheControl: unknown): void {

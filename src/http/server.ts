@@ -209,7 +209,8 @@ export async function createHttpServer(options: {
         pending.admitted = pipeline.admit(initOf(request, credentials.authorization));
         // A refusal is Apollo's to send (its context function throws it again).
         const admitted = await pending.admitted.catch(() => undefined);
-        const answer = admitted && (await hotAnswers.answer(key, callerKeyOf(admitted.caller, admitted.cacheScope), admitted.operation));
+        // Whatever goes wrong here (nothing should: the cache fails open), Apollo answers.
+        const answer = admitted && (await hotAnswers.answer(key, callerKeyOf(admitted.caller, admitted.cacheScope), admitted.operation).catch(() => undefined));
         if (admitted && answer) {
           admitted.operation.result([]);
           const cost = admitted.operation.end({ status: 200 });

@@ -28,6 +28,8 @@ describe('hot-answer keys', () => {
     expect(HotAnswers.keyOf('POST', { ...raw, extensions: { persistedQuery: {} } }, undefined)).toBeUndefined();
     expect(HotAnswers.keyOf('POST', { variables: {} }, undefined)).toBeUndefined();
     expect(HotAnswers.keyOf('POST', { ...raw, operationName: 7 }, undefined)).toBeUndefined();
+    // A name that is not a GraphQL name (it could hold the key's separator) is not keyed.
+    expect(HotAnswers.keyOf('POST', { ...raw, operationName: 'A\n{"a":1}' }, undefined)).toBeUndefined();
     expect(HotAnswers.keyOf('POST', { ...raw, variables: [1] }, undefined)).toBeUndefined();
     expect(HotAnswers.keyOf('POST', { query: 'x'.repeat(MAX_KEY_CHARS + 1) }, undefined)).toBeUndefined();
     expect(HotAnswers.keyOf('POST', { ...raw, variables: { p: 'x'.repeat(MAX_KEY_CHARS) } }, undefined)).toBeUndefined();
