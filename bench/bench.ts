@@ -268,6 +268,21 @@ async function rowK(ctx: Ctx): Promise<RowK[]> {
   return rows;
 }
 
+/** The columns req/s, p50, p99, mean, server CPU µs/req, server CPU % and errors of a load run. */
+const LOAD_COLUMNS = ['req/s', 'p50 ms', 'p99 ms', 'mean ms', 'server CPU µs/req', 'server CPU %', 'errors+non2xx'];
+
+function loadCells(result: LoadResult): Array<string | number> {
+  return [
+    Math.round(result.reqPerSec),
+    round(result.latency.p50),
+    round(result.latency.p99),
+    round(result.latency.mean),
+    result.serverCpuUsPerReq === undefined ? '-' : Math.round(result.serverCpuUsPerReq),
+    result.serverCpuShare === undefined ? '-' : Math.round(100 * result.serverCpuShare),
+    result.errors + result.non2xx + result.timeouts,
+  ];
+}
+
 interface RowB {
   n: number;
   direct: Summary;
@@ -1018,18 +1033,12 @@ async function main(): Promise<void> {
       tables.push(
         renderTable(
           `a. cache-hit path: ${settings.durationS}s per row after ${settings.warmupS}s warm-up; ${pinNote}`,
-          ['server', 'query', 'c', 'req/s', 'p50 ms', 'p99 ms', 'mean ms', 'server CPU µs/req', 'server CPU %', 'errors+non2xx'],
+          ['server', 'query', 'c', ...LOAD_COLUMNS],
           a.rows.map((r) => [
             r.server,
             r.query === HIT_QUERY ? (r.server === BARE ? 'completion (Map + DataLoader)' : 'completion (cache hit)') : '{ __typename }',
             r.result.connections,
-            Math.round(r.result.reqPerSec),
-            round(r.result.latency.p50),
-            round(r.result.latency.p99),
-            round(r.result.latency.mean),
-            r.result.serverCpuUsPerReq === undefined ? '-' : Math.round(r.result.serverCpuUsPerReq),
-            r.result.serverCpuShare === undefined ? '-' : Math.round(100 * r.result.serverCpuShare),
-            r.result.errors + r.result.non2xx + r.result.timeouts,
+            ...loadCells(r.result),
           ]),
         ),
       );
@@ -1256,17 +1265,11 @@ async function main(): Promise<void> {
       tables.push(
         renderTable(
           `k. cache miss under load: distinct prompts, simulator latency ${SIM_LATENCY_MS} ms, a fresh gateway (auth + quotas) and the bare hop, ${settings.durationS}s after ${settings.warmupFreshS}s warm-up`,
-          ['path', 'c', 'req/s', 'p50 ms', 'p99 ms', 'mean ms', 'server CPU µs/req', 'server CPU %', 'errors+non2xx'],
+          ['path', 'c', ...LOAD_COLUMNS],
           k.map((r) => [
             r.path,
             r.connections,
-            Math.round(r.result.reqPerSec),
-            round(r.result.latency.p50),
-            round(r.result.latency.p99),
-            round(r.result.latency.mean),
-            r.result.serverCpuUsPerReq === undefined ? '-' : Math.round(r.result.serverCpuUsPerReq),
-            r.result.serverCpuShare === undefined ? '-' : Math.round(100 * r.result.serverCpuShare),
-            r.result.errors + r.result.non2xx + r.result.timeouts,
+            ...loadCells(r.result),
           ]),
         ),
       );
