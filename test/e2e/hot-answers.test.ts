@@ -3,12 +3,12 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
-import { SignJWT } from 'jose';
 import { startGateway, type Gateway } from '../../src/app';
 import { testConfig } from '../../src/config';
 import { createLogger } from '../../src/telemetry/logger';
 import { startTelemetry, type Telemetry } from '../../src/telemetry/sdk';
 import { chatCalls, gql, startTestGateway } from '../helpers/gateway';
+import { signTestToken } from '../helpers/tokens';
 import { waitFor } from '../helpers/wait';
 
 /**
@@ -222,16 +222,8 @@ function tempFile(name: string, text: string): string {
   return path;
 }
 
-async function token(sub: string, tenant: string, scope = 'completions:read'): Promise<string> {
-  const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ scope, tenant })
-    .setProtectedHeader({ alg: 'HS256' })
-    .setIssuer(ISSUER)
-    .setAudience(AUDIENCE)
-    .setSubject(sub)
-    .setIssuedAt(now - 10)
-    .setExpirationTime(now + 600)
-    .sign(new TextEncoder().encode(SECRET));
+function token(sub: string, tenant: string, scope = 'completions:read'): Promise<string> {
+  return signTestToken({ secret: SECRET, issuer: ISSUER, audience: AUDIENCE, sub, tenant, scope });
 }
 
 describe('hot answers are admitted like any operation (tokens, tenants, quotas, telemetry)', () => {

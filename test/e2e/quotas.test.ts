@@ -2,7 +2,6 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient, type Client } from 'graphql-ws';
-import { SignJWT } from 'jose';
 import WebSocket from 'ws';
 import { startGateway, type Gateway } from '../../src/app';
 import { testConfig } from '../../src/config';
@@ -10,6 +9,7 @@ import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import { createLogger } from '../../src/telemetry/logger';
 import { startTelemetry, type Telemetry } from '../../src/telemetry/sdk';
 import { scrape, sumOf } from '../telemetry/prometheus';
+import { signTestToken } from '../helpers/tokens';
 import { gql, type GraphQLResponse } from '../helpers/gateway';
 import { waitFor } from '../helpers/wait';
 
@@ -34,16 +34,8 @@ function tempFile(name: string, text: string): string {
   return path;
 }
 
-async function token(sub: string, tenant: string, scope = ALL_SCOPES): Promise<string> {
-  const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ scope, tenant })
-    .setProtectedHeader({ alg: 'HS256' })
-    .setIssuer(ISSUER)
-    .setAudience(AUDIENCE)
-    .setSubject(sub)
-    .setIssuedAt(now - 10)
-    .setExpirationTime(now + 600)
-    .sign(new TextEncoder().encode(SECRET));
+function token(sub: string, tenant: string, scope = ALL_SCOPES): Promise<string> {
+  return signTestToken({ secret: SECRET, issuer: ISSUER, audience: AUDIENCE, sub, tenant, scope });
 }
 
 const ASK = 'query Ask($input: CompletionInput!) { completion(input: $input) { id content cached usage { promptTokens completionTokens } } }';
