@@ -215,6 +215,22 @@ export interface UsageMetrics {
   record(figures: UsageFigures): void;
 }
 
+/** A running total of an asynchronous counter, with the attributes it is reported under. */
+interface Total {
+  attributes: Attributes;
+  value: number;
+}
+
+function addTotal(totals: Map<string, Total>, model: string, name: string, label: string, value: number): void {
+  const key = `${model}\u0000${label}`;
+  let total = totals.get(key);
+  if (!total) {
+    total = { attributes: { 'gen_ai.response.model': model, [name]: label }, value: 0 };
+    totals.set(key, total);
+  }
+  total.value += value;
+}
+
 export function usageMetrics(prices: PriceTable, meter: Meter): UsageMetrics {
   const tokenUsage = meter.createHistogram('gen_ai.client.token.usage', {
     description: 'Tokens per DeepSeek completion, input and output (GenAI semantic conventions).',
@@ -222,14 +238,25 @@ export function usageMetrics(prices: PriceTable, meter: Meter): UsageMetrics {
     valueType: ValueType.INT,
     advice: { explicitBucketBoundaries: TOKEN_BUCKETS },
   });
-  const tokens = meter.createCounter('gateway.upstream.tokens', {
+  // Summed here and read at collection time (asynchronous counters, the same series on
+  // /metrics): five synchronous records fewer per upstream call. Keyed by model (DeepSeek
+  // names the model, not the client) and type or price period.
+  const tokenTotals = new Map<string, Total>();
+  const costTotals = new Map<string, Total>();
+  const tokens = meter.createObservableCounter('gateway.upstream.tokens', {
     description: 'Tokens billed by DeepSeek, by model and type (prompt, completion, cache_hit, cache_miss).',
     unit: '{token}',
     valueType: ValueType.INT,
   });
-  const cost = meter.createCounter('gateway.upstream.cost.usd', {
+  tokens.addCallback((result) => {
+    for (const { attributes, value } of tokenTotals.values()) result.observe(value, attributes);
+  });
+  const cost = meter.createObservableCounter('gateway.upstream.cost.usd', {
     description: 'Estimated DeepSeek cost in USD from the configured price table (DEEPSEEK_PRICES), by model and price period.',
     unit: 'USD',
+  });
+  cost.addCallback((result) => {
+    for (const { attributes, value } of costTotals.values()) result.observe(value, attributes);
   });
   return {
     record({ operation, model, usage, at = new Date() }) {
@@ -240,13 +267,12 @@ export function usageMetrics(prices: PriceTable, meter: Meter): UsageMetrics {
       };
       tokenUsage.record(usage.promptTokens, { ...genAi, 'gen_ai.token.type': 'input' });
       tokenUsage.record(usage.completionTokens, { ...genAi, 'gen_ai.token.type': 'output' });
-      const byModel = { 'gen_ai.response.model': model };
-      tokens.add(usage.promptTokens, { ...byModel, 'token.type': 'prompt' });
-      tokens.add(usage.completionTokens, { ...byModel, 'token.type': 'completion' });
-      tokens.add(usage.cacheHitTokens, { ...byModel, 'token.type': 'cache_hit' });
-      tokens.add(usage.cacheMissTokens, { ...byModel, 'token.type': 'cache_miss' });
+      addTotal(tokenTotals, model, 'token.type', 'prompt', usage.promptTokens);
+      addTotal(tokenTotals, model, 'token.type', 'completion', usage.completionTokens);
+      addTotal(tokenTotals, model, 'token.type', 'cache_hit', usage.cacheHitTokens);
+      addTotal(tokenTotals, model, 'token.type', 'cache_miss', usage.cacheMissTokens);
       const estimate = estimateCostUsd(prices, model, usage, at);
-      if (estimate) cost.add(estimate.usd, { ...byModel, 'price.period': estimate.period });
+      if (estimate) addTotal(costTotals, model, 'price.period', estimate.period, estimate.usd);
     },
   };
 }
