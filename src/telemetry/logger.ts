@@ -125,25 +125,34 @@ const BINDINGS = Symbol('bindings');
  * through the redaction when it is made, and parsed back by `bindings()`).
  */
 export function requestLogger(logger: Logger, reqId: string): Logger {
-  let child: Logger | undefined;
-  const real = (): Logger => (child ??= logger.child({ reqId }));
-  const bindings = `,"reqId":${JSON.stringify(reqId)}`;
-  return new Proxy({} as Logger, {
-    get(_target, property) {
-      if (property === BINDINGS) return bindings;
-      if (property === ACCESS) return (logger as WithAccess)[ACCESS];
-      const target = real();
-      const value: unknown = Reflect.get(target, property, target);
-      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-    },
-    set(_target, property, value) {
-      return Reflect.set(real(), property, value);
-    },
-    has(_target, property) {
-      return Reflect.has(real(), property);
-    },
-  });
+  const state: RequestLoggerState = { parent: logger, reqId, child: undefined };
+  return new Proxy(state, REQUEST_LOGGER) as unknown as Logger;
 }
+
+interface RequestLoggerState {
+  parent: Logger;
+  reqId: string;
+  child: Logger | undefined;
+}
+
+const childOf = (state: RequestLoggerState): Logger => (state.child ??= state.parent.child({ reqId: state.reqId }));
+
+/** One handler for every request logger: nothing is allocated per request but the state. */
+const REQUEST_LOGGER: ProxyHandler<RequestLoggerState> = {
+  get(state, property) {
+    if (property === BINDINGS) return `,"reqId":${JSON.stringify(state.reqId)}`;
+    if (property === ACCESS) return (state.parent as WithAccess)[ACCESS];
+    const target = childOf(state);
+    const value: unknown = Reflect.get(target, property, target);
+    return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+  },
+  set(state, property, value) {
+    return Reflect.set(childOf(state), property, value);
+  },
+  has(state, property) {
+    return Reflect.has(childOf(state), property);
+  },
+};
 
 /** A child logger's own bindings (`reqId`, …) as the `,"key":value` JSON its lines carry. */
 export function bindingsOf(logger: Logger): string {
