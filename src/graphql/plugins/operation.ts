@@ -42,14 +42,19 @@ export function operationPlugin(): ApolloServerPlugin<GraphQLContext> {
           // per-request `extensions.cost` differs on every repeat), so a client or CDN that
           // revalidates gets a 304 (answered by the GET route's onSend hook, src/http/server.ts).
           const policy = overallCachePolicy.policyIfCacheable();
-          const dataJson = response.body.kind === 'single' && codes.length === 0 ? JSON.stringify(response.body.singleResult.data ?? null) : undefined;
-          const etag = request.http?.method === 'GET' && dataJson !== undefined && policy ? dataEtag(dataJson) : undefined;
+          const notes = contextValue.hotAnswer;
+          const wantsEtag = request.http?.method === 'GET' && policy !== null;
+          // The data's JSON only when an ETag or a hot answer needs it (a big answer costs a copy).
+          const dataJson =
+            response.body.kind === 'single' && codes.length === 0 && (wantsEtag || notes?.replayable)
+              ? JSON.stringify(response.body.singleResult.data ?? null)
+              : undefined;
+          const etag = wantsEtag && dataJson !== undefined ? dataEtag(dataJson) : undefined;
           if (etag) response.http.headers.set('etag', etag);
           contextValue.operation.result(codes);
           const cost = contextValue.operation.end({ status: response.http.status ?? 200 });
           // An answer read from the cache alone may be kept as a hot answer (the HTTP edge
           // keeps it once it knows the response's content type).
-          const notes = contextValue.hotAnswer;
           if (notes?.replayable && dataJson !== undefined && (response.http.status ?? 200) === 200 && response.body.kind === 'single') {
             const result = response.body.singleResult;
             const pure = cost.upstreamCalls === 0 && cost.joinedInFlight === 0 && cost.joinedRemote === 0 && cost.cacheHits > 0;
