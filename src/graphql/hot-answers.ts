@@ -81,7 +81,6 @@ interface Variant {
 
 interface Kept {
   readonly variants: Map<string, Variant>;
-  chars: number;
 }
 
 /** What the full path learned about one operation that may be kept (see `HotAnswers.notes`). */
@@ -153,7 +152,11 @@ export class HotAnswers {
     this.#lru = new LRUCache<string, Kept>({
       max: Math.max(1, options.maxEntries),
       maxSize: Math.max(1, options.maxBytes),
-      sizeCalculation: (kept, key) => Math.max(1, (key.length + kept.chars) * 2),
+      sizeCalculation: (kept, key) => {
+        let chars = key.length;
+        for (const [callerKey, variant] of kept.variants) chars += variantChars(variant, callerKey);
+        return Math.max(1, chars * 2);
+      },
     });
     this.#cache = options.cache;
     this.#ttlMs = options.ttlSeconds * 1000;
@@ -203,11 +206,10 @@ export class HotAnswers {
       fixedCacheControl: cacheable ? undefined : typeof cacheControl === 'string' ? cacheControl : null,
     };
     const existing = this.#lru.get(notes.key);
-    const kept: Kept = existing ?? { variants: new Map(), chars: 0 };
+    const kept: Kept = existing ?? { variants: new Map() };
     const previous = kept.variants.get(notes.callerKey);
     if (!previous && kept.variants.size >= MAX_VARIANTS) return;
     kept.variants.set(notes.callerKey, variant);
-    kept.chars += variantChars(variant, notes.callerKey) - (previous ? variantChars(previous, notes.callerKey) : 0);
     // Set again so the LRU re-counts its size.
     this.#lru.set(notes.key, kept);
     this.#kept += 1;
@@ -264,14 +266,10 @@ export class HotAnswers {
   }
 
   #drop(key: string, kept: Kept, callerKey: string): void {
-    const variant = kept.variants.get(callerKey);
-    if (!variant) return;
-    kept.variants.delete(callerKey);
+    if (!kept.variants.delete(callerKey)) return;
+    // Deleted when empty, else set again so the LRU re-counts its size.
     if (kept.variants.size === 0) this.#lru.delete(key);
-    else {
-      kept.chars -= variantChars(variant, callerKey);
-      this.#lru.set(key, kept);
-    }
+    else this.#lru.set(key, kept);
   }
 }
 
