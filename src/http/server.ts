@@ -141,9 +141,7 @@ export async function createHttpServer(options: {
   });
   await apollo.start();
 
-  // What the handler learned before Apollo runs: the request's hot-answer notes, and its
-  // admission when it was admitted to try a hot answer first (then not admitted twice).
-  const pendingOf = new WeakMap<FastifyRequest, { notes?: HotAnswerNotes; admitted?: Promise<Admitted> }>();
+  const pendingOf = new WeakMap<FastifyRequest, Pending>();
   const initOf = (request: FastifyRequest, authorization: string | undefined): Omit<OperationInit, 'signal'> => {
     const warmup = warmUpGate.accepts(request.headers[WARMUP_HEADER]);
     return {
@@ -167,7 +165,7 @@ export async function createHttpServer(options: {
         const pending = pendingOf.get(request);
         let context: GraphQLContext;
         if (pending?.admitted) {
-          context = pipeline.open(await pending.admitted, { ...initOf(request, undefined), signal: responseSignal(reply.raw) });
+          context = pipeline.open(await pending.admitted.operation, { ...pending.admitted.init, signal: responseSignal(reply.raw) });
         } else {
           const credentials = credentialsOf(request);
           if (credentials.refusal) {
@@ -202,13 +200,14 @@ export async function createHttpServer(options: {
     if (stream === 'sse') return sse(request, reply);
     const key = hotAnswers ? hotAnswerKey(request, warmUpGate) : undefined;
     if (hotAnswers && key !== undefined) {
-      const pending: { notes?: HotAnswerNotes; admitted?: Promise<Admitted> } = { notes: hotAnswers.notes(key) };
+      const pending: Pending = { notes: hotAnswers.notes(key) };
       pendingOf.set(request, pending);
       const credentials = hotAnswers.has(key) ? credentialsOf(request) : undefined;
       if (credentials && !credentials.refusal) {
-        pending.admitted = pipeline.admit(initOf(request, credentials.authorization));
+        const init = initOf(request, credentials.authorization);
+        pending.admitted = { init, operation: pipeline.admit(init) };
         // A refusal is Apollo's to send (its context function throws it again).
-        const admitted = await pending.admitted.catch(() => undefined);
+        const admitted = await pending.admitted.operation.catch(() => undefined);
         // Whatever goes wrong here (nothing should: the cache fails open), Apollo answers.
         const answer = admitted && (await hotAnswers.answer(key, callerKeyOf(admitted.caller, admitted.cacheScope), admitted.operation).catch(() => undefined));
         if (admitted && answer) {
@@ -294,6 +293,16 @@ function streamRequested(request: FastifyRequest, pipeline: OperationPipeline): 
   }
   const operation = getOperationAST(document, name);
   return !operation || operation.operation === 'subscription' ? stream : undefined;
+}
+
+/**
+ * What the handler learned before Apollo runs: the request's hot-answer notes, and its
+ * admission (with the init it was admitted with) when it was admitted to try a hot answer
+ * first, so Apollo's context opens that admission instead of admitting it again.
+ */
+interface Pending {
+  notes?: HotAnswerNotes;
+  admitted?: { init: Omit<OperationInit, 'signal'>; operation: Promise<Admitted> };
 }
 
 /**
