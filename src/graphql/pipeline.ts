@@ -1,6 +1,7 @@
 import {
   GraphQLError,
   type ExecutionArgs,
+  type DocumentNode,
   type ExecutionResult,
   type FormattedExecutionResult,
   type GraphQLFormattedError,
@@ -18,7 +19,7 @@ import type { Logger } from '../telemetry/logger';
 import { OperationObserver, type HeaderReader, type ObservedOperation, type OperationTransport } from '../telemetry/operation-observer';
 import type { GatewayServices, GraphQLContext } from './context';
 import { CompletionBudget, checkRawOperation, parseOptions, queryLimitRules, queryLimits, type QueryLimits, type RawOperation } from './limits';
-import { formatErrors, prepareSubscription, type FormatError, type SubscribePayload } from './prepare-operation';
+import { formatErrors, prepareSubscription, ValidDocuments, type DocumentChecks, type FormatError, type SubscribePayload } from './prepare-operation';
 
 /** How one transport hands an operation to the pipeline. */
 export interface OperationInit {
@@ -65,6 +66,14 @@ export interface Refused {
 }
 
 /** Where queries and mutations belong, named in the refusal a streaming transport sends. */
+/**
+ * Subscription documents kept parsed and validated (src/graphql/prepare-operation.ts): as
+ * many as a frontend fleet sends, and an estimated 16 MiB of ASTs at most, like Apollo's
+ * own store for HTTP documents.
+ */
+const VALID_DOCUMENTS_MAX_ENTRIES = 1000;
+const VALID_DOCUMENTS_MAX_BYTES = 16 * 1024 * 1024;
+
 const TRANSPORT_NAMES: Record<OperationTransport, string> = {
   http: 'HTTP',
   websocket: 'WebSocket',
@@ -88,6 +97,8 @@ export class OperationPipeline {
   readonly limitRules: readonly ValidationRule[];
   readonly parseOptions: ParseOptions;
   readonly #observer: OperationObserver;
+  /** How subscribe payloads are checked: the limits, and the documents already found valid. */
+  readonly #checks: DocumentChecks;
 
   constructor(
     readonly schema: GraphQLSchema,
@@ -98,6 +109,11 @@ export class OperationPipeline {
     this.limits = queryLimits(services.config.graphql);
     this.limitRules = queryLimitRules(this.limits);
     this.parseOptions = parseOptions(this.limits);
+    this.#checks = {
+      rules: this.limitRules,
+      parse: this.parseOptions,
+      documents: new ValidDocuments(VALID_DOCUMENTS_MAX_ENTRIES, VALID_DOCUMENTS_MAX_BYTES),
+    };
     this.#observer = new OperationObserver(instruments, services.config.deepseek.prices);
   }
 
@@ -169,6 +185,11 @@ export class OperationPipeline {
     };
   }
 
+  /** The parsed document of `query` if a subscription sent it before and it passed validation. */
+  validDocument(query: string): DocumentNode | undefined {
+    return this.#checks.documents?.get(query);
+  }
+
   /**
    * A subscribe message of a streaming transport: starts the operation and checks the
    * payload as Apollo checks an HTTP request. A refused payload ends the operation at once;
@@ -182,8 +203,7 @@ export class OperationPipeline {
       if (!(error instanceof GraphQLError)) throw error;
       return { refused: [error], errors: this.format([error]) };
     }
-    const limits = { rules: this.limitRules, parse: this.parseOptions };
-    const prepared = prepareSubscription(this.schema, limits, payload, TRANSPORT_NAMES[init.transport]);
+    const prepared = prepareSubscription(this.schema, this.#checks, payload, TRANSPORT_NAMES[init.transport]);
     if ('errors' in prepared) {
       const errors = this.format(prepared.errors);
       context.operation.end({ codes: codesOf(errors) });

@@ -13,6 +13,7 @@ import {
   type ParseOptions,
   type ValidationRule,
 } from 'graphql';
+import { LRUCache } from 'lru-cache';
 import { ErrorCode, isErrorCode } from '../errors';
 
 /**
@@ -42,6 +43,44 @@ export type PreparedSubscription =
       rootField: string | undefined;
     };
 
+/** Documents longer than this are parsed and validated every time, never kept. */
+export const VALID_DOCUMENT_MAX_CHARS = 64 * 1024;
+
+/**
+ * Documents that parsed and passed validation, by their text, as Apollo's own document
+ * store keeps them for HTTP: a subscription sent again (a frontend sends the same few
+ * documents over and over) skips parse and validation, which were most of a stream's
+ * set-up. The schema and the validation rules never change in a process, so a document
+ * valid once stays valid. Bounded by `maxEntries` and by an estimate of the ASTs' size
+ * (eight bytes per character of text); a document that failed is never kept.
+ */
+export class ValidDocuments {
+  readonly #documents: LRUCache<string, DocumentNode>;
+
+  constructor(maxEntries: number, maxBytes: number) {
+    this.#documents = new LRUCache({ max: maxEntries, maxSize: maxBytes, sizeCalculation: (_document, query) => query.length * 8 });
+  }
+
+  get size(): number {
+    return this.#documents.size;
+  }
+
+  get(query: string): DocumentNode | undefined {
+    return this.#documents.get(query);
+  }
+
+  keep(query: string, document: DocumentNode): void {
+    if (query.length <= VALID_DOCUMENT_MAX_CHARS) this.#documents.set(query, document);
+  }
+}
+
+export interface DocumentChecks {
+  rules: readonly ValidationRule[];
+  parse: ParseOptions;
+  /** Where documents that passed are kept; without it every payload is parsed and validated. */
+  documents?: ValidDocuments;
+}
+
 /**
  * Parses, validates (with the query limits) and resolves the operation; only subscription
  * operations are accepted (`transport` names where queries belong in the message). Errors
@@ -49,19 +88,22 @@ export type PreparedSubscription =
  */
 export function prepareSubscription(
   schema: GraphQLSchema,
-  limits: { rules: readonly ValidationRule[]; parse: ParseOptions },
+  checks: DocumentChecks,
   payload: SubscribePayload,
   transport: string,
 ): PreparedSubscription {
-  let document: DocumentNode;
-  try {
-    document = parse(payload.query, limits.parse);
-  } catch (error) {
-    if (error instanceof GraphQLError) return { errors: [withCode(error, ErrorCode.GRAPHQL_PARSE_FAILED)] };
-    throw error;
+  let document = checks.documents?.get(payload.query);
+  if (!document) {
+    try {
+      document = parse(payload.query, checks.parse);
+    } catch (error) {
+      if (error instanceof GraphQLError) return { errors: [withCode(error, ErrorCode.GRAPHQL_PARSE_FAILED)] };
+      throw error;
+    }
+    const invalid = validate(schema, document, [...specifiedRules, ...checks.rules]);
+    if (invalid.length > 0) return { errors: invalid.map((error) => withCode(error, ErrorCode.GRAPHQL_VALIDATION_FAILED)) };
+    checks.documents?.keep(payload.query, document);
   }
-  const invalid = validate(schema, document, [...specifiedRules, ...limits.rules]);
-  if (invalid.length > 0) return { errors: invalid.map((error) => withCode(error, ErrorCode.GRAPHQL_VALIDATION_FAILED)) };
   const operation = getOperationAST(document, payload.operationName);
   if (!operation) {
     const message = payload.operationName

@@ -1,7 +1,7 @@
 import { ApolloServer } from '@apollo/server';
 import { fastifyApolloHandler } from '@as-integrations/fastify';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { getOperationAST, GraphQLError, parse, type DocumentNode } from 'graphql';
+import { getOperationAST, GraphQLError, parse } from 'graphql';
 import { ErrorCode } from '../errors';
 import type { GatewayServices, GraphQLContext } from '../graphql/context';
 import { createFormatError } from '../graphql/format-error';
@@ -285,9 +285,10 @@ function streamRequested(request: FastifyRequest, pipeline: OperationPipeline): 
   const raw = request.method === 'POST' ? (request.body as RawOperation | undefined) : rawFromQuery(request.query);
   if (typeof raw?.query !== 'string') return stream;
   const name = typeof raw.operationName === 'string' ? raw.operationName : undefined;
-  let document: DocumentNode;
+  // A subscription sent before is kept parsed: only a new document is parsed here.
+  let document = pipeline.validDocument(raw.query);
   try {
-    document = parse(raw.query, pipeline.parseOptions);
+    document ??= parse(raw.query, pipeline.parseOptions);
   } catch {
     return stream;
   }
