@@ -34,7 +34,7 @@ import {
   type CompletionData,
 } from './lib/gql';
 import { measure, perSecond, type LoadResult } from './lib/load';
-import { childEnv, cpuTimeMs, GATEWAY_NODE_ARGS, installCleanup, pinningAvailable, pinSelf, startCommand, startService, stopAll, type Service } from './lib/proc';
+import { buildGateway, childEnv, cpuTimeMs, GATEWAY_NODE_ARGS, installCleanup, pinningAvailable, pinSelf, startCommand, startService, stopAll, type Service } from './lib/proc';
 import { memoryMb, resetPeakRss } from './lib/procfs';
 import { writeResults } from './lib/results';
 import { OtlpSink } from './lib/sink';
@@ -960,6 +960,7 @@ interface Ctx {
 async function main(): Promise<void> {
   const { quick, only } = parseArgs(process.argv.slice(2), ROWS);
   installCleanup();
+  buildGateway();
   const startedAt = process.hrtime.bigint();
   // Row d's gateways are fresh processes: they get a longer warm-up than row a's, which
   // has been serving for a while by then.

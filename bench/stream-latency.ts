@@ -10,6 +10,7 @@
  *
  *   npm run bench:stream                           # 200 samples each way, about a minute
  *   npm run bench:stream -- --samples=50           # quicker
+ *   npm run bench:stream -- --warmup=400           # a longer warm-up (default 20 each way)
  *
  * The gateway and the simulator are child processes (bench/lib/proc.ts), so neither shares
  * this process's event loop; with taskset and 2+ CPUs the gateway is pinned to CPU 1 and
@@ -20,7 +21,7 @@ import { loadavg } from 'node:os';
 import { createClient, type Client } from 'graphql-ws';
 import { Pool } from 'undici';
 import WebSocket from 'ws';
-import { childEnv, GATEWAY_NODE_ARGS, installCleanup, pinningAvailable, pinSelf, startService, stopAll } from './lib/proc';
+import { buildGateway, childEnv, GATEWAY_NODE_ARGS, installCleanup, pinningAvailable, pinSelf, startService, stopAll } from './lib/proc';
 import { elapsedMs, summarize, type Summary } from './lib/stats';
 
 const API_KEY = 'sk-bench-stream-latency-0000000000000000';
@@ -29,7 +30,7 @@ const SIM_LATENCY_MS = 20;
 const SIM_TOKEN_DELAY_MS = 5;
 /** Short answers: only the first token is measured, and the run stays short. */
 const MAX_TOKENS = 4;
-const WARMUP = 20;
+
 const RUN_LIMIT_MS = 180_000;
 
 const STREAM = `subscription ($input: CompletionInput!) {
@@ -39,10 +40,11 @@ const MULTIPART_ACCEPT = 'multipart/mixed;subscriptionSpec="1.0", application/js
 
 const log = (message: string) => process.stderr.write(`[stream-latency ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
 
-function samplesArg(): number {
-  const arg = process.argv.slice(2).find((a) => a.startsWith('--samples='));
-  const n = arg ? Number(arg.slice('--samples='.length)) : 200;
-  if (!Number.isInteger(n) || n < 1 || n > 5000) throw new Error('--samples must be an integer from 1 to 5000');
+/** `--<name>=<n>`: an integer from `min` to 5000, or `fallback`. */
+function countArg(name: string, fallback: number, min: number): number {
+  const arg = process.argv.slice(2).find((a) => a.startsWith(`--${name}=`));
+  const n = arg ? Number(arg.slice(`--${name}=`.length)) : fallback;
+  if (!Number.isInteger(n) || n < min || n > 5000) throw new Error(`--${name} must be an integer from ${min} to 5000`);
   return n;
 }
 
@@ -157,8 +159,11 @@ function row(name: string, s: Summary): string {
 }
 
 async function main(): Promise<void> {
-  const samples = samplesArg();
+  const samples = countArg('samples', 200, 1);
+  // Streams each way before measuring, so the JIT has compiled the path.
+  const warmup = countArg('warmup', 20, 0);
   installCleanup();
+  buildGateway();
   const limit = setTimeout(() => {
     log(`still running after ${RUN_LIMIT_MS / 1000} s: stopping`);
     void stopAll().finally(() => process.exit(1));
@@ -231,8 +236,8 @@ async function main(): Promise<void> {
     ];
 
     const tag = Date.now().toString(36);
-    log(`warm-up: ${WARMUP} each way`);
-    for (let i = 0; i < WARMUP; i += 1) {
+    log(`warm-up: ${warmup} each way`);
+    for (let i = 0; i < warmup; i += 1) {
       for (const [w, way] of ways.entries()) await way.run(`warm ${tag} ${w} ${i}`);
     }
     log(`measuring: ${samples} sequential streams each way, interleaved`);
