@@ -1,4 +1,4 @@
-import { Deadline, abortReason, linkSignals } from '../lib/abort';
+import { abortReason, onAbort } from '../lib/abort';
 import { TransportError } from './errors';
 import type { Interceptor } from './types';
 
@@ -20,26 +20,39 @@ export interface DeadlineOptions {
  * mid-body fails with the right error; a caller's abort is rethrown as the caller's reason.
  */
 export function deadlineInterceptor(options: DeadlineOptions): Interceptor {
-  const timeout = (phase: 'call' | 'stream', timeoutMs: number) => () =>
-    new TransportError({ kind: 'timeout', phase, timeoutMs });
+  const timeout = (phase: 'call' | 'stream', timeoutMs: number) => new TransportError({ kind: 'timeout', phase, timeoutMs });
 
   return (next) => async (request, handler) => {
-    const call = new Deadline(options.timeoutMs, timeout('call', options.timeoutMs));
-    const lifetime = request.stream ? new Deadline(options.streamMaxMs, timeout('stream', options.streamMaxMs)) : undefined;
-    const bound = linkSignals(request.signal, call.signal, lifetime?.signal);
+    // One controller per call, aborted by whichever comes first: the caller's signal, the
+    // call deadline or the stream lifetime, each with its own reason (no controller per
+    // deadline linked into a third: this runs on every upstream call).
+    const controller = new AbortController();
+    const at = Date.now() + options.timeoutMs;
+    let callTimer: NodeJS.Timeout | undefined = setTimeout(() => controller.abort(timeout('call', options.timeoutMs)), options.timeoutMs);
+    callTimer.unref();
+    let lifetimeTimer: NodeJS.Timeout | undefined;
+    if (request.stream) {
+      lifetimeTimer = setTimeout(() => controller.abort(timeout('stream', options.streamMaxMs)), options.streamMaxMs);
+      lifetimeTimer.unref();
+    }
+    const stopCallTimer = (): void => {
+      clearTimeout(callTimer);
+      callTimer = undefined;
+    };
+    const unwatch = onAbort(request.signal, (reason) => controller.abort(reason));
     const end = (): void => {
-      bound.dispose();
-      call.dispose();
-      lifetime?.dispose();
+      unwatch();
+      stopCallTimer();
+      clearTimeout(lifetimeTimer);
     };
     try {
       return await next(
-        { ...request, signal: bound.signal, deadline: { at: call.at } },
+        { ...request, signal: controller.signal, deadline: { at } },
         {
           ...handler,
           onResponse(response) {
             // The call deadline was for getting the stream; its body has the lifetime.
-            if (request.stream) call.dispose();
+            if (request.stream) stopCallTimer();
             return handler.onResponse(response);
           },
           onResponseEnd(error) {
@@ -51,8 +64,8 @@ export function deadlineInterceptor(options: DeadlineOptions): Interceptor {
     } catch (error) {
       end();
       if (request.signal?.aborted) throw abortReason(request.signal);
-      if (call.expired) throw abortReason(call.signal);
-      if (lifetime?.expired) throw abortReason(lifetime.signal);
+      // A deadline that fired is the reason, already named (`timeout`, phase call or stream).
+      if (controller.signal.aborted) throw abortReason(controller.signal);
       throw error;
     }
   };
