@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { UnauthenticatedReason } from '../errors';
 import type { Caller } from './caller';
@@ -14,7 +14,7 @@ export interface TokenCacheLimits {
 
 /** A cache key for a token: its SHA-256, so no cache holds a usable credential. */
 export function tokenDigest(token: string): string {
-  return createHash('sha256').update(token).digest('base64url');
+  return hash('sha256', token, 'base64url');
 }
 
 interface Verified {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { CompletionRequest } from '../deepseek/types';
 
 /**
@@ -45,7 +45,7 @@ export function completionId(request: CompletionRequest): string {
     // Repeats (cache hits) skip the hash: short canonical forms remember their id.
     id = recent.get(canonical);
     if (id === undefined) {
-      id = ID_PREFIX + createHash('sha256').update(canonical).digest('base64url');
+      id = ID_PREFIX + hash('sha256', canonical, 'base64url');
       if (canonical.length <= MEMO_MAX_CHARS) remember(canonical, id);
     }
     ids.set(request, id);

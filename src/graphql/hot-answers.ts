@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { context as otelContext } from '@opentelemetry/api';
 import { Kind, type OperationDefinitionNode } from 'graphql';
 import { LRUCache } from 'lru-cache';
@@ -290,7 +290,7 @@ const sortedScopes = new WeakMap<ReadonlySet<string>, string>();
 
 /** The ETag the operation plugin gives a cacheable GET answer: a hash of its `data` JSON. */
 export function dataEtag(dataJson: string): string {
-  return `"${createHash('sha256').update(dataJson).digest('base64url')}"`;
+  return `"${hash('sha256', dataJson, 'base64url')}"`;
 }
 
 /** Nesting deeper than this is not kept (the limits refuse far less deep variables anyway). */
