@@ -42,6 +42,10 @@ export function createSseHandler(options: SseOptions): (request: FastifyRequest,
   const flows = new WeakMap<object, ResponseFlow>();
 
   const handler = createHandler<SseContext>({
+    // Every document reaching graphql-sse was validated by OperationPipeline.subscribe (the
+    // specified rules plus the query limits; onSubscribe returns its arguments or a refusal):
+    // graphql-sse's own second validation would repeat that work on every stream.
+    validate: () => [],
     onSubscribe: async (req, params) => {
       const subscribed = await pipeline.subscribe(
         {
