@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GraphQLError, subscribe, type ExecutionResult, type FormattedExecutionResult } from 'graphql';
 import { ErrorCode } from '../errors';
 import type { OperationPipeline } from '../graphql/pipeline';
-import type { Logger } from '../telemetry/logger';
+import { requestLogger, type Logger } from '../telemetry/logger';
 import { credentialsOf } from './credentials';
 import { csrfRefusal } from './csrf';
 import { responseSignal } from './disconnect';
@@ -58,7 +58,7 @@ export function createMultipartHandler(options: MultipartOptions): (request: Fas
     const subscribed = await pipeline.subscribe(
       {
         transport: 'multipart',
-        logger: logger.child({ reqId: request.id }),
+        logger: requestLogger(logger, request.id),
         signal: responseSignal(response),
         headers: (name) => headerOf(request.raw, name),
         authorization: headerOf(request.raw, 'authorization'),

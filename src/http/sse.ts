@@ -4,7 +4,7 @@ import { createHandler } from 'graphql-sse/lib/use/fastify';
 import { ErrorCode } from '../errors';
 import type { GraphQLContext } from '../graphql/context';
 import type { OperationPipeline } from '../graphql/pipeline';
-import type { Logger } from '../telemetry/logger';
+import { requestLogger, type Logger } from '../telemetry/logger';
 import { credentialsOf } from './credentials';
 import { csrfRefusal } from './csrf';
 import { responseSignal } from './disconnect';
@@ -50,7 +50,7 @@ export function createSseHandler(options: SseOptions): (request: FastifyRequest,
       const subscribed = await pipeline.subscribe(
         {
           transport: 'sse',
-          logger: logger.child({ reqId: req.raw.id }),
+          logger: requestLogger(logger, req.raw.id),
           signal: responseSignal(req.context.reply.raw),
           headers: (name) => headerOf(req.raw, name),
           authorization: headerOf(req.raw, 'authorization'),

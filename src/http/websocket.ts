@@ -6,7 +6,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { GraphQLContext } from '../graphql/context';
 import type { OperationPipeline } from '../graphql/pipeline';
-import type { Logger } from '../telemetry/logger';
+import { lazyChild, type Logger } from '../telemetry/logger';
 import { socketSignal } from './disconnect';
 
 export interface WebSocketTransportOptions {
@@ -115,7 +115,7 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): We
         const socket = ctx.extra.socket;
         const init = {
           transport: 'websocket' as const,
-          logger: logger.child({ subscriptionId: id }),
+          logger: lazyChild(logger, 'subscriptionId', id),
           signal: socketSignal(socket),
           headers: traceHeaders(payload.extensions, ctx.connectionParams),
           address: addressOf(ctx.extra.request),

@@ -125,22 +125,35 @@ const BINDINGS = Symbol('bindings');
  * through the redaction when it is made, and parsed back by `bindings()`).
  */
 export function requestLogger(logger: Logger, reqId: string): Logger {
-  const state: RequestLoggerState = { parent: logger, reqId, child: undefined };
-  return new Proxy(state, REQUEST_LOGGER) as unknown as Logger;
+  return lazyChild(logger, 'reqId', reqId);
 }
 
-interface RequestLoggerState {
+/** `requestLogger` for any one binding (a subscription's `subscriptionId`, say). */
+export function lazyChild(logger: Logger, key: string, value: string): Logger {
+  const state: LazyChildState = { parent: logger, key, value, child: undefined };
+  return new Proxy(state, LAZY_CHILD) as unknown as Logger;
+}
+
+interface LazyChildState {
   parent: Logger;
-  reqId: string;
+  key: string;
+  value: string;
   child: Logger | undefined;
 }
 
-const childOf = (state: RequestLoggerState): Logger => (state.child ??= state.parent.child({ reqId: state.reqId }));
+const childOf = (state: LazyChildState): Logger => (state.child ??= state.parent.child({ [state.key]: state.value }));
 
-/** One handler for every request logger: nothing is allocated per request but the state. */
-const REQUEST_LOGGER: ProxyHandler<RequestLoggerState> = {
+/** The bindings of the loggers lazy children are made from (a few: the root and a component child each). */
+const parentBindings = new WeakMap<Logger, string>();
+
+/** One handler for every lazy child: nothing is allocated per request but the state. */
+const LAZY_CHILD: ProxyHandler<LazyChildState> = {
   get(state, property) {
-    if (property === BINDINGS) return `,"reqId":${JSON.stringify(state.reqId)}`;
+    if (property === BINDINGS) {
+      let inherited = parentBindings.get(state.parent);
+      if (inherited === undefined) parentBindings.set(state.parent, (inherited = bindingsOf(state.parent)));
+      return `${inherited},${JSON.stringify(state.key)}:${JSON.stringify(state.value)}`;
+    }
     if (property === ACCESS) return (state.parent as WithAccess)[ACCESS];
     const target = childOf(state);
     const value: unknown = Reflect.get(target, property, target);

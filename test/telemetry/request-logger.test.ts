@@ -1,4 +1,4 @@
-import { accessLogOf, bindingsOf, createLogger, requestLogger } from '../../src/telemetry/logger';
+import { accessLogOf, bindingsOf, createLogger, lazyChild, requestLogger } from '../../src/telemetry/logger';
 
 describe('requestLogger: a request-bound child made only when used', () => {
   const capture = () => {
@@ -27,5 +27,16 @@ describe('requestLogger: a request-bound child made only when used', () => {
     expect(lazy.isLevelEnabled('debug')).toBe(true);
     lazy.child({ component: 'x' }).info('nested');
     expect(lines.at(-1)).toMatchObject({ reqId: 'req-2', component: 'x', msg: 'nested' });
+  });
+
+  it('made from a child (a transport component), carries its bindings too, on the access line and when used', () => {
+    const { lines, logger } = capture();
+    const component = logger.child({ component: 'websocket' });
+    const lazy = lazyChild(component, 'subscriptionId', 'sub-"1');
+    expect(bindingsOf(lazy)).toBe(bindingsOf(component.child({ subscriptionId: 'sub-"1' })));
+    accessLogOf(lazy)!.write('info', bindingsOf(lazy), { outcome: 'ok' }, 'graphql subscription');
+    expect(lines.at(-1)).toMatchObject({ component: 'websocket', subscriptionId: 'sub-"1', outcome: 'ok' });
+    lazy.info({ n: 1 }, 'used');
+    expect(lines.at(-1)).toMatchObject({ component: 'websocket', subscriptionId: 'sub-"1', n: 1, msg: 'used' });
   });
 });
