@@ -13,7 +13,7 @@ import { BatchWindow } from './batch-window';
 import { batchParent, callParent, linksToOthers } from './batch-trace';
 import { Flights } from './flights';
 import { RequestScope, type Flight, type OperationScope, type Waiter } from './request-scope';
-import type { CachePolicy, CoalescingStats, CompletionView, JoinedCompletion, JoinRunning } from './types';
+import { completionView, type CachePolicy, type CoalescingStats, type CompletionView, type JoinedCompletion, type JoinRunning } from './types';
 
 /**
  * The process-wide coalescer, SHARED by every request (one instance per process, owned by
@@ -192,7 +192,7 @@ export class Coalescer {
           if (hit) {
             hits += 1;
             waiter.scope.ledger?.recordCacheHits();
-            waiter.resolve({ ...hit, id: waiter.id, cached: true });
+            waiter.resolve(completionView(hit, waiter.id, true));
           } else {
             this.cacheMisses += 1;
             toCall.push(waiter);

@@ -12,6 +12,7 @@ import type { OperationScope } from './request-scope';
 import { toError } from '../lib/abort';
 import {
   CACHE_POLICIES,
+  completionView,
   type CoalescingStats,
   type CompletionLoadKey,
   type CompletionView,
@@ -114,7 +115,7 @@ export class CompletionService {
         ledger?.recordCacheHits(found.size);
         return ids.map((id) => {
           const result = found.get(cacheKey(id, cacheScope));
-          return result ? { ...result, id, cached: true } : null;
+          return result ? completionView(result, id, true) : null;
         });
       },
       { name: 'completionById' },

@@ -5,7 +5,7 @@ import { QuotaExceededError } from '../errors';
 import { abortError, abortReason, toError } from '../lib/abort';
 import { Singleflight } from '../lib/singleflight';
 import type { Flight, Waiter } from './request-scope';
-import type { JoinedCompletion, JoinRunning, QuotaHold } from './types';
+import { completionView, type JoinedCompletion, type JoinRunning, type QuotaHold } from './types';
 
 /**
  * How often one load may be sent back after joining calls other callers' quotas refused;
@@ -70,7 +70,7 @@ export class Flights {
     waiter.joined = stream;
     this.joinedStreams += 1;
     stream.result.then(
-      (result) => waiter.resolve({ ...result, id: waiter.id, cached: false }),
+      (result) => waiter.resolve(completionView(result, waiter.id, false)),
       (error: unknown) => this.fail(waiter, error),
     );
     return true;
@@ -164,7 +164,7 @@ export class Flights {
     waiter.flight = flight;
     // cached: false even for a joiner: an upstream call was made for this answer.
     flight.done.then(
-      (result) => waiter.resolve({ ...result, id: waiter.id, cached: false }),
+      (result) => waiter.resolve(completionView(result, waiter.id, false)),
       (error: unknown) => this.fail(waiter, error),
     );
   }

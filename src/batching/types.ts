@@ -15,6 +15,28 @@ export interface CompletionView extends CompletionResult {
 }
 
 /**
+ * A result as one field's view. Written field by field, not `{ ...result, id, cached }`:
+ * on Node 20's V8 that spread costs about 30 times a literal and gives every view a hidden
+ * class of its own (see `withRequest` in src/transport/types.ts). The mapped type makes a
+ * field added to `CompletionResult` a compile error here until it is copied too.
+ */
+export function completionView(result: CompletionResult, id: string, cached: boolean): CompletionView {
+  const view: { [K in keyof Required<CompletionView>]: CompletionView[K] } = {
+    model: result.model,
+    content: result.content,
+    reasoningContent: result.reasoningContent,
+    finishReason: result.finishReason,
+    usage: result.usage,
+    createdAt: result.createdAt,
+    upstreamId: result.upstreamId,
+    traceId: result.traceId,
+    id,
+    cached,
+  };
+  return view;
+}
+
+/**
  * Upstream work another part of the process runs right now (the coalescer's call for a
  * query, the stream hub's upstream stream), joined by ONE waiter of the other part, so a
  * query and a stream for the same store key make one upstream call whichever starts first.

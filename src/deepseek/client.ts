@@ -62,7 +62,17 @@ function upstreamRequest(
   fields: Pick<UpstreamRequest, 'method' | 'path' | 'headers' | 'body' | 'spanAttributes'> & { stream?: boolean },
   options: CallOptions,
 ): UpstreamRequest {
-  return { ...fields, stream: fields.stream ?? false, signal: options.signal, traceContext: options.traceContext };
+  // Field by field, not `{ ...fields, … }` (see `withRequest` in src/transport/types.ts).
+  return {
+    method: fields.method,
+    path: fields.path,
+    headers: fields.headers,
+    body: fields.body,
+    spanAttributes: fields.spanAttributes,
+    stream: fields.stream ?? false,
+    signal: options.signal,
+    traceContext: options.traceContext,
+  };
 }
 
 /**
@@ -151,7 +161,7 @@ export class DeepSeekClient implements DeepSeekApi {
       {
         path: PATHS.chat,
         body: JSON.stringify(toWireChatRequest(request, true)),
-        spanAttributes: { ...genAiRequestAttributes('chat', request.model, request.maxTokens), 'gen_ai.request.stream': true },
+        spanAttributes: Object.assign(genAiRequestAttributes('chat', request.model, request.maxTokens), { 'gen_ai.request.stream': true }),
       },
       (traceId) => new ChatStreamAssembler(request.model, traceId),
       options,
@@ -169,10 +179,7 @@ export class DeepSeekClient implements DeepSeekApi {
       {
         path: PATHS.fim,
         body: JSON.stringify(toWireFimRequest(request, true)),
-        spanAttributes: {
-          ...genAiRequestAttributes('text_completion', request.model, request.maxTokens),
-          'gen_ai.request.stream': true,
-        },
+        spanAttributes: Object.assign(genAiRequestAttributes('text_completion', request.model, request.maxTokens), { 'gen_ai.request.stream': true }),
       },
       (traceId) => new FimStreamAssembler(request.model, traceId),
       options,
@@ -224,7 +231,7 @@ export class DeepSeekClient implements DeepSeekApi {
   ): AsyncGenerator<StreamEvent, void, undefined> {
     let attempts = 0;
     const response = await this.#call(
-      upstreamRequest({ ...call, method: 'POST', headers: SSE_HEADERS, stream: true }, options),
+      upstreamRequest({ method: 'POST', path: call.path, body: call.body, spanAttributes: call.spanAttributes, headers: SSE_HEADERS, stream: true }, options),
       {
         onExchange: () => {
           attempts += 1;

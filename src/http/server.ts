@@ -165,7 +165,7 @@ export async function createHttpServer(options: {
         const pending = pendingOf.get(request);
         let context: GraphQLContext;
         if (pending?.admitted) {
-          context = pipeline.open(await pending.admitted.operation, { ...pending.admitted.init, signal: responseSignal(reply.raw) });
+          context = pipeline.open(await pending.admitted.operation, Object.assign({}, pending.admitted.init, { signal: responseSignal(reply.raw) }));
         } else {
           const credentials = credentialsOf(request);
           if (credentials.refusal) {

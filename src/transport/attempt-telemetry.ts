@@ -2,7 +2,7 @@ import { SpanKind, SpanStatusCode, context, propagation, trace, type Tracer } fr
 import type { Logger } from 'pino';
 import type { UpstreamMetrics } from '../telemetry/metrics';
 import { TransportError } from './errors';
-import { headerValue, type ErrorType, type Interceptor } from './types';
+import { headerValue, withRequest, wrapHandler, type ErrorType, type Interceptor } from './types';
 
 export interface AttemptTelemetryOptions {
   tracer: Tracer;
@@ -52,7 +52,8 @@ export function attemptTelemetry(options: AttemptTelemetryOptions): Interceptor 
       },
       parent,
     );
-    const headers = { ...request.headers };
+    // A copy the propagator may add to (Object.assign: see `withRequest` on spreads).
+    const headers: Record<string, string> = Object.assign({}, request.headers);
     // W3C trace context for the upstream (a no-op without an SDK and a propagator).
     propagation.inject(trace.setSpan(parent, span), headers);
 
@@ -97,9 +98,8 @@ export function attemptTelemetry(options: AttemptTelemetryOptions): Interceptor 
 
     try {
       return await next(
-        { ...request, headers },
-        {
-          ...handler,
+        withRequest(request, { headers }),
+        wrapHandler(handler, {
           onResponse(response) {
             seen.status = response.status;
             seen.traceId = options.traceIdHeader ? headerValue(response.headers, options.traceIdHeader) : undefined;
@@ -109,7 +109,7 @@ export function attemptTelemetry(options: AttemptTelemetryOptions): Interceptor 
             end(error);
             handler.onResponseEnd?.(error);
           },
-        },
+        }),
       );
     } catch (error) {
       if (error instanceof TransportError) {

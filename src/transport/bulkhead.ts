@@ -1,7 +1,7 @@
 import { abortReason } from '../lib/abort';
 import { TransportError } from './errors';
 import type { TransportCounters } from './status';
-import type { Interceptor } from './types';
+import { wrapHandler, type Interceptor } from './types';
 
 export type Release = () => void;
 
@@ -92,13 +92,15 @@ export function bulkheadInterceptor(bulkhead: Bulkhead, counters: TransportCount
       throw error;
     }
     try {
-      return await next(request, {
-        ...handler,
-        onResponseEnd(error) {
-          release();
-          handler.onResponseEnd?.(error);
-        },
-      });
+      return await next(
+        request,
+        wrapHandler(handler, {
+          onResponseEnd(error) {
+            release();
+            handler.onResponseEnd?.(error);
+          },
+        }),
+      );
     } catch (error) {
       release();
       throw error;

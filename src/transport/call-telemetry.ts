@@ -1,7 +1,7 @@
 import { SpanKind, SpanStatusCode, context, trace, type Tracer } from '@opentelemetry/api';
 import type { UpstreamMetrics } from '../telemetry/metrics';
 import { TransportError } from './errors';
-import type { ErrorType, Interceptor } from './types';
+import { withRequest, wrapHandler, type ErrorType, type Interceptor } from './types';
 
 export interface CallTelemetryOptions {
   tracer: Tracer;
@@ -64,9 +64,8 @@ export function callTelemetry(options: CallTelemetryOptions): Interceptor {
     try {
       return await context.with(traceContext, () =>
         next(
-          { ...request, traceContext },
-          {
-            ...handler,
+          withRequest(request, { traceContext }),
+          wrapHandler(handler, {
             onExchange() {
               attempts += 1;
               handler.onExchange?.();
@@ -80,7 +79,7 @@ export function callTelemetry(options: CallTelemetryOptions): Interceptor {
               end(error);
               handler.onResponseEnd?.(error);
             },
-          },
+          }),
         ),
       );
     } catch (error) {

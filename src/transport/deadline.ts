@@ -1,6 +1,6 @@
 import { abortReason, onAbort } from '../lib/abort';
 import { TransportError } from './errors';
-import type { Interceptor } from './types';
+import { withRequest, wrapHandler, type Interceptor } from './types';
 
 export interface DeadlineOptions {
   /** Bounds getting the answer: every attempt, backoff and queue wait, and a non-stream body. */
@@ -47,9 +47,8 @@ export function deadlineInterceptor(options: DeadlineOptions): Interceptor {
     };
     try {
       return await next(
-        { ...request, signal: controller.signal, deadline: { at } },
-        {
-          ...handler,
+        withRequest(request, { signal: controller.signal, deadline: { at } }),
+        wrapHandler(handler, {
           onResponse(response) {
             // The call deadline was for getting the stream; its body has the lifetime.
             if (request.stream) stopCallTimer();
@@ -59,7 +58,7 @@ export function deadlineInterceptor(options: DeadlineOptions): Interceptor {
             end();
             handler.onResponseEnd?.(error);
           },
-        },
+        }),
       );
     } catch (error) {
       end();

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { TransportError } from './errors';
 import type { KeyDisableReason, KeyStatus } from './status';
-import type { Interceptor } from './types';
+import { withHeader, withRequest, type Interceptor } from './types';
 
 /** `key_` + the first 8 hex characters of sha256(key). Reveals nothing usable about the key. */
 export function keyFingerprint(secret: string): string {
@@ -186,11 +186,10 @@ export function keyPoolInterceptor(keys: KeyPool): Interceptor {
       if (picked.refused) refusedAllowed = false;
       try {
         const value = await next(
-          {
-            ...request,
-            headers: { ...request.headers, authorization: key.authorization() },
+          withRequest(request, {
+            headers: withHeader(request.headers, 'authorization', key.authorization()),
             key: { fingerprint: key.fingerprint },
-          },
+          }),
           handler,
         );
         keys.succeeded(key);

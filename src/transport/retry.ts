@@ -3,7 +3,7 @@ import { sleep } from '../lib/abort';
 import { TransportError } from './errors';
 import type { RetryBudget } from './retry-budget';
 import type { TransportCounters } from './status';
-import type { ErrorType, Interceptor, UpstreamRequest } from './types';
+import { withRequest, type ErrorType, type Interceptor, type UpstreamRequest } from './types';
 
 export interface RetryOptions {
   /** Retries after the first attempt (2 → at most 3 attempts). */
@@ -55,7 +55,7 @@ export function retryInterceptor(options: RetryOptions): Interceptor {
     let reason: string | undefined;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await next({ ...request, retry: { attempt, reason } }, handler);
+        return await next(withRequest(request, { retry: { attempt, reason } }), handler);
       } catch (error) {
         const delay = delayBeforeRetry(error, attempt, request);
         if (delay === undefined) throw error;

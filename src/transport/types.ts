@@ -57,8 +57,61 @@ export interface UpstreamResponse {
 }
 
 /**
+ * What an interceptor changes when it passes a request on (`withRequest`): only the fields
+ * in its own namespace, and the signal, headers and trace context it replaces.
+ */
+export type RequestChanges = Partial<Pick<UpstreamRequest, 'signal' | 'headers' | 'traceContext' | 'deadline' | 'retry' | 'key'>>;
+
+/**
+ * A copy of `request` with `changes`, for the next policy. Written field by field, not as
+ * `{ ...request, signal }`: on Node 20's V8 (11.3) an object spread followed by more
+ * properties costs about 30 times an object literal (465–590 ns against 13 ns) and gives
+ * every copy a hidden class of its own, kept alive with it (fixed in V8 12, Node 22). Every
+ * upstream call passes through five such copies. The mapped type makes a field added to
+ * `UpstreamRequest` a compile error here until it is copied too.
+ */
+export function withRequest(request: UpstreamRequest, changes: RequestChanges): UpstreamRequest {
+  const copy: { [K in keyof Required<UpstreamRequest>]: UpstreamRequest[K] } = {
+    method: request.method,
+    path: request.path,
+    headers: changes.headers ?? request.headers,
+    body: request.body,
+    signal: changes.signal ?? request.signal,
+    stream: request.stream,
+    traceContext: changes.traceContext ?? request.traceContext,
+    spanAttributes: request.spanAttributes,
+    deadline: changes.deadline ?? request.deadline,
+    retry: changes.retry ?? request.retry,
+    key: changes.key ?? request.key,
+  };
+  return copy;
+}
+
+/** `headers` with one more (or a replaced) header; Object.assign, not a spread (see `withRequest`). */
+export function withHeader(headers: Readonly<Record<string, string>>, name: string, value: string): Record<string, string> {
+  const copy: Record<string, string> = Object.assign({}, headers);
+  copy[name] = value;
+  return copy;
+}
+
+/**
+ * `handler` with some callbacks replaced (each replacement calls the original itself), for
+ * the next policy; field by field for the reason `withRequest` gives.
+ */
+export function wrapHandler<T>(handler: UpstreamHandler<T>, changes: Partial<UpstreamHandler<T>>): UpstreamHandler<T> {
+  const wrapped: { [K in keyof Required<UpstreamHandler<T>>]: UpstreamHandler<T>[K] } = {
+    onExchange: changes.onExchange ?? handler.onExchange,
+    onResponse: changes.onResponse ?? handler.onResponse,
+    onResponseEnd: changes.onResponseEnd ?? handler.onResponseEnd,
+    describe: changes.describe ?? handler.describe,
+  };
+  return wrapped;
+}
+
+/**
  * What a call does with its response, and the events of its exchanges. Interceptors that
- * care wrap it (`{ ...handler, onResponseEnd() {…} }`), always passing each callback on.
+ * care wrap it (`wrapHandler(handler, { onResponseEnd() {…} })`), always passing each
+ * callback on.
  */
 export interface UpstreamHandler<T> {
   /** An HTTP exchange of this call is being sent: once per attempt and per key tried. */

@@ -4,6 +4,7 @@ import type { ResolversTypes, SubscriptionResolvers } from '../generated/types';
 import { allowedPolicy } from '../input/cache-policy';
 import { normaliseCompletionInput, normaliseFimInput } from '../input/completion-input';
 import type { CompletionLoadKey } from '../../batching/completion-service';
+import { completionView } from '../../batching/types';
 import type { GraphQLContext } from '../context';
 import { FINISH_REASON } from './completion';
 
@@ -79,7 +80,7 @@ function toCompletionChunk(chunk: StreamChunk): CompletionChunk {
     usage: finish?.usage ?? null,
     cached: chunk.cached,
     // The entity as the `completion` query returns it: same id, `cached` as this stream's.
-    completion: finish ? { ...finish.result, id: chunk.id, cached: chunk.cached } : null,
+    completion: finish ? completionView(finish.result, chunk.id, chunk.cached) : null,
   };
 }
 
