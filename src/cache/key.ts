@@ -14,6 +14,8 @@ const ID_PATTERN = /^cmpl_v1_[A-Za-z0-9_-]{43}$/;
 /**
  * Deterministic JSON: object keys sorted, properties whose value is `undefined` dropped
  * (so `{ a: 1, b: undefined }` and `{ a: 1 }` are the same request), arrays kept in order.
+ * Built by concatenation in one pass per level (no per-key arrays or joins): it runs on
+ * every completion's id, and the form must never change (ids are content addresses).
  */
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') {
@@ -22,14 +24,28 @@ export function canonicalJson(value: unknown): string {
     return JSON.stringify(value) ?? 'null';
   }
   if (Array.isArray(value)) {
-    return `[${value.map((item: unknown) => canonicalJson(item)).join(',')}]`;
+    let out = '[';
+    for (let i = 0; i < value.length; i += 1) {
+      if (i > 0) out += ',';
+      out += canonicalJson(value[i]);
+    }
+    return `${out}]`;
   }
   const record = value as Record<string, unknown>;
-  const keys = Object.keys(record)
-    .filter((key) => record[key] !== undefined)
-    .sort();
-  return `{${keys.map((key) => `${JSON.stringify(key)}:${canonicalJson(record[key])}`).join(',')}}`;
+  const keys = Object.keys(record).sort();
+  let out = '{';
+  for (const key of keys) {
+    const item = record[key];
+    if (item === undefined) continue;
+    if (out.length > 1) out += ',';
+    // A plain key needs no escaping: the quotes alone are what JSON.stringify would give.
+    out += PLAIN_KEY.test(key) ? `"${key}":` : `${JSON.stringify(key)}:`;
+    out += canonicalJson(item);
+  }
+  return `${out}}`;
 }
+
+const PLAIN_KEY = /^[A-Za-z0-9_]*$/;
 
 /**
  * Versioned content address of a normalised request: also `Completion.id`; stable across

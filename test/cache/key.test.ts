@@ -78,3 +78,49 @@ describe('isCompletionId', () => {
     expect(isCompletionId(42 as unknown as string)).toBe(false);
   });
 });
+
+describe('canonicalJson', () => {
+  /** The first implementation, kept as the reference the form must never drift from. */
+  function reference(value: unknown): string {
+    if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+    if (Array.isArray(value)) return `[${value.map((item: unknown) => reference(item)).join(',')}]`;
+    const record = value as Record<string, unknown>;
+    const keys = Object.keys(record)
+      .filter((key) => record[key] !== undefined)
+      .sort();
+    return `{${keys.map((key) => `${JSON.stringify(key)}:${reference(record[key])}`).join(',')}}`;
+  }
+
+  it('spells every value exactly as the reference does: key order, undefined, escapes, nesting', () => {
+    const samples: unknown[] = [
+      null,
+      undefined,
+      0,
+      -1.5e-7,
+      'plain',
+      'quote " backslash \\ newline \n tab \t \u2028 \u0000 é 😀',
+      [],
+      {},
+      [undefined, null, () => 1, { a: undefined }],
+      { z: 1, a: [1, 2, { y: undefined, x: 'x' }], m: { b: true, a: false } },
+      { 'needs "escape"': 1, 'dash-key': 2, '': 3, ünï: 4, 'new\nline': 5, _under: 6, '0': 7, '10': 8, '9': 9 },
+      { kind: 'chat', model: 'deepseek-flash', messages: [{ role: 'user', content: 'hi' }], maxTokens: undefined, stop: ['a', 'b'] },
+    ];
+    for (const sample of samples) expect(canonicalJson(sample)).toBe(reference(sample));
+    // Random nested values too.
+    let seed = 7;
+    const random = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const make = (depth: number): unknown => {
+      const r = random();
+      if (depth > 3 || r < 0.3) return [null, 1, 'a"b', undefined, true, 2.5][Math.floor(random() * 6)];
+      if (r < 0.6) return Array.from({ length: Math.floor(random() * 4) }, () => make(depth + 1));
+      const object: Record<string, unknown> = {};
+      for (let i = 0; i < Math.floor(random() * 5); i += 1) object[['k', 'a-b', 'é', 'Z', '1'][Math.floor(random() * 5)]! + String(i)] = make(depth + 1);
+      return object;
+    };
+    for (let i = 0; i < 500; i += 1) {
+      const value = make(0);
+      expect(canonicalJson(value)).toBe(reference(value));
+    }
+  });
+});
