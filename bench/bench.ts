@@ -34,7 +34,7 @@ import {
   type CompletionData,
 } from './lib/gql';
 import { measure, perSecond, type LoadResult } from './lib/load';
-import { buildGateway, childEnv, cpuTimeMs, GATEWAY_NODE_ARGS, installCleanup, pinningAvailable, pinSelf, startCommand, startService, stopAll, type Service } from './lib/proc';
+import { buildServers, childEnv, referenceNodeArgs, cpuTimeMs, GATEWAY_NODE_ARGS, installCleanup, pinningAvailable, pinSelf, startCommand, startService, stopAll, type Service } from './lib/proc';
 import { memoryMb, resetPeakRss } from './lib/procfs';
 import { writeResults } from './lib/results';
 import { OtlpSink } from './lib/sink';
@@ -227,7 +227,7 @@ async function rowK(ctx: Ctx): Promise<RowK[]> {
   const auth = await benchAuth();
   const hop = await startService({
     name: 'bare hop',
-    args: ['--import', 'tsx', 'bench/bare-hop.ts'],
+    args: referenceNodeArgs('bare-hop'),
     env: childEnv({ NODE_ENV: 'production', HOST: '127.0.0.1', PORT: '0', UPSTREAM_URL: sim.url, UPSTREAM_KEY: API_KEY }),
     cpu: 1,
     pin,
@@ -960,7 +960,7 @@ interface Ctx {
 async function main(): Promise<void> {
   const { quick, only } = parseArgs(process.argv.slice(2), ROWS);
   installCleanup();
-  buildGateway();
+  buildServers();
   const startedAt = process.hrtime.bigint();
   // Row d's gateways are fresh processes: they get a longer warm-up than row a's, which
   // has been serving for a while by then.
@@ -1013,7 +1013,7 @@ async function main(): Promise<void> {
     if (only.has('a')) {
       ctx.bare = await startService({
         name: 'bare server',
-        args: ['--import', 'tsx', 'bench/bare-server.ts'],
+        args: referenceNodeArgs('bare-server'),
         env: childEnv({ NODE_ENV: 'production', HOST: '127.0.0.1', PORT: '0' }),
         cpu: 1,
         pin,

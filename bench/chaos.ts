@@ -20,7 +20,7 @@ import type { Fault } from '../src/simulator';
 import { startSimulator } from '../src/simulator';
 import { parseArgs } from './lib/args';
 import { COMPLETION_BYPASS_QUERY, GraphQLClient, upstreamStatus, type CompletionData, type UpstreamSnapshot } from './lib/gql';
-import { buildGateway, childEnv, GATEWAY_NODE_ARGS, installCleanup, pinningAvailable, pinSelf, startService, stopAll } from './lib/proc';
+import { buildServers, childEnv, GATEWAY_NODE_ARGS, installCleanup, pinningAvailable, pinSelf, startService, stopAll } from './lib/proc';
 import { writeResults } from './lib/results';
 import { elapsedMs, round, summarize } from './lib/stats';
 import { renderTable } from './lib/table';
@@ -81,7 +81,7 @@ function codesOf(result: { status: number; errors?: Array<{ extensions?: { code?
 async function main(): Promise<void> {
   const { quick } = parseArgs(process.argv.slice(2).filter((arg) => arg !== FORMER_RULE_FLAG), []);
   installCleanup();
-  buildGateway();
+  buildServers();
   const phases: Phase[] = [
     {
       name: 'steady',

@@ -14,7 +14,7 @@
 import { availableParallelism, cpus, loadavg, release } from 'node:os';
 import { parseArgs } from './lib/args';
 import { observe } from './lib/observe';
-import { buildGateway, childEnv, GATEWAY_NODE_ARGS, installCleanup, pinningAvailable, pinSelf, startService, stopAll, type Service } from './lib/proc';
+import { buildServers, childEnv, GATEWAY_NODE_ARGS, installCleanup, pinningAvailable, pinSelf, startService, stopAll, type Service } from './lib/proc';
 import { connections, documents, errors, metrics, upstream } from './lib/probes';
 import type { Probe, ProbeContext, ProbeLimits, ProbeRow } from './lib/probes/types';
 import { writeResults } from './lib/results';
@@ -211,7 +211,7 @@ async function main(): Promise<void> {
     PROBES.map((p) => p.name),
   );
   installCleanup();
-  buildGateway();
+  buildServers();
   const limitTimer = setTimeout(() => {
     log(`still running after ${RUN_LIMIT_MS / 60_000} minutes: stopping`);
     void stopAll().finally(() => process.exit(1));

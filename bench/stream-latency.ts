@@ -21,7 +21,7 @@ import { loadavg } from 'node:os';
 import { createClient, type Client } from 'graphql-ws';
 import { Pool } from 'undici';
 import WebSocket from 'ws';
-import { buildGateway, childEnv, GATEWAY_NODE_ARGS, installCleanup, pinningAvailable, pinSelf, startService, stopAll } from './lib/proc';
+import { buildServers, childEnv, GATEWAY_NODE_ARGS, installCleanup, pinningAvailable, pinSelf, startService, stopAll } from './lib/proc';
 import { elapsedMs, summarize, type Summary } from './lib/stats';
 
 const API_KEY = 'sk-bench-stream-latency-0000000000000000';
@@ -163,7 +163,7 @@ async function main(): Promise<void> {
   // Streams each way before measuring, so the JIT has compiled the path.
   const warmup = countArg('warmup', 20, 0);
   installCleanup();
-  buildGateway();
+  buildServers();
   const limit = setTimeout(() => {
     log(`still running after ${RUN_LIMIT_MS / 1000} s: stopping`);
     void stopAll().finally(() => process.exit(1));

@@ -279,14 +279,26 @@ export function childEnv(extra: Record<string, string>): Record<string, string> 
 /**
  * How a bench starts the gateway: as production runs it (`npm run start:prod` and the
  * Dockerfile's CMD): the V8 flags of package.json's scripts, then the compiled build in
- * dist/, which `buildGateway` makes first. Not through tsx, whose in-process compiler and
+ * dist/, which `buildServers` makes first. Not through tsx, whose in-process compiler and
  * source maps are a development convenience: they held about 70 MB more RSS at 5,000
  * requests in flight.
  */
 export const GATEWAY_NODE_ARGS = ['--max-semi-space-size=32', 'dist/src/main.js'];
 
-/** Compiles the gateway to dist/ (`npm run build`), so a bench measures the current code. */
-export function buildGateway(): void {
-  const built = spawnSync('npm', ['run', '-s', 'build'], { stdio: 'inherit' });
-  if (built.status !== 0) throw new Error(`npm run build failed (exit ${String(built.status ?? built.signal)})`);
+/**
+ * How a bench starts a reference server (bench/bare-server.ts, bench/bare-hop.ts): compiled
+ * too (tsconfig.bench.json → dist-bench/), so the gateway and its references run the same
+ * way and a ratio between them measures their code, not tsx's loader hooks (Apollo resolves
+ * `require('crypto')` on every request, through them when run by tsx).
+ */
+export function referenceNodeArgs(name: 'bare-server' | 'bare-hop'): string[] {
+  return [`dist-bench/bench/${name}.js`];
+}
+
+/** Compiles the gateway to dist/ and the reference servers to dist-bench/, so a bench measures the current code. */
+export function buildServers(): void {
+  for (const args of [['run', '-s', 'build'], ['exec', '--', 'tsc', '-p', 'tsconfig.bench.json']]) {
+    const built = spawnSync('npm', args, { stdio: 'inherit' });
+    if (built.status !== 0) throw new Error(`npm ${args.join(' ')} failed (exit ${String(built.status ?? built.signal)})`);
+  }
 }
