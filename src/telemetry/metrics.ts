@@ -54,16 +54,26 @@ const MAX_OPERATION_NAME_LABEL = 64;
 /** `extensions.code` values are public codes; anything else is counted as `(other)`. */
 const MAX_ERROR_CODE_LABEL = 40;
 
+/**
+ * A value from outside as a metric label: the first `maxDistinct` distinct values, then
+ * `(other)`; one longer than `maxLength` is `(too long)`; none is ''. Each instance owns its
+ * set, so the series a client (or an upstream) can create are bounded per metric.
+ */
+function labelLimiter(maxDistinct: number, maxLength = Infinity): (value: string | undefined) => string {
+  const seen = new Set<string>();
+  return (value) => {
+    if (!value) return '';
+    if (value.length > maxLength) return '(too long)';
+    if (seen.has(value)) return value;
+    if (seen.size >= maxDistinct) return '(other)';
+    seen.add(value);
+    return value;
+  };
+}
+
 /** A tenant as a metric label: the first `MAX_TENANTS` distinct tenants by name, then `(other)`. */
 function tenantLabels(): (tenant: string | undefined) => string {
-  const tenants = new Set<string>();
-  return (tenant) => {
-    if (tenant === undefined) return '';
-    if (tenants.has(tenant)) return tenant;
-    if (tenants.size >= MAX_TENANTS) return '(other)';
-    tenants.add(tenant);
-    return tenant;
-  };
+  return labelLimiter(MAX_TENANTS);
 }
 
 export interface GraphQLOperationFigures {
@@ -106,15 +116,7 @@ export function graphqlMetrics(meter: Meter): GraphQLMetrics {
     advice: { explicitBucketBoundaries: SERVER_SECONDS },
   });
   // Owned by this instance: bounds the label values a client can create.
-  const names = new Set<string>();
-  const boundedName = (name: string | undefined): string => {
-    if (!name) return '';
-    if (name.length > MAX_OPERATION_NAME_LABEL) return '(too long)';
-    if (names.has(name)) return name;
-    if (names.size >= MAX_OPERATION_NAMES) return '(other)';
-    names.add(name);
-    return name;
-  };
+  const boundedName = labelLimiter(MAX_OPERATION_NAMES, MAX_OPERATION_NAME_LABEL);
   const boundedTenant = tenantLabels();
   return {
     operation({ type, name, tenant, seconds, errorCodes }) {
