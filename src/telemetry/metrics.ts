@@ -51,6 +51,13 @@ const MAX_OPERATION_NAMES = 200;
 const MAX_TENANTS = 100;
 /** …and a name longer than this is `(too long)`, whatever validation let through. */
 const MAX_OPERATION_NAME_LABEL = 64;
+/**
+ * Model names come from DeepSeek's responses, not from the configuration: past this many
+ * distinct names (there are two models today), new ones are `(other)`, and one longer than
+ * `MAX_MODEL_LABEL` is `(too long)`, so a misbehaving upstream cannot grow the series.
+ */
+const MAX_MODELS = 32;
+const MAX_MODEL_LABEL = 64;
 /** `extensions.code` values are public codes; anything else is counted as `(other)`. */
 const MAX_ERROR_CODE_LABEL = 40;
 
@@ -241,8 +248,8 @@ export function usageMetrics(prices: PriceTable, meter: Meter): UsageMetrics {
     advice: { explicitBucketBoundaries: TOKEN_BUCKETS },
   });
   // Summed here and read at collection time (asynchronous counters, the same series on
-  // /metrics): five synchronous records fewer per upstream call. Keyed by model (DeepSeek
-  // names the model, not the client) and type or price period.
+  // /metrics): five synchronous records fewer per upstream call. Keyed by the model's label
+  // (bounded: `MAX_MODELS`) and type or price period.
   const tokenTotals = new Map<string, Total>();
   const costTotals = new Map<string, Total>();
   const tokens = meter.createObservableCounter('gateway.upstream.tokens', {
@@ -260,8 +267,10 @@ export function usageMetrics(prices: PriceTable, meter: Meter): UsageMetrics {
   cost.addCallback((result) => {
     for (const { attributes, value } of costTotals.values()) result.observe(value, attributes);
   });
+  const boundedModel = labelLimiter(MAX_MODELS, MAX_MODEL_LABEL);
   return {
-    record({ operation, model, usage, at = new Date() }) {
+    record({ operation, model: responseModel, usage, at = new Date() }) {
+      const model = boundedModel(responseModel);
       // Literals, not `{ ...genAi, type }`: that spread is slow on Node 20 (see withRequest in src/transport/types.ts).
       const genAi = (type: 'input' | 'output'): Attributes => ({
         'gen_ai.operation.name': operation,
@@ -275,7 +284,7 @@ export function usageMetrics(prices: PriceTable, meter: Meter): UsageMetrics {
       addTotal(tokenTotals, model, 'token.type', 'completion', usage.completionTokens);
       addTotal(tokenTotals, model, 'token.type', 'cache_hit', usage.cacheHitTokens);
       addTotal(tokenTotals, model, 'token.type', 'cache_miss', usage.cacheMissTokens);
-      const estimate = estimateCostUsd(prices, model, usage, at);
+      const estimate = estimateCostUsd(prices, responseModel, usage, at);
       if (estimate) addTotal(costTotals, model, 'price.period', estimate.period, estimate.usd);
     },
   };
