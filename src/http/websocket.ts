@@ -115,7 +115,7 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): We
         const socket = ctx.extra.socket;
         const init = {
           transport: 'websocket' as const,
-          logger: lazyChild(logger, 'subscriptionId', id),
+          logger: lazyChild(logger, 'subscriptionId', loggedId(id)),
           signal: socketSignal(socket),
           headers: traceHeaders(payload.extensions, ctx.connectionParams),
           address: addressOf(ctx.extra.request),
@@ -237,6 +237,14 @@ function addressOf(request: IncomingMessage): string {
 }
 
 /** Message types only a server sends; graphql-ws answers a client sending one with 4500. */
+/** Longest subscription id a log line carries as it is (the client picks it: graphql-ws bounds it only by the message size). */
+const MAX_LOGGED_ID_CHARS = 128;
+
+/** A subscription id for the logs: as sent, or its first `MAX_LOGGED_ID_CHARS` characters and its length. */
+function loggedId(id: string): string {
+  return id.length <= MAX_LOGGED_ID_CHARS ? id : `${id.slice(0, MAX_LOGGED_ID_CHARS)}…(${id.length} chars)`;
+}
+
 const SERVER_MESSAGE_TYPES = new Set(['connection_ack', 'next', 'error']);
 
 /**

@@ -47,6 +47,27 @@ describe('one operation pipeline: the same telemetry over every transport', () =
     expect(everything).not.toContain(answer.slice(0, 20));
   });
 
+  it('logs a huge subscription id (the client picks it) cut to 128 characters and its length, and still answers it', async () => {
+    const id = `id-${'x'.repeat(200_000)}`;
+    const client = createClient({ url: gateway.graphqlUrl.replace('http', 'ws'), webSocketImpl: WebSocket, generateID: () => id });
+    let chunks = 0;
+    try {
+      await new Promise<void>((resolve, reject) =>
+        client.subscribe(
+          { query: 'subscription LongId($input: CompletionInput!) { completionStream(input: $input) { delta } }', variables: { input: { prompt: 'long id', thinking: false } } },
+          { next: () => void (chunks += 1), error: reject, complete: resolve },
+        ),
+      );
+    } finally {
+      await client.dispose();
+    }
+    expect(chunks).toBeGreaterThan(0);
+    const logged = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => entry.operationName === 'LongId');
+    expect(logged).toHaveLength(1);
+    expect(logged[0]!.subscriptionId).toBe(`${id.slice(0, 128)}…(${id.length} chars)`);
+    expect(lines.every((line) => line.length < 10_000)).toBe(true);
+  });
+
   const entries = (): Array<Record<string, unknown>> => lines.map((line) => JSON.parse(line) as Record<string, unknown>);
 
   it('writes the same one line for a subscription over SSE, naming its transport', async () => {
