@@ -6,13 +6,13 @@
  * and answers the upstream's JSON as it came. Run as its own child process by bench/bench.ts.
  *
  * Env: HOST (default 127.0.0.1), PORT (default 0), UPSTREAM_URL (the simulator),
- * UPSTREAM_KEY (its bearer key). Prints one JSON line `{"msg":"bare hop listening","url":…}`.
+ * UPSTREAM_KEY (its bearer key), UPSTREAM_CONNECTIONS (the pool's size, default 256). Prints one JSON line `{"msg":"bare hop listening","url":…}`.
  */
 import { createServer } from 'node:http';
 import { Pool } from 'undici';
 
 async function main(): Promise<void> {
-  const upstream = new Pool(process.env.UPSTREAM_URL ?? 'http://127.0.0.1:1', { connections: 256 });
+  const upstream = new Pool(process.env.UPSTREAM_URL ?? 'http://127.0.0.1:1', { connections: Number(process.env.UPSTREAM_CONNECTIONS ?? 256) });
   const authorization = `Bearer ${process.env.UPSTREAM_KEY ?? ''}`;
   const server = createServer((request, response) => {
     const chunks: Buffer[] = [];

@@ -18,7 +18,7 @@
  * See bench/README.md.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,7 +34,7 @@ import {
   type CompletionData,
 } from './lib/gql';
 import { measure, perSecond, type LoadResult } from './lib/load';
-import { buildServers, childEnv, referenceNodeArgs, cpuTimeMs, GATEWAY_NODE_ARGS, installCleanup, pinningAvailable, pinSelf, startCommand, startService, stopAll, type Service } from './lib/proc';
+import { buildServers, childEnv, REPO_ROOT, referenceNodeArgs, cpuTimeMs, GATEWAY_NODE_ARGS, installCleanup, pinningAvailable, pinSelf, startCommand, startService, stopAll, type Service } from './lib/proc';
 import { memoryMb, resetPeakRss } from './lib/procfs';
 import { writeResults } from './lib/results';
 import { OtlpSink } from './lib/sink';
@@ -81,10 +81,10 @@ function gatewayEnv(simUrl: string, extra: Record<string, string> = {}): Record<
   });
 }
 
-async function startGateway(name: string, simUrl: string, pin: boolean, extra: Record<string, string> = {}): Promise<Service> {
+async function startGateway(name: string, simUrl: string, pin: boolean, extra: Record<string, string> = {}, nodeFlags: string[] = []): Promise<Service> {
   const gateway = await startService({
     name,
-    args: GATEWAY_NODE_ARGS,
+    args: [...nodeFlags, ...GATEWAY_NODE_ARGS],
     env: gatewayEnv(simUrl, extra),
     cpu: 1,
     pin,
@@ -802,16 +802,13 @@ async function rowI(ctx: Ctx): Promise<RowI[]> {
 }
 
 interface RowJ {
-  /** Requests held by a slow upstream at once, and how they ended. */
+  /** Requests held by a slow upstream at once (each server in turn). */
   requests: number;
-  failed: number;
-  /** Failed requests by status and error code (or client error). */
-  failureReasons: Record<string, number>;
-  inFlightPeakMb: number;
-  inFlightIdleMb: number;
-  upstreamMaxInFlight: number;
-  upstreamCalls: number;
-  inFlightMs: number;
+  /** The same requests through the bare hop (bench/bare-hop.ts, a pool of 2,500 connections). */
+  hop: Held;
+  /** The gateway as this machine runs it, then with the heap limit Node gives it in the manifest's pod. */
+  gateway: HeldByGateway;
+  podGateway: HeldByGateway;
   connections: number;
   opened: number;
   rssIdleMb: number;
@@ -819,6 +816,84 @@ interface RowJ {
   peakMb: number;
   kbPerConnection: number;
   openMs: number;
+}
+
+/** A gateway's `Held`, with the upstream calls the simulator saw. */
+interface HeldByGateway extends Held {
+  upstreamCalls: number;
+  upstreamMaxInFlight: number;
+}
+
+/**
+ * The Kubernetes manifest's memory limit (deploy/kubernetes/deployment.yaml), and the V8 flag
+ * for the heap limit Node 20 derives from it in such a pod: half the limit
+ * (`process.constrainedMemory()` / 2; measured here in a 768 MiB memory cgroup:
+ * `heap_size_limit` 396 MB, 480 MB with --max-old-space-size's young generation of 3 × 32 MB).
+ */
+const POD_MEMORY_LIMIT_MIB = podMemoryLimitMib();
+
+function podMemoryLimitMib(): number {
+  const manifest = readFileSync(join(REPO_ROOT, 'deploy', 'kubernetes', 'deployment.yaml'), 'utf8');
+  const mib = /limits:\s*\n\s*memory:\s*(\d+)Mi/.exec(manifest)?.[1];
+  if (!mib) throw new Error('deploy/kubernetes/deployment.yaml: no `limits: memory: <n>Mi` found');
+  return Number(mib);
+}
+
+function podHeapFlag(): string {
+  return `--max-old-space-size=${Math.floor(POD_MEMORY_LIMIT_MIB / 2)}`;
+}
+
+/** How a server fared holding many requests at once (row j). */
+interface Held {
+  failed: number;
+  failureReasons: Record<string, number>;
+  /** RSS a moment before the requests, and its peak (`VmHWM`, reset first) while they were held. */
+  idleMb: number;
+  peakMb: number;
+  wallMs: number;
+  /** The server's CPU time (user + system) from the first request to the last answer. */
+  cpuMs: number;
+}
+
+/**
+ * Sends `requests` POSTs at once to `origin` + `path`, each on a connection of its own, and
+ * waits for every answer; a 200 without `"errors"` counts as served.
+ */
+async function holdRequests(origin: string, path: string, pid: number, requests: number, body: (index: number) => string): Promise<Held> {
+  const idleMb = memoryMb(pid)!.rss;
+  resetPeakRss(pid);
+  // 5,000 connections opened at once overflow the listen backlog; a busy server accepts the
+  // rest as the kernel retries their SYNs, which can take longer than undici's 10 s default.
+  const pool = new Pool(origin, { connections: requests, pipelining: 1, connect: { timeout: 60_000 } });
+  let failed = 0;
+  const failureReasons: Record<string, number> = {};
+  const cpuBefore = cpuTimeMs(pid) ?? Number.NaN;
+  const started = performance.now();
+  try {
+    await Promise.all(
+      Array.from({ length: requests }, async (_, index) => {
+        try {
+          const response = await pool.request({ method: 'POST', path, headers: { 'content-type': 'application/json' }, body: body(index) });
+          const text = await response.body.text();
+          if (response.statusCode !== 200 || text.includes('"errors"')) {
+            failed += 1;
+            const code = /"code":"([A-Z_]+)"/.exec(text)?.[1];
+            const reason = `${response.statusCode} ${code ?? text.slice(0, 60)}`;
+            failureReasons[reason] = (failureReasons[reason] ?? 0) + 1;
+          }
+        } catch (error) {
+          failed += 1;
+          const reason = error instanceof Error ? ((error as Error & { code?: string }).code ?? error.message) : String(error);
+          failureReasons[reason] = (failureReasons[reason] ?? 0) + 1;
+        }
+      }),
+    );
+  } finally {
+    await pool.close();
+  }
+  const wallMs = performance.now() - started;
+  const cpuMs = (cpuTimeMs(pid) ?? Number.NaN) - cpuBefore;
+  return { failed, failureReasons, idleMb, peakMb: memoryMb(pid)!.hwm, wallMs, cpuMs };
 }
 
 /**
@@ -863,64 +938,57 @@ async function rowJ(ctx: Ctx): Promise<RowJ> {
     const opened = sockets.length;
     for (const socket of sockets.splice(0)) socket.terminate();
     await gateway.stop();
-    // Then, on a second fresh gateway, 5,000 requests, each a distinct prompt (BYPASS: every
-    // one an upstream call), held by a slow upstream: 2,500 calls in flight (DeepSeek's
-    // per-account cap for deepseek-flash, the highest DEEPSEEK_MAX_CONCURRENCY takes) and
-    // 2,500 queued.
-    const busy = await startGateway('gateway (calls in flight)', sim.url, pin, {
-      DEEPSEEK_MAX_CONCURRENCY: '2500',
-      DEEPSEEK_MAX_QUEUE: '5000',
-      DEEPSEEK_TIMEOUT_MS: '60000',
-    });
-    gateways.push(busy);
-    const busyIdle = memoryMb(busy.pid)!;
-    await sim.ask({ cmd: 'setLatency', latencyMs: 4_000 });
-    resetPeakRss(busy.pid);
+    // Then 5,000 requests, each a distinct prompt, held by a slow upstream: first through the
+    // bare hop (its pool as large as the gateway's cap), then on a second fresh gateway
+    // (BYPASS: every one an upstream call): 2,500 calls in flight (DeepSeek's per-account cap
+    // for deepseek-flash, the highest DEEPSEEK_MAX_CONCURRENCY takes) and 2,500 queued.
     const requests = quick ? 1_000 : 5_000;
-    // 5,000 connections opened at once overflow the listen backlog; a busy server accepts the
-    // rest as the kernel retries their SYNs, which can take longer than undici's 10 s default.
-    const pool = new Pool(busy.url.replace(/\/graphql$/, ''), { connections: requests, pipelining: 1, connect: { timeout: 60_000 } });
-    const simBefore = await sim.ask<SimCounters>({ cmd: 'counters' });
-    let failed = 0;
-    const failureReasons: Record<string, number> = {};
-    const startedCalls = performance.now();
-    await Promise.all(
-      Array.from({ length: requests }, async (_, index) => {
-        try {
-          const response = await pool.request({
-            method: 'POST',
-            path: '/graphql',
-            headers: { 'content-type': 'application/json' },
-            body: JSON.stringify({ query: COMPLETION_BYPASS_QUERY, variables: { prompt: `in flight ${Date.now()} ${index}` } }),
-          });
-          const text = await response.body.text();
-          if (response.statusCode !== 200 || text.includes('"errors"')) {
-            failed += 1;
-            const code = /"code":"([A-Z_]+)"/.exec(text)?.[1];
-            const reason = `${response.statusCode} ${code ?? text.slice(0, 60)}`;
-            failureReasons[reason] = (failureReasons[reason] ?? 0) + 1;
-          }
-        } catch (error) {
-          failed += 1;
-          const reason = error instanceof Error ? (error as Error & { code?: string }).code ?? error.message : String(error);
-          failureReasons[reason] = (failureReasons[reason] ?? 0) + 1;
-        }
-      }),
-    );
-    const inFlightMs = performance.now() - startedCalls;
-    const afterCalls = memoryMb(busy.pid)!;
-    const simAfter = await sim.ask<SimCounters>({ cmd: 'counters' });
-    await pool.close();
+    await sim.ask({ cmd: 'setLatency', latencyMs: 4_000 });
+    const hop = await startService({
+      name: 'bare hop (calls in flight)',
+      args: referenceNodeArgs('bare-hop'),
+      env: childEnv({ NODE_ENV: 'production', HOST: '127.0.0.1', PORT: '0', UPSTREAM_URL: sim.url, UPSTREAM_KEY: API_KEY, UPSTREAM_CONNECTIONS: '2500' }),
+      cpu: 1,
+      pin,
+      readyMsg: 'bare hop listening',
+    });
+    let hopHeld: Held;
+    try {
+      hopHeld = await holdRequests(hop.url.replace(/\/$/, ''), '/', hop.pid, requests, (index) => JSON.stringify({ prompt: `hop in flight ${Date.now()} ${index}` }));
+    } finally {
+      await hop.stop();
+    }
+    // The gateway twice: as this machine runs it (V8 sizes its heap from the machine's RAM: a
+    // 4 GB limit here, under which it lets garbage pile up before collecting), then as the
+    // Kubernetes manifest runs it: in a pod limited to POD_MEMORY_LIMIT_MIB, Node 20 sets
+    // V8's old-space limit to half of the limit (see podHeapFlag), which this passes as a flag.
+    const busyRuns: Array<{ held: Held; upstreamCalls: number; upstreamMaxInFlight: number }> = [];
+    for (const [name, flags] of [['gateway (calls in flight)', []], ['gateway (calls in flight, pod heap)', [podHeapFlag()]]] as const) {
+      const busy = await startGateway(name, sim.url, pin, { DEEPSEEK_MAX_CONCURRENCY: '2500', DEEPSEEK_MAX_QUEUE: '5000', DEEPSEEK_TIMEOUT_MS: '60000' }, [...flags]);
+      try {
+        // Zeroed so that the upstream's most calls in flight are this gateway's.
+        await sim.ask({ cmd: 'resetCounters' });
+        const simBefore = await sim.ask<SimCounters>({ cmd: 'counters' });
+        const held = await holdRequests(busy.url.replace(/\/graphql$/, ''), '/graphql', busy.pid, requests, (index) =>
+          JSON.stringify({ query: COMPLETION_BYPASS_QUERY, variables: { prompt: `in flight ${Date.now()} ${index}` } }),
+        );
+        const simAfter = await sim.ask<SimCounters>({ cmd: 'counters' });
+        busyRuns.push({
+          held,
+          upstreamCalls: (simAfter.byPath['/chat/completions'] ?? 0) - (simBefore.byPath['/chat/completions'] ?? 0),
+          upstreamMaxInFlight: simAfter.maxInFlight,
+        });
+      } finally {
+        await busy.stop();
+      }
+    }
     await sim.ask({ cmd: 'setLatency', latencyMs: SIM_LATENCY_MS });
+    const [gatewayRun, podRun] = busyRuns;
     return {
       requests,
-      failed,
-      failureReasons,
-      inFlightPeakMb: afterCalls.hwm,
-      inFlightIdleMb: busyIdle.rss,
-      upstreamMaxInFlight: simAfter.maxInFlight,
-      upstreamCalls: (simAfter.byPath['/chat/completions'] ?? 0) - (simBefore.byPath['/chat/completions'] ?? 0),
-      inFlightMs,
+      hop: hopHeld,
+      gateway: { ...gatewayRun!.held, upstreamCalls: gatewayRun!.upstreamCalls, upstreamMaxInFlight: gatewayRun!.upstreamMaxInFlight },
+      podGateway: { ...podRun!.held, upstreamCalls: podRun!.upstreamCalls, upstreamMaxInFlight: podRun!.upstreamMaxInFlight },
       connections: target,
       opened,
       rssIdleMb: idle.rss,
@@ -1252,12 +1320,29 @@ async function main(): Promise<void> {
       );
       tables.push(
         renderTable(
-          `j. ${j.requests.toLocaleString('en-US')} concurrent requests with distinct prompts (BYPASS) on an upstream answering in 4 s (DEEPSEEK_MAX_CONCURRENCY=2500, DEEPSEEK_MAX_QUEUE=5000)`,
-          ['requests', 'failed', 'upstream calls', 'upstream max in flight', 'wall ms', 'gateway RSS idle MB', 'gateway RSS peak MB'],
-          [[j.requests, j.failed, j.upstreamCalls, j.upstreamMaxInFlight, Math.round(j.inFlightMs), round(j.inFlightIdleMb), round(j.inFlightPeakMb)]],
+          `j. ${j.requests.toLocaleString('en-US')} concurrent requests with distinct prompts (BYPASS) on an upstream answering in 4 s (DEEPSEEK_MAX_CONCURRENCY=2500, DEEPSEEK_MAX_QUEUE=5000); "pod heap": ${podHeapFlag()}, the heap limit Node 20 gives itself in the manifest's ${POD_MEMORY_LIMIT_MIB} MiB pod`,
+          ['server', 'failed', 'upstream calls', 'upstream max in flight', 'wall ms', 'server CPU ms', 'CPU × hop', 'RSS idle MB', 'RSS peak MB', 'peak − idle MB', 'target'],
+          [
+            ['bare hop (pool of 2,500)', j.hop.failed, '', '', Math.round(j.hop.wallMs), Math.round(j.hop.cpuMs), '1', round(j.hop.idleMb), round(j.hop.peakMb), round(j.hop.peakMb - j.hop.idleMb), ''],
+            ...([['gateway', j.gateway], ['gateway, pod heap', j.podGateway]] as const).map(([name, run]) => [
+              name,
+              run.failed,
+              run.upstreamCalls,
+              run.upstreamMaxInFlight,
+              Math.round(run.wallMs),
+              Math.round(run.cpuMs),
+              round(run.cpuMs / j.hop.cpuMs),
+              round(run.idleMb),
+              round(run.peakMb),
+              round(run.peakMb - run.idleMb),
+              `peak < 400 MB, 0 failed: ${run.peakMb < 400 && run.failed === 0 ? 'met' : 'NOT met'}`,
+            ]),
+          ],
         ),
       );
-      if (j.failed > 0) tables.push(`failures: ${Object.entries(j.failureReasons).map(([reason, count]) => `${count} × ${reason}`).join(', ')}`);
+      for (const [name, run] of [['bare hop', j.hop], ['gateway', j.gateway], ['gateway, pod heap', j.podGateway]] as const) {
+        if (run.failed > 0) tables.push(`${name} failures: ${Object.entries(run.failureReasons).map(([reason, count]) => `${count} × ${reason}`).join(', ')}`);
+      }
     });
 
     await row('k', async () => {

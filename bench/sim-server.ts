@@ -10,7 +10,7 @@ import { startSimulator } from '../src/simulator';
 
 interface Command {
   id: string;
-  cmd: 'counters' | 'setLatency';
+  cmd: 'counters' | 'setLatency' | 'resetCounters';
   latencyMs?: number;
 }
 
@@ -26,6 +26,9 @@ async function main(): Promise<void> {
   process.on('message', (message: Command) => {
     if (message.cmd === 'setLatency' && typeof message.latencyMs === 'number') {
       simulator.setOptions({ latencyMs: message.latencyMs });
+      process.send?.({ id: message.id, value: true });
+    } else if (message.cmd === 'resetCounters') {
+      simulator.counters.reset();
       process.send?.({ id: message.id, value: true });
     } else if (message.cmd === 'counters') {
       const c = simulator.counters;
