@@ -1,4 +1,4 @@
-import KeyvRedis from '@keyv/redis';
+import type * as KeyvRedisModule from '@keyv/redis';
 import { Keyv } from 'keyv';
 import type { Logger } from '../telemetry/logger';
 import { connectRedisClient } from '../lib/redis-client';
@@ -25,6 +25,9 @@ import type { CacheStore } from './store';
 export function createRedisStore(options: { url: string; namespace: string; logger: Logger }): CacheStore {
   const { client, ready, close } = connectRedisClient({ url: options.url, logger: options.logger, name: 'cache' });
 
+  // Loaded here, not at start-up (see newClient in src/lib/redis-client.ts).
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { default: KeyvRedis } = require('@keyv/redis') as typeof KeyvRedisModule;
   const adapter = new KeyvRedis<string>(client, {
     namespace: options.namespace,
     keyPrefixSeparator: ':',

@@ -1,4 +1,4 @@
-import { createClient } from '@keyv/redis';
+import type * as KeyvRedisModule from '@keyv/redis';
 import type { Logger } from '../telemetry/logger';
 import { withTimeout } from './abort';
 
@@ -10,7 +10,12 @@ function reconnectDelay(retries: number): number {
   return Math.min(50 * 2 ** retries, 2_000) + Math.floor(Math.random() * 100);
 }
 
+// Loaded on first use, not at start-up: a gateway without REDIS_URL never loads node-redis
+// (@redis/client is over 400 modules, about 15 MB of RSS). `require`, not `import()`: see the
+// simulator's loading in src/app.ts.
 function newClient(url: string) {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { createClient } = require('@keyv/redis') as typeof KeyvRedisModule;
   return createClient({
     url,
     disableOfflineQueue: true,

@@ -1,5 +1,5 @@
 import { readFileSync, statSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import type * as YamlModule from 'yaml';
 import { z } from 'zod';
 import { TENANT_PATTERN } from '../auth/claims';
 
@@ -78,6 +78,9 @@ export class QuotaFileError extends Error {
 export function parsePolicies(text: string, file = '(inline)'): QuotaPolicies {
   let value: unknown;
   try {
+    // Loaded only when a quota file is read (`require`: see the simulator's loading in src/app.ts).
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { parse: parseYaml } = require('yaml') as typeof YamlModule;
     value = parseYaml(text, { maxAliasCount: 0, prettyErrors: false });
   } catch (error) {
     throw new QuotaFileError(file, `not JSON or YAML (${(error as Error).message.split('\n')[0]})`);

@@ -1,7 +1,7 @@
 import { context, diag, DiagLogLevel, metrics, propagation, trace } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import type * as OtlpTraceExporterModule from '@opentelemetry/exporter-trace-otlp-http';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import {
@@ -129,10 +129,14 @@ function spanProcessor(config: TelemetryConfig, testExporter: SpanExporter | und
       return undefined;
     case 'console':
       return new BatchSpanProcessor(new ConsoleSpanExporter());
-    case 'otlp':
+    case 'otlp': {
       // OTLP/HTTP with JSON bodies; headers and timeouts still come from the exporter's own
       // OTEL_EXPORTER_OTLP_* variables (e.g. OTEL_EXPORTER_OTLP_HEADERS for a collector token).
+      // Loaded only when traces go to a collector (`require`: see the simulator's loading in src/app.ts).
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-http') as typeof OtlpTraceExporterModule;
       return new BatchSpanProcessor(new OTLPTraceExporter({ url: config.traces.otlpUrl }));
+    }
   }
 }
 
