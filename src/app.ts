@@ -10,6 +10,7 @@ import type { GatewayServices } from './graphql/context';
 import { PersistedDocuments } from './graphql/persisted-documents';
 import { createQuotas } from './quotas';
 import { HotAnswers } from './graphql/hot-answers';
+import { ByteBudget } from './lib/byte-budget';
 import { createClusterLeases } from './cluster';
 import { startMetricsServer } from './http/metrics-server';
 import { createHttpServer, GRAPHQL_PATH } from './http/server';
@@ -129,6 +130,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
       config.hotAnswers.maxEntries > 0
         ? new HotAnswers({ ...config.hotAnswers, cache, ttlSeconds: config.cache.ttlSeconds })
         : undefined,
+    bodyBudget: new ByteBudget(config.server.maxBodyBytesInFlight),
   };
   // Gauges and counters read from the layers' own figures at each scrape.
   const stopObserving = observeGateway({

@@ -83,6 +83,10 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       'DEEPSEEK_API_KEY: required when NODE_ENV=production (or set DEEPSEEK_API_KEYS / DEEPSEEK_API_KEY_FILE); the simulator is for development only',
     );
   }
+  if (raw.HTTP_MAX_BODY_BYTES_IN_FLIGHT > 0 && raw.HTTP_MAX_BODY_BYTES_IN_FLIGHT < raw.HTTP_BODY_LIMIT_BYTES) {
+    // Else a body the limit allows could never be admitted.
+    problems.push('HTTP_MAX_BODY_BYTES_IN_FLIGHT: expected 0 (no bound) or at least HTTP_BODY_LIMIT_BYTES');
+  }
   if (raw.DEEPSEEK_RETRY_MAX_MS < raw.DEEPSEEK_RETRY_BASE_MS) {
     problems.push('DEEPSEEK_RETRY_MAX_MS: expected a value at least DEEPSEEK_RETRY_BASE_MS');
   }
@@ -105,6 +109,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       headersTimeoutMs: raw.HTTP_HEADERS_TIMEOUT_MS,
       keepAliveTimeoutMs: raw.HTTP_KEEP_ALIVE_TIMEOUT_MS,
       maxConnections: raw.HTTP_MAX_CONNECTIONS,
+      maxBodyBytesInFlight: raw.HTTP_MAX_BODY_BYTES_IN_FLIGHT,
       shutdownGraceMs: raw.SHUTDOWN_GRACE_MS,
     },
     streaming: {

@@ -54,6 +54,7 @@ export const envSchema = z.object({
   HTTP_HEADERS_TIMEOUT_MS: int(1000, 600_000, 'milliseconds from 1000 to 600000').default(10_000),
   HTTP_KEEP_ALIVE_TIMEOUT_MS: int(1000, 3_600_000, 'milliseconds from 1000 to 3600000').default(72_000),
   HTTP_MAX_CONNECTIONS: int(0, 1_000_000, 'an integer from 0 (no cap) to 1000000').default(0),
+  HTTP_MAX_BODY_BYTES_IN_FLIGHT: int(0, 17_179_869_184, 'bytes from 0 (no bound) to 17179869184').default(32 * 1024 * 1024),
   SHUTDOWN_GRACE_MS: int(0, 3_600_000, 'milliseconds from 0 to 3600000').default(25_000),
   MAX_SUBSCRIPTIONS_PER_CONNECTION: int(1, 10_000, 'an integer from 1 to 10000').default(25),
   MAX_STREAMS: int(1, 1_000_000, 'an integer from 1 to 1000000').default(1000),

@@ -21,6 +21,8 @@ export interface Config {
     keepAliveTimeoutMs: number;
     /** Most open connections (0 = no cap). */
     maxConnections: number;
+    /** Request bodies held at once, in bytes, from arrival to response (0 = no bound; src/http/body-budget.ts). */
+    maxBodyBytesInFlight: number;
     /** How long a shutdown waits for in-flight operations, streams included, before cutting them. */
     shutdownGraceMs: number;
   };

@@ -12,6 +12,7 @@ import type { CompletionBudget } from './limits';
 import type { PersistedDocuments } from './persisted-documents';
 import type { QuotaAccount, Quotas } from '../quotas';
 import type { HotAnswerNotes, HotAnswers } from './hot-answers';
+import type { ByteBudget } from '../lib/byte-budget';
 
 /** Process-wide services, built once at start-up and shared by every operation. */
 export interface GatewayServices {
@@ -31,6 +32,8 @@ export interface GatewayServices {
   quotas?: Quotas;
   /** Answers to repeated completion queries, served without executing (HOT_ANSWERS_MAX_ENTRIES > 0). */
   hotAnswers?: HotAnswers;
+  /** The request bodies held at once (HTTP_MAX_BODY_BYTES_IN_FLIGHT), checked by the HTTP edge. */
+  bodyBudget: ByteBudget;
 }
 
 /**

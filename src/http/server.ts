@@ -12,11 +12,13 @@ import { httpSubscriptionsPlugin } from '../graphql/plugins/http-subscriptions';
 import { operationPlugin } from '../graphql/plugins/operation';
 import { buildSchema } from '../graphql/schema';
 import type { Instruments } from '../telemetry/instruments';
+import { bodyBudgetMetrics } from '../telemetry/metrics';
 import { requestLogger, type Logger } from '../telemetry/logger';
 import { credentialsOf } from './credentials';
 import { responseSignal } from './disconnect';
 import { WARMUP_CALLER, WARMUP_FULL_PATH_HEADER, WARMUP_HEADER, WarmUpGate, warmUp } from './warmup';
 import { registerCors } from './cors';
+import { registerBodyBudget } from './body-budget';
 import { drainHttp } from './drain';
 import { graphqlErrorHandler } from './error-handler';
 import { GRAPHIQL_PATH, registerGraphiQL } from './graphiql';
@@ -88,6 +90,9 @@ export async function createHttpServer(options: {
   await registerCors(app, services.config.edge.corsOrigins);
   // Before any route: a route takes the error handler its context has when it is added.
   app.setErrorHandler(graphqlErrorHandler(logger, limits.bodyLimitBytes));
+  // Before any route too: every route's bodies count against the replica's budget.
+  registerBodyBudget(app, services.bodyBudget, limits.bodyLimitBytes);
+  bodyBudgetMetrics(options.instruments.meter, services.bodyBudget);
   // While draining, every response closes its connection, so a keep-alive socket whose
   // request finishes during the drain does not hold the shutdown open.
   let draining = false;
