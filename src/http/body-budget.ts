@@ -8,8 +8,8 @@ import type { ByteBudget } from '../lib/byte-budget';
  * `HTTP_BODY_LIMIT_BYTES` bounds one body, not how many are held together: a body's text
  * stays in memory, copied into the GraphQL variables, the upstream request and its JSON,
  * until its answer is sent, so 40 concurrent requests carrying a 7 MB prompt each took the
- * gateway (with its in-process simulator) to 3.1 GB of RSS, past any pod's memory limit
- * and V8's heap limit (a crash: every request of the replica lost). Each request with a
+ * gateway to 1.4 GB of RSS (`npm run probes -- --only=big-bodies`), past the manifest's pod
+ * limit and V8's heap limit there (a crash: every request of the replica lost). Each request with a
  * body now takes its size from this budget once the body has arrived (before any GraphQL
  * work) and gives it back when its response is closed (sent, failed or abandoned); a request
  * that does not fit gets a 503 `OVERLOADED` with `Retry-After: 1`, like a full upstream queue.

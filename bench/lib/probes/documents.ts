@@ -123,3 +123,50 @@ export const messages200k: Probe = {
     ];
   },
 };
+
+/**
+ * Many requests at once, each with a prompt near HTTP_BODY_LIMIT_BYTES, held by a slow
+ * upstream: what their bodies cost together. Once with HTTP_MAX_BODY_BYTES_IN_FLIGHT at 0
+ * (no bound, as before it existed), once at its default; each on a gateway of its own.
+ */
+export const bigBodies: Probe = {
+  name: 'big-bodies',
+  ownGateway: true,
+  timeoutMs: () => 120_000,
+  async run(ctx): Promise<ProbeRow[]> {
+    const { bigBodies: n, bigBodyBytes } = ctx.limits;
+    const tag = Date.now().toString(36);
+    const filler = 'lorem ipsum '.repeat(Math.ceil(bigBodyBytes / 12)).slice(0, bigBodyBytes);
+    const bodies = Array.from({ length: n }, (_, i) =>
+      JSON.stringify({
+        query: 'query ($p: String!) { completion(input: { prompt: $p, thinking: false, cache: BYPASS }) { id } }',
+        variables: { p: `${tag} ${i} ${filler}` },
+      }),
+    );
+    // Held upstream long enough for every body to arrive while the first calls wait.
+    await ctx.sim.ask({ cmd: 'setLatency', latencyMs: 3_000 });
+    ctx.defer(() => ctx.sim.ask({ cmd: 'setLatency', latencyMs: ctx.simLatencyMs }));
+    const rows: ProbeRow[] = [];
+    for (const bound of ['0', undefined]) {
+      const gateway = await ctx.startGateway(bound === undefined ? {} : { HTTP_MAX_BODY_BYTES_IN_FLIGHT: bound });
+      const label = bound === undefined ? 'HTTP_MAX_BODY_BYTES_IN_FLIGHT default (32 MiB)' : 'HTTP_MAX_BODY_BYTES_IN_FLIGHT=0 (no bound)';
+      ctx.log(`${n} concurrent completions of ${mb(bodies[0]!.length)} each (${label})`);
+      const before = await simCounters(ctx.sim);
+      const { value: answers, cost } = await ctx.observe(gateway, () =>
+        Promise.all(bodies.map((body) => postGraphQL(originOf(gateway), body, { timeoutMs: 60_000, signal: ctx.signal }))),
+      );
+      const chatCalls = simCalls(await simCounters(ctx.sim), '/chat/completions') - simCalls(before, '/chat/completions');
+      const outcomes = new Map<string, number>();
+      for (const answer of answers) outcomes.set(outcomeOf(answer), (outcomes.get(outcomeOf(answer)) ?? 0) + 1);
+      rows.push({
+        probe: this.name,
+        attack: `${n} concurrent completions with a ${mb(bigBodyBytes)} prompt, upstream 3 s; ${label}`,
+        outcome: [...outcomes].map(([outcome, count]) => `${outcome} ×${count}`).join(', '),
+        cost,
+        harm: `${costFigures(cost)}, RSS peak ${cost.rssPeakMb?.toFixed(0) ?? '-'} MB; DeepSeek called ${chatCalls}×`,
+        details: { bodyBytes: bodies[0]!.length, outcomes: Object.fromEntries(outcomes), simulatorChatRequests: chatCalls },
+      });
+    }
+    return rows;
+  },
+};

@@ -14,6 +14,9 @@ export interface ProbeLimits {
   entities: number;
   repeatedFields: number[];
   messages: number;
+  /** big-bodies: requests at once, and the prompt bytes of each. */
+  bigBodies: number;
+  bigBodyBytes: number;
   slowSockets: number;
   slowSocketCheckpointsS: number[];
   wsSubscriptions: number;
