@@ -19,6 +19,8 @@ import type { ByteBudget } from '../lib/byte-budget';
  * HTTP_REQUEST_TIMEOUT_MS and HTTP_MAX_CONNECTIONS bound), so it cannot lock everyone out.
  * The size is the body's `content-length` (Fastify has checked that the body matched it);
  * a chunked body (no `content-length`) counts as HTTP_BODY_LIMIT_BYTES, the most it can be.
+ * A graphql-ws subscription takes its `subscribe` message's size from the same budget
+ * (src/http/websocket.ts).
  */
 
 /** What a refused request is told. */

@@ -111,6 +111,7 @@ export async function createHttpServer(options: {
     maxPayloadBytes: limits.bodyLimitBytes,
     maxSubscriptionsPerConnection: services.config.streaming.maxSubscriptionsPerConnection,
     connectionInitTimeoutMs: services.config.streaming.connectionInitTimeoutMs,
+    bodyBudget: services.bodyBudget,
   });
   // The same subscriptions over HTTP: GraphQL over SSE (on /graphql/stream and /graphql)
   // and Apollo's multipart protocol (on /graphql), with flow control for slow readers.

@@ -6,6 +6,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { GraphQLContext } from '../graphql/context';
 import type { OperationPipeline } from '../graphql/pipeline';
+import type { ByteBudget } from '../lib/byte-budget';
 import { lazyChild, type Logger } from '../telemetry/logger';
 import { socketSignal } from './disconnect';
 
@@ -24,6 +25,11 @@ export interface WebSocketTransportOptions {
   connectionInitTimeoutMs: number;
   /** On shutdown, sockets that have not finished the close handshake by then are cut. Default 1000 ms. */
   closeTimeoutMs?: number;
+  /**
+   * The replica's request-byte budget (HTTP_MAX_BODY_BYTES_IN_FLIGHT): a subscription holds
+   * its `subscribe` message's size from then until it ends, as an HTTP request holds its body.
+   */
+  bodyBudget?: ByteBudget;
 }
 
 export interface WebSocketTransport {
@@ -53,8 +59,14 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): We
   const wsServer = new WebSocketServer({ server: options.server, path: options.path, maxPayload: options.maxPayloadBytes });
   // graphql-ws handles the first server error once; a second one must not crash the process.
   wsServer.on('error', (error) => logger.error({ err: error }, 'WebSocket server error'));
+  // The size of the message each socket's graphql-ws handler is reading: set just before
+  // it runs, which calls onSubscribe synchronously, so onSubscribe reads its own message's.
+  const messageBytes = new WeakMap<WebSocket, number>();
   // Registered before graphql-ws's own handler, so it sees every socket first.
-  wsServer.on('connection', refuseServerMessages);
+  wsServer.on('connection', (socket: WebSocket) => refuseServerMessages(socket, messageBytes));
+  // What each running subscription holds of the byte budget.
+  const heldBytes = new WeakMap<GraphQLContext, number>();
+  const budget = options.bodyBudget;
 
   // The contexts of each connection's running subscriptions (operation ids are unique per
   // connection only); gone with the socket.
@@ -65,6 +77,7 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): We
     if (context) {
       running.get(socket)?.delete(id);
       releaseSlot(socket);
+      budget?.give(heldBytes.get(context) ?? 0);
     }
     return context;
   };
@@ -113,6 +126,8 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): We
       },
       onSubscribe: async (ctx, id, payload) => {
         const socket = ctx.extra.socket;
+        // Read first, before anything is awaited (see messageBytes).
+        const bytes = messageBytes.get(socket) ?? 0;
         const init = {
           transport: 'websocket' as const,
           logger: lazyChild(logger, 'subscriptionId', loggedId(id)),
@@ -128,14 +143,24 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): We
         if (held >= options.maxSubscriptionsPerConnection) {
           return (await pipeline.reject(init, tooManySubscriptions(options.maxSubscriptionsPerConnection))).refused;
         }
+        if (budget && !budget.take(bytes)) return (await pipeline.reject(init, overBodyBudget())).refused;
         slots.set(socket, held + 1);
-        const subscribed = await pipeline.subscribe(init, payload);
+        let subscribed: Awaited<ReturnType<OperationPipeline['subscribe']>>;
+        try {
+          subscribed = await pipeline.subscribe(init, payload);
+        } catch (error) {
+          releaseSlot(socket);
+          budget?.give(bytes);
+          throw error;
+        }
         // graphql-ws formats these through `onError` and sends them as the `error` message;
         // the operation has already ended.
         if ('refused' in subscribed) {
           releaseSlot(socket);
+          budget?.give(bytes);
           return subscribed.refused;
         }
+        heldBytes.set(subscribed.context, bytes);
         let contexts = running.get(socket);
         if (!contexts) running.set(socket, (contexts = new Map()));
         contexts.set(id, subscribed.context);
@@ -203,6 +228,13 @@ function shuttingDown(): GraphQLError {
   });
 }
 
+function overBodyBudget(): GraphQLError {
+  return new GraphQLError(
+    'The gateway is holding as many request bytes as it may (HTTP_MAX_BODY_BYTES_IN_FLIGHT); subscribe again in a moment.',
+    { extensions: { code: ErrorCode.OVERLOADED } },
+  );
+}
+
 function tooManySubscriptions(max: number): GraphQLError {
   return new GraphQLError(
     `A connection may run at most ${max} subscriptions at once (MAX_SUBSCRIPTIONS_PER_CONNECTION); complete one first or open another connection.`,
@@ -252,7 +284,7 @@ const SERVER_MESSAGE_TYPES = new Set(['connection_ack', 'next', 'error']);
  * on it, close the socket as an internal error (4500) and print the stack to the console.
  * Close it as the client's error instead (4400 Bad Request), before graphql-ws reads it.
  */
-function refuseServerMessages(socket: WebSocket): void {
+function refuseServerMessages(socket: WebSocket, messageBytes: WeakMap<WebSocket, number>): void {
   const on = socket.on.bind(socket);
   socket.on = ((event: string, listener: (...args: unknown[]) => void) => {
     if (event !== 'message') return on(event, listener);
@@ -261,9 +293,17 @@ function refuseServerMessages(socket: WebSocket): void {
         socket.close(4400, 'Invalid message: a client may not send this message type');
         return;
       }
+      messageBytes.set(socket, byteLength(data));
       listener(data, isBinary);
     });
   }) as WebSocket['on'];
+}
+
+/** The size of a `ws` message: a Buffer, an ArrayBuffer, or the fragments of one. */
+function byteLength(data: unknown): number {
+  if (Array.isArray(data)) return data.reduce((sum: number, piece: Buffer) => sum + piece.length, 0);
+  if (data instanceof ArrayBuffer || Buffer.isBuffer(data)) return data.byteLength;
+  return String(data).length;
 }
 
 function messageType(data: unknown): string {

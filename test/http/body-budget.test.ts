@@ -1,4 +1,6 @@
 import { connect, type Socket } from 'node:net';
+import { createClient } from 'graphql-ws';
+import WebSocket from 'ws';
 import type { Gateway } from '../../src/app';
 import { ConfigError, testConfig } from '../../src/config';
 import { BODY_BUDGET_MESSAGE } from '../../src/http/body-budget';
@@ -140,6 +142,58 @@ describe('request bodies held at once (HTTP_MAX_BODY_BYTES_IN_FLIGHT)', () => {
     } finally {
       holding.release();
       await leaving.close();
+      await holding.close();
+    }
+  });
+
+  it('counts a WebSocket subscription by its subscribe message, from subscribe to its end', async () => {
+    const holding = await startHeldUpstream(simulator.url);
+    const streaming = await startTestGateway({
+      DEEPSEEK_API_KEY: KEY,
+      DEEPSEEK_BASE_URL: holding.url,
+      HTTP_BODY_LIMIT_BYTES: '65536',
+      HTTP_MAX_BODY_BYTES_IN_FLIGHT: String(BUDGET),
+    });
+    const client = createClient({ url: streaming.graphqlUrl.replace(/^http/, 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
+    const STREAM = 'subscription ($p: String!) { completionStream(input: { prompt: $p, thinking: false, cache: BYPASS }) { delta } }';
+    const subscribe = (prompt: string) => {
+      const outcome: { errors?: unknown; done: boolean } = { done: false };
+      const unsubscribe = client.subscribe(
+        { query: STREAM, variables: { p: prompt } },
+        {
+          next: () => undefined,
+          error: (errors) => {
+            outcome.errors = errors;
+            outcome.done = true;
+          },
+          complete: () => {
+            outcome.done = true;
+          },
+        },
+      );
+      return { outcome, unsubscribe };
+    };
+    try {
+      const first = subscribe(bigPrompt());
+      const second = subscribe(bigPrompt());
+      await waitFor(() => holding.received === 2, { what: 'both streams to reach the upstream' });
+      const held = streaming.services.bodyBudget.held;
+      expect(held).toBeGreaterThan(80_000);
+
+      const third = subscribe(bigPrompt());
+      await waitFor(() => third.outcome.done, { what: 'the third subscription to be refused' });
+      expect(third.outcome.errors).toEqual([expect.objectContaining({ extensions: expect.objectContaining({ code: 'OVERLOADED' }) })]);
+      expect(holding.received).toBe(2);
+
+      first.unsubscribe();
+      await waitFor(() => streaming.services.bodyBudget.held < held, { what: 'the first stream’s bytes to be given back' });
+      holding.release();
+      await waitFor(() => second.outcome.done, { what: 'the second stream to end' });
+      await waitFor(() => streaming.services.bodyBudget.held === 0, { what: 'every byte to be given back' });
+    } finally {
+      holding.release();
+      await client.dispose();
+      await streaming.close();
       await holding.close();
     }
   });
