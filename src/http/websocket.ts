@@ -306,9 +306,20 @@ function byteLength(data: unknown): number {
   return String(data).length;
 }
 
+/**
+ * A server's type written as JSON: `"next"`, `"error"` or `"connection_ack"`. A message
+ * without one of these tokens (nor a `\u` escape) cannot be of those types (inside a JSON
+ * string a quote is escaped), so it is not parsed here a second time: graphql-ws parses
+ * every message anyway, and a subscribe message may be megabytes of variables.
+ */
+const SERVER_TYPE_TOKEN = /"(?:next|error|connection_ack)"/;
+
 function messageType(data: unknown): string {
+  const text = String(data);
+  // A `\u` escape could spell a type the token does not see (`"\u006eext"`): parse then too.
+  if (!SERVER_TYPE_TOKEN.test(text) && !text.includes('\\u')) return '';
   try {
-    const type = (JSON.parse(String(data)) as { type?: unknown } | null)?.type;
+    const type = (JSON.parse(text) as { type?: unknown } | null)?.type;
     return typeof type === 'string' ? type : '';
   } catch {
     return ''; // graphql-ws refuses unparsable messages itself (4400)

@@ -229,6 +229,20 @@ describe('fuzzed subscriptions over WebSocket (graphql-ws on /graphql)', () => {
       logged.mockRestore();
     }
   });
+
+  it.each([
+    ['a type spelled with a unicode escape', '{"type":"\\u006eext","id":"1","payload":{}}'],
+    ['spaces around the colon', '{"id":"1" , "type" : "error", "payload":[{"message":"x"}]}'],
+  ])('closes a socket that sends a server type written with %s with 4400, not 4500', async (_how, frame) => {
+    const logged = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+    try {
+      const outcome = await sendRawFrames(wsUrl(gateway), [frame]);
+      expect(outcome.problems).toEqual([]);
+      expect(logged).not.toHaveBeenCalled();
+    } finally {
+      logged.mockRestore();
+    }
+  });
 });
 
 /**
