@@ -1040,9 +1040,9 @@ async function main(): Promise<void> {
   const pinning = pinningAvailable();
   const pin = pinning.ok && pinSelf(0);
   const pinNote = pin ? pinning.reason : `no CPU pinning (${pinning.ok ? 'taskset -p failed' : pinning.reason})`;
-  log(`${quick ? 'quick' : 'full'} run, rows ${[...only].join(',')}; ${pinNote}`);
+  log(`${quick ? 'quick' : 'full'} run, rows ${[...only].join(',')}; ${pinNote}; gateway: node ${GATEWAY_NODE_ARGS.join(' ')}`);
 
-  const output: Record<string, unknown> = { startedAt: new Date().toISOString(), quick, rows: [...only], pinning: pinNote, settings };
+  const output: Record<string, unknown> = { startedAt: new Date().toISOString(), quick, rows: [...only], pinning: pinNote, gatewayNodeArgs: GATEWAY_NODE_ARGS, settings };
   const tables: string[] = [];
   const failures: Record<string, string> = {};
   /** Runs one row; a failure is reported and the other rows still run. */

@@ -281,9 +281,11 @@ export function childEnv(extra: Record<string, string>): Record<string, string> 
  * Dockerfile's CMD): the V8 flags of package.json's scripts, then the compiled build in
  * dist/, which `buildServers` makes first. Not through tsx, whose in-process compiler and
  * source maps are a development convenience: they held about 70 MB more RSS at 5,000
- * requests in flight.
+ * requests in flight. `BENCH_GATEWAY_NODE_FLAGS` (space-separated) replaces the flags, to
+ * try others against the same references (e.g. `--max-semi-space-size=16`); the output says so.
  */
-export const GATEWAY_NODE_ARGS = ['--max-semi-space-size=32', 'dist/src/main.js'];
+export const GATEWAY_NODE_FLAGS = process.env.BENCH_GATEWAY_NODE_FLAGS?.trim() ? process.env.BENCH_GATEWAY_NODE_FLAGS.trim().split(/\s+/) : ['--max-semi-space-size=32'];
+export const GATEWAY_NODE_ARGS = [...GATEWAY_NODE_FLAGS, 'dist/src/main.js'];
 
 /**
  * How a bench starts a reference server (bench/bare-server.ts, bench/bare-hop.ts): compiled
