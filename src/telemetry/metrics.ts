@@ -337,12 +337,12 @@ export interface BodyBudgetReading {
 /** `gateway.http.body.in_flight` (bytes held) and `gateway.http.body.refusals`, read at collection. */
 export function bodyBudgetMetrics(meter: Meter, budget: BodyBudgetReading): void {
   const held = meter.createObservableGauge('gateway.http.body.in_flight', {
-    description: 'Bytes of request bodies held by requests in flight (HTTP_MAX_BODY_BYTES_IN_FLIGHT bounds them).',
+    description: 'Bytes of request bodies and graphql-ws subscribe messages held by requests and subscriptions in flight (HTTP_MAX_BODY_BYTES_IN_FLIGHT bounds them).',
     unit: 'By',
     valueType: ValueType.INT,
   });
   const refused = meter.createObservableCounter('gateway.http.body.refusals', {
-    description: 'Requests refused with a 503 because their body did not fit HTTP_MAX_BODY_BYTES_IN_FLIGHT.',
+    description: 'Requests (a 503) and subscriptions (OVERLOADED) refused because their body or subscribe message did not fit HTTP_MAX_BODY_BYTES_IN_FLIGHT.',
     unit: '{request}',
     valueType: ValueType.INT,
   });

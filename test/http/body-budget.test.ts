@@ -46,15 +46,19 @@ describe('request bodies held at once (HTTP_MAX_BODY_BYTES_IN_FLIGHT)', () => {
   let n = 0;
   const bigPrompt = (): string => `${(n += 1)} ${'x'.repeat(40_000)}`;
 
-  beforeAll(async () => {
-    simulator = await startSimulator({ apiKeys: [KEY] });
-    upstream = await startHeldUpstream(simulator.url);
-    gateway = await startTestGateway({
+  /** A gateway with room for two 40 KB bodies in front of `upstreamUrl`. */
+  const startBudgetGateway = (upstreamUrl: string): Promise<Gateway> =>
+    startTestGateway({
       DEEPSEEK_API_KEY: KEY,
-      DEEPSEEK_BASE_URL: upstream.url,
+      DEEPSEEK_BASE_URL: upstreamUrl,
       HTTP_BODY_LIMIT_BYTES: '65536',
       HTTP_MAX_BODY_BYTES_IN_FLIGHT: String(BUDGET),
     });
+
+  beforeAll(async () => {
+    simulator = await startSimulator({ apiKeys: [KEY] });
+    upstream = await startHeldUpstream(simulator.url);
+    gateway = await startBudgetGateway(upstream.url);
   });
   afterAll(async () => {
     await gateway.close();
@@ -118,12 +122,7 @@ describe('request bodies held at once (HTTP_MAX_BODY_BYTES_IN_FLIGHT)', () => {
   it('gives back the bytes of a client that leaves before its answer', async () => {
     // A stand-in of its own that holds every call, so the requests are still waiting when their clients leave.
     const holding = await startHeldUpstream(simulator.url);
-    const leaving = await startTestGateway({
-      DEEPSEEK_API_KEY: KEY,
-      DEEPSEEK_BASE_URL: holding.url,
-      HTTP_BODY_LIMIT_BYTES: '65536',
-      HTTP_MAX_BODY_BYTES_IN_FLIGHT: String(BUDGET),
-    });
+    const leaving = await startBudgetGateway(holding.url);
     try {
       const { port } = new URL(leaving.url);
       const leavers: Socket[] = [];
@@ -148,12 +147,7 @@ describe('request bodies held at once (HTTP_MAX_BODY_BYTES_IN_FLIGHT)', () => {
 
   it('counts a WebSocket subscription by its subscribe message, from subscribe to its end', async () => {
     const holding = await startHeldUpstream(simulator.url);
-    const streaming = await startTestGateway({
-      DEEPSEEK_API_KEY: KEY,
-      DEEPSEEK_BASE_URL: holding.url,
-      HTTP_BODY_LIMIT_BYTES: '65536',
-      HTTP_MAX_BODY_BYTES_IN_FLIGHT: String(BUDGET),
-    });
+    const streaming = await startBudgetGateway(holding.url);
     const client = createClient({ url: streaming.graphqlUrl.replace(/^http/, 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
     const STREAM = 'subscription ($p: String!) { completionStream(input: { prompt: $p, thinking: false, cache: BYPASS }) { delta } }';
     const subscribe = (prompt: string) => {
