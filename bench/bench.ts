@@ -33,7 +33,7 @@ import {
   upstreamStatus,
   type CompletionData,
 } from './lib/gql';
-import { measure, perSecond, type LoadResult } from './lib/load';
+import { measure, perSecond, perSecondLoad, type Second, type LoadResult } from './lib/load';
 import { buildServers, childEnv, REPO_ROOT, referenceNodeArgs, cpuTimeMs, GATEWAY_NODE_ARGS, installCleanup, pinningAvailable, pinSelf, startCommand, startService, stopAll, type Service } from './lib/proc';
 import { memoryMb, resetPeakRss } from './lib/procfs';
 import { writeResults } from './lib/results';
@@ -778,7 +778,7 @@ interface RowI {
  * miss), then c=50 of cache hits for 8 s, counted per second. WARMUP_OPERATIONS=0 against
  * the default (5,000 operations over loopback before ready).
  */
-async function rowI(ctx: Ctx): Promise<RowI[]> {
+async function rowI(ctx: Ctx): Promise<{ hits: RowI[]; misses: RowIMisses[] }> {
   const { sim, pin } = ctx;
   const rows: RowI[] = [];
   for (const [label, env] of [
@@ -794,6 +794,68 @@ async function rowI(ctx: Ctx): Promise<RowI[]> {
       await client.close();
       log(`i: warm-up ${label}: 8 s of c=50 from ready`);
       rows.push({ warmup: label, readyAfterMs, perSecond: await perSecond({ url: gateway.url, body: JSON.stringify({ query: HIT_QUERY }), connections: 50, durationS: 8 }) });
+    } finally {
+      await gateway.stop();
+    }
+  }
+  return { hits: rows, misses: await rowIMisses(ctx) };
+}
+
+/** A fresh server's first seconds of cache misses (row i, second part). */
+interface RowIMisses {
+  server: string;
+  readyAfterMs: number;
+  seconds: Second[];
+}
+
+/**
+ * Row i, misses: the first seconds of a fresh bare hop, then of fresh gateways in row k's
+ * configuration (auth + quotas) without and with the warm-up, each under c=10 of distinct
+ * prompts (every gateway request a miss and an upstream call) from the moment it is ready;
+ * per second: responses, median latency, the server's CPU per response.
+ */
+async function rowIMisses(ctx: Ctx): Promise<RowIMisses[]> {
+  const { sim, pin } = ctx;
+  await sim.ask({ cmd: 'setLatency', latencyMs: SIM_LATENCY_MS });
+  const auth = await benchAuth();
+  const tag = Date.now().toString(36);
+  let n = 0;
+  const rows: RowIMisses[] = [];
+  const started = performance.now();
+  const hop = await startService({
+    name: 'bare hop (fresh)',
+    args: referenceNodeArgs('bare-hop'),
+    env: childEnv({ NODE_ENV: 'production', HOST: '127.0.0.1', PORT: '0', UPSTREAM_URL: sim.url, UPSTREAM_KEY: API_KEY }),
+    cpu: 1,
+    pin,
+    readyMsg: 'bare hop listening',
+  });
+  try {
+    const readyAfterMs = performance.now() - started;
+    log('i: bare hop, 8 s of c=10 misses from ready');
+    const seconds = await perSecondLoad({ url: hop.url, bodies: () => JSON.stringify({ prompt: `i ${tag} ${(n += 1)}` }), connections: 10, durationS: 8, serverPid: hop.pid });
+    rows.push({ server: 'bare hop', readyAfterMs, seconds });
+  } finally {
+    await hop.stop();
+  }
+  for (const [label, env] of [
+    ['gateway, auth + quotas, no warm-up (WARMUP_OPERATIONS=0)', { WARMUP_OPERATIONS: '0' }],
+    ['gateway, auth + quotas, default warm-up', {}],
+  ] as const) {
+    const begun = performance.now();
+    const gateway = await startGateway(label, sim.url, pin, { ...auth.env, QUOTAS_FILE: benchQuotasFile(), DEEPSEEK_MAX_CONCURRENCY: '256', ...env });
+    try {
+      const readyAfterMs = performance.now() - begun;
+      log(`i: ${label}, 8 s of c=10 misses from ready`);
+      const seconds = await perSecondLoad({
+        url: gateway.url,
+        bodies: () => JSON.stringify({ query: MISS_QUERY, variables: { prompt: `i ${tag} ${(n += 1)}` } }),
+        headers: auth.headers,
+        connections: 10,
+        durationS: 8,
+        serverPid: gateway.pid,
+      });
+      rows.push({ server: label, readyAfterMs, seconds });
     } finally {
       await gateway.stop();
     }
@@ -828,7 +890,7 @@ interface HeldByGateway extends Held {
  * The Kubernetes manifest's memory limit (deploy/kubernetes/deployment.yaml), and the V8 flag
  * for the heap limit Node 20 derives from it in such a pod: half the limit
  * (`process.constrainedMemory()` / 2; measured here in a 768 MiB memory cgroup:
- * `heap_size_limit` 396 MB, 480 MB with --max-old-space-size's young generation of 3 × 32 MB).
+ * `heap_size_limit` 396 MB, 480 MB with the young generation of --max-semi-space-size=32).
  */
 const POD_MEMORY_LIMIT_MIB = podMemoryLimitMib();
 
@@ -1296,16 +1358,41 @@ async function main(): Promise<void> {
     });
 
     await row('i', async () => {
-      const i = await rowI(ctx);
-      output.i = i;
-      const seconds = i[0]?.perSecond.length ?? 0;
+      const { hits, misses } = await rowI(ctx);
+      output.i = { hits, misses };
+      const seconds = hits[0]?.perSecond.length ?? 0;
+      const columns = Array.from({ length: seconds }, (_, s) => `s${s + 1}`);
       tables.push(
         renderTable(
           'i. a fresh replica under c=50 of cache hits from the moment it is ready: responses in each second (the warm-up is part of "start to ready")',
-          ['warm-up', 'start to ready ms', ...Array.from({ length: seconds }, (_, s) => `s${s + 1}`)],
-          i.map((r) => [r.warmup, Math.round(r.readyAfterMs), ...r.perSecond]),
+          ['warm-up', 'start to ready ms', ...columns],
+          hits.map((r) => [r.warmup, Math.round(r.readyAfterMs), ...r.perSecond]),
         ),
       );
+      const cell = (value: number, digits: number): string => (Number.isFinite(value) ? value.toFixed(digits) : '-');
+      tables.push(
+        renderTable(
+          'i. a fresh server under c=10 of cache misses (distinct prompts, simulator 20 ms) from the moment it is ready: each second\'s responses, median latency (ms) and server CPU per response (µs)',
+          ['server', 'figure', 'start to ready ms', ...columns],
+          misses.flatMap((r) => [
+            [r.server, 'responses', Math.round(r.readyAfterMs), ...r.seconds.map((s) => s.responses)],
+            ['', 'p50 ms', '', ...r.seconds.map((s) => cell(s.p50Ms, 1))],
+            ['', 'CPU µs/response', '', ...r.seconds.map((s) => cell(s.cpuUsPerResponse, 0))],
+          ]),
+        ),
+      );
+      // Issue 14, point 3: from the 5th second, a miss within +1 ms (p50) and 1.5× the CPU of the hop's same second.
+      const hop = misses.find((r) => r.server === 'bare hop');
+      const lines = misses
+        .filter((r) => r !== hop && hop)
+        .map((r) => {
+          const from5 = r.seconds.slice(4);
+          const hop5 = hop!.seconds.slice(4);
+          const dp50 = from5.map((s, k) => s.p50Ms - hop5[k]!.p50Ms);
+          const cpu = from5.map((s, k) => s.cpuUsPerResponse / hop5[k]!.cpuUsPerResponse);
+          return `  ${r.server}: seconds 5-${r.seconds.length}: p50 ${dp50.map((d) => `${d >= 0 ? '+' : ''}${cell(d, 2)}`).join(', ')} ms over the hop's (target ≤ +1), CPU ${cpu.map((x) => `${cell(x, 2)}×`).join(', ')} the hop's (target ≤ 1.5×)`;
+        });
+      if (lines.length > 0) tables.push(`misses from the 5th second against the fresh hop's same second:\n${lines.join('\n')}`);
     });
 
     await row('j', async () => {

@@ -87,6 +87,72 @@ export async function measure(options: LoadOptions): Promise<LoadResult> {
   };
 }
 
+/** One second of `perSecondLoad`. */
+export interface Second {
+  responses: number;
+  /** Median latency of the second's responses (ms); NaN when none came. */
+  p50Ms: number;
+  /** The server's CPU time in that second over its responses (µs); NaN without a PID or responses. */
+  cpuUsPerResponse: number;
+}
+
+/**
+ * Responses, their median latency and the server's CPU per response in each whole second
+ * from the first request on, for a server that has just become ready (no warm-up run: the
+ * first seconds are the point). `bodies` gives each request its own body (cache misses).
+ */
+export async function perSecondLoad(options: {
+  url: string;
+  body?: string;
+  bodies?: () => string;
+  headers?: Record<string, string>;
+  connections: number;
+  durationS: number;
+  serverPid?: number;
+}): Promise<Second[]> {
+  const latencies: number[][] = Array.from({ length: options.durationS }, () => []);
+  const cpuAt: number[] = [];
+  const readCpu = (): number => (options.serverPid ? (cpuTimeMs(options.serverPid) ?? Number.NaN) : Number.NaN);
+  const started = performance.now();
+  cpuAt.push(readCpu());
+  // The server's CPU time at each second's end (a timer a few ms late at most: noise next to a second).
+  const sampler = setInterval(() => {
+    if (cpuAt.length <= options.durationS) cpuAt.push(readCpu());
+  }, 1000);
+  try {
+    await run(
+      {
+        url: options.url,
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...options.headers },
+        body: options.body,
+        connections: options.connections,
+        pipelining: 1,
+        timeout: 10,
+        duration: options.durationS,
+        ...(options.bodies
+          ? { requests: [{ setupRequest: (request: autocannon.Request) => ({ ...request, body: options.bodies!() }) }] }
+          : {}),
+      },
+      (ms) => {
+        const second = Math.floor((performance.now() - started) / 1000);
+        if (second < latencies.length) latencies[second]!.push(ms);
+      },
+    );
+  } finally {
+    clearInterval(sampler);
+  }
+  return latencies.map((values, second) => {
+    const sorted = [...values].sort((a, b) => a - b);
+    const cpuMs = (cpuAt[second + 1] ?? Number.NaN) - (cpuAt[second] ?? Number.NaN);
+    return {
+      responses: values.length,
+      p50Ms: sorted.length > 0 ? sorted[Math.floor((sorted.length - 1) / 2)]! : Number.NaN,
+      cpuUsPerResponse: values.length > 0 ? (cpuMs * 1000) / values.length : Number.NaN,
+    };
+  });
+}
+
 /**
  * Responses per whole second from the first request on, for a server that has just become
  * ready (no warm-up run: the first seconds are the point).
