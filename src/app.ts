@@ -137,6 +137,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     transport: () => deepseek.status(),
     cache: () => cache.stats(),
     coalescing: () => completions.stats(),
+    bodies: () => services.bodyBudget,
   }, instruments.meter);
 
   let draining = false;

@@ -12,7 +12,6 @@ import { httpSubscriptionsPlugin } from '../graphql/plugins/http-subscriptions';
 import { operationPlugin } from '../graphql/plugins/operation';
 import { buildSchema } from '../graphql/schema';
 import type { Instruments } from '../telemetry/instruments';
-import { bodyBudgetMetrics } from '../telemetry/metrics';
 import { requestLogger, type Logger } from '../telemetry/logger';
 import { credentialsOf } from './credentials';
 import { responseSignal } from './disconnect';
@@ -92,7 +91,6 @@ export async function createHttpServer(options: {
   app.setErrorHandler(graphqlErrorHandler(logger, limits.bodyLimitBytes));
   // Before any route too: every route's bodies count against the replica's budget.
   registerBodyBudget(app, services.bodyBudget, limits.bodyLimitBytes);
-  bodyBudgetMetrics(options.instruments.meter, services.bodyBudget);
   // While draining, every response closes its connection, so a keep-alive socket whose
   // request finishes during the drain does not hold the shutdown open.
   let draining = false;

@@ -325,32 +325,3 @@ export function quotaMetrics(meter: Meter): QuotaMetrics {
     refused: (limit, tenant) => refusals.add(1, { 'gateway.quota.limit': limit, 'gateway.tenant': boundedTenant(tenant) }),
   };
 }
-
-// ---------------------------------------------------------------------------- request bodies
-
-/** What the body budget (src/http/body-budget.ts) reports: bytes held now, requests refused so far. */
-export interface BodyBudgetReading {
-  readonly held: number;
-  readonly refused: number;
-}
-
-/** `gateway.http.body.in_flight` (bytes held) and `gateway.http.body.refusals`, read at collection. */
-export function bodyBudgetMetrics(meter: Meter, budget: BodyBudgetReading): void {
-  const held = meter.createObservableGauge('gateway.http.body.in_flight', {
-    description: 'Bytes of request bodies and graphql-ws subscribe messages held by requests and subscriptions in flight (HTTP_MAX_BODY_BYTES_IN_FLIGHT bounds them).',
-    unit: 'By',
-    valueType: ValueType.INT,
-  });
-  const refused = meter.createObservableCounter('gateway.http.body.refusals', {
-    description: 'Requests (a 503) and subscriptions (OVERLOADED) refused because their body or subscribe message did not fit HTTP_MAX_BODY_BYTES_IN_FLIGHT.',
-    unit: '{request}',
-    valueType: ValueType.INT,
-  });
-  meter.addBatchObservableCallback(
-    (result) => {
-      result.observe(held, budget.held);
-      result.observe(refused, budget.refused);
-    },
-    [held, refused],
-  );
-}

@@ -32,13 +32,15 @@ export interface ObservedSources {
     batches: number;
     cluster?: { mode: 'redis' | 'degraded' | 'local'; remoteJoins: number; takeovers: number; localFallbacks: number };
   };
+  /** The request-byte budget (HTTP_MAX_BODY_BYTES_IN_FLIGHT, src/lib/byte-budget.ts). */
+  bodies(): { held: number; refused: number };
 }
 
 const CIRCUIT_STATE = { CLOSED: 0, HALF_OPEN: 1, OPEN: 2 } as const;
 
 /**
- * Observable instruments over the counters and gauges the transport, cache and coalescer
- * already keep: nothing is recorded on the request path, the figures are read when
+ * Observable instruments over the counters and gauges the transport, cache, coalescer and
+ * body budget already keep: nothing is recorded on the request path, the figures are read when
  * Prometheus scrapes. Returns a function that stops observing (call it on close).
  */
 export function observeGateway(sources: ObservedSources, meter: Meter): () => void {
@@ -76,10 +78,21 @@ export function observeGateway(sources: ObservedSources, meter: Meter): () => vo
   const clusterFallbacks = counter('gateway.coalescer.cluster_fallbacks', 'Calls made without a lease because Redis failed, timed out or was skipped.', '{call}');
   const clusterMode = gauge('gateway.coalescer.cluster.mode', 'Coalescing across replicas: 1 through Redis, 0 degraded (Redis not answering: per replica). Absent without REDIS_URL.');
 
+  const bodyBytes = gauge(
+    'gateway.http.body.in_flight',
+    'Bytes of request bodies and graphql-ws subscribe messages held by requests and subscriptions in flight (HTTP_MAX_BODY_BYTES_IN_FLIGHT bounds them).',
+    'By',
+  );
+  const bodyRefusals = counter(
+    'gateway.http.body.refusals',
+    'Requests (a 503) and subscriptions (OVERLOADED) refused because their body or subscribe message did not fit HTTP_MAX_BODY_BYTES_IN_FLIGHT.',
+    '{request}',
+  );
+
   const observables: Observable[] = [
     circuit, inFlight, queued, connections, calls, failures, retries, budgetExhausted, overloaded, shortCircuited,
     cacheHits, cacheMisses, cacheWrites, cacheErrors, cacheEntries, cacheAvailable, cacheCircuit, cacheSkipped, upstreamCalls, joined, batches,
-    remoteJoins, takeovers, clusterFallbacks, clusterMode,
+    remoteJoins, takeovers, clusterFallbacks, clusterMode, bodyBytes, bodyRefusals,
   ];
 
   const callback = (result: BatchObservableResult): void => {
@@ -117,6 +130,10 @@ export function observeGateway(sources: ObservedSources, meter: Meter): () => vo
       result.observe(clusterFallbacks, coalescing.cluster.localFallbacks);
       result.observe(clusterMode, coalescing.cluster.mode === 'redis' ? 1 : 0);
     }
+
+    const bodies = sources.bodies();
+    result.observe(bodyBytes, bodies.held);
+    result.observe(bodyRefusals, bodies.refused);
   };
   meter.addBatchObservableCallback(callback, observables);
   return () => meter.removeBatchObservableCallback(callback, observables);

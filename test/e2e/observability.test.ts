@@ -251,6 +251,14 @@ describe('observability of the whole service', () => {
       expect(sumOf(after, 'gateway_upstream_queued')).toBe(0);
     });
 
+    it('report the request-byte budget: bytes held and refusals, both 0 at rest', async () => {
+      await ask('bytes held while answered', { operation: 'Held' });
+      const after = await scrape(gateway.metricsUrl);
+      const series = (name: string) => after.filter((sample) => sample.name === name);
+      expect(series('gateway_http_body_in_flight').map((sample) => sample.value)).toEqual([0]);
+      expect(series('gateway_http_body_refusals_total').map((sample) => sample.value)).toEqual([0]);
+    });
+
     it('count errors by code, retries and attempts by status', async () => {
       gateway.simulator!.faults.inject({ kind: 'status', status: 503 }, { count: 3 });
       const before = await scrape(gateway.metricsUrl);
