@@ -65,7 +65,6 @@ export interface Refused {
   errors: GraphQLFormattedError[];
 }
 
-/** Where queries and mutations belong, named in the refusal a streaming transport sends. */
 /**
  * Subscription documents kept parsed and validated (src/graphql/prepare-operation.ts): as
  * many as a frontend fleet sends, and an estimated 16 MiB of ASTs at most, like Apollo's
@@ -74,6 +73,7 @@ export interface Refused {
 const VALID_DOCUMENTS_MAX_ENTRIES = 1000;
 const VALID_DOCUMENTS_MAX_BYTES = 16 * 1024 * 1024;
 
+/** Where queries and mutations belong, named in the refusal a streaming transport sends. */
 const TRANSPORT_NAMES: Record<OperationTransport, string> = {
   http: 'HTTP',
   websocket: 'WebSocket',
