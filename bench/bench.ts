@@ -94,6 +94,18 @@ async function startGateway(name: string, simUrl: string, pin: boolean, extra: R
   return gateway;
 }
 
+/** bench/bare-hop.ts (the reference of rows i, j and k) in front of the simulator, on the gateway's CPU. */
+function startBareHop(name: string, simUrl: string, pin: boolean, extra: Record<string, string> = {}): Promise<Service> {
+  return startService({
+    name,
+    args: referenceNodeArgs('bare-hop'),
+    env: childEnv({ NODE_ENV: 'production', HOST: '127.0.0.1', PORT: '0', UPSTREAM_URL: simUrl, UPSTREAM_KEY: API_KEY, ...extra }),
+    cpu: 1,
+    pin,
+    readyMsg: 'bare hop listening',
+  });
+}
+
 /** Sends the cache-hit query until it is served from the cache (at most 5 tries). */
 async function warmCache(client: GraphQLClient): Promise<void> {
   for (let i = 0; i < 5; i += 1) {
@@ -225,14 +237,7 @@ async function rowK(ctx: Ctx): Promise<RowK[]> {
   const { sim, settings, pin } = ctx;
   await sim.ask({ cmd: 'setLatency', latencyMs: SIM_LATENCY_MS });
   const auth = await benchAuth();
-  const hop = await startService({
-    name: 'bare hop',
-    args: referenceNodeArgs('bare-hop'),
-    env: childEnv({ NODE_ENV: 'production', HOST: '127.0.0.1', PORT: '0', UPSTREAM_URL: sim.url, UPSTREAM_KEY: API_KEY }),
-    cpu: 1,
-    pin,
-    readyMsg: 'bare hop listening',
-  });
+  const hop = await startBareHop('bare hop', sim.url, pin);
   // As many upstream calls in flight as the hop's pool has connections (the default 64 would
   // queue calls at c=100: the cap protects DeepSeek's rate limits, it is not overhead).
   const gateway = await startGateway('gateway, auth + quotas (misses)', sim.url, pin, {
@@ -822,14 +827,7 @@ async function rowIMisses(ctx: Ctx): Promise<RowIMisses[]> {
   let n = 0;
   const rows: RowIMisses[] = [];
   const started = performance.now();
-  const hop = await startService({
-    name: 'bare hop (fresh)',
-    args: referenceNodeArgs('bare-hop'),
-    env: childEnv({ NODE_ENV: 'production', HOST: '127.0.0.1', PORT: '0', UPSTREAM_URL: sim.url, UPSTREAM_KEY: API_KEY }),
-    cpu: 1,
-    pin,
-    readyMsg: 'bare hop listening',
-  });
+  const hop = await startBareHop('bare hop (fresh)', sim.url, pin);
   try {
     const readyAfterMs = performance.now() - started;
     log('i: bare hop, 8 s of c=10 misses from ready');
@@ -887,13 +885,11 @@ interface HeldByGateway extends Held {
 }
 
 /**
- * The Kubernetes manifest's memory limit (deploy/kubernetes/deployment.yaml), and the V8 flag
+ * The Kubernetes manifest's memory limit (deploy/kubernetes/deployment.yaml), read when row j runs, and the V8 flag
  * for the heap limit Node 20 derives from it in such a pod: half the limit
  * (`process.constrainedMemory()` / 2; measured here in a 768 MiB memory cgroup:
  * `heap_size_limit` 396 MB, 480 MB with the young generation of --max-semi-space-size=32).
  */
-const POD_MEMORY_LIMIT_MIB = podMemoryLimitMib();
-
 function podMemoryLimitMib(): number {
   const manifest = readFileSync(join(REPO_ROOT, 'deploy', 'kubernetes', 'deployment.yaml'), 'utf8');
   const mib = /limits:\s*\n\s*memory:\s*(\d+)Mi/.exec(manifest)?.[1];
@@ -902,7 +898,7 @@ function podMemoryLimitMib(): number {
 }
 
 function podHeapFlag(): string {
-  return `--max-old-space-size=${Math.floor(POD_MEMORY_LIMIT_MIB / 2)}`;
+  return `--max-old-space-size=${Math.floor(podMemoryLimitMib() / 2)}`;
 }
 
 /** How a server fared holding many requests at once (row j). */
@@ -1006,14 +1002,7 @@ async function rowJ(ctx: Ctx): Promise<RowJ> {
     // for deepseek-flash, the highest DEEPSEEK_MAX_CONCURRENCY takes) and 2,500 queued.
     const requests = quick ? 1_000 : 5_000;
     await sim.ask({ cmd: 'setLatency', latencyMs: 4_000 });
-    const hop = await startService({
-      name: 'bare hop (calls in flight)',
-      args: referenceNodeArgs('bare-hop'),
-      env: childEnv({ NODE_ENV: 'production', HOST: '127.0.0.1', PORT: '0', UPSTREAM_URL: sim.url, UPSTREAM_KEY: API_KEY, UPSTREAM_CONNECTIONS: '2500' }),
-      cpu: 1,
-      pin,
-      readyMsg: 'bare hop listening',
-    });
+    const hop = await startBareHop('bare hop (calls in flight)', sim.url, pin, { UPSTREAM_CONNECTIONS: '2500' });
     let hopHeld: Held;
     try {
       hopHeld = await holdRequests(hop.url.replace(/\/$/, ''), '/', hop.pid, requests, (index) => JSON.stringify({ prompt: `hop in flight ${Date.now()} ${index}` }));
@@ -1022,7 +1011,7 @@ async function rowJ(ctx: Ctx): Promise<RowJ> {
     }
     // The gateway twice: as this machine runs it (V8 sizes its heap from the machine's RAM: a
     // 4 GB limit here, under which it lets garbage pile up before collecting), then as the
-    // Kubernetes manifest runs it: in a pod limited to POD_MEMORY_LIMIT_MIB, Node 20 sets
+    // Kubernetes manifest runs it: in a pod limited to the manifest's memory limit (podMemoryLimitMib), Node 20 sets
     // V8's old-space limit to half of the limit (see podHeapFlag), which this passes as a flag.
     const busyRuns: Array<{ held: Held; upstreamCalls: number; upstreamMaxInFlight: number }> = [];
     for (const [name, flags] of [['gateway (calls in flight)', []], ['gateway (calls in flight, pod heap)', [podHeapFlag()]]] as const) {
@@ -1407,7 +1396,7 @@ async function main(): Promise<void> {
       );
       tables.push(
         renderTable(
-          `j. ${j.requests.toLocaleString('en-US')} concurrent requests with distinct prompts (BYPASS) on an upstream answering in 4 s (DEEPSEEK_MAX_CONCURRENCY=2500, DEEPSEEK_MAX_QUEUE=5000); "pod heap": ${podHeapFlag()}, the heap limit Node 20 gives itself in the manifest's ${POD_MEMORY_LIMIT_MIB} MiB pod`,
+          `j. ${j.requests.toLocaleString('en-US')} concurrent requests with distinct prompts (BYPASS) on an upstream answering in 4 s (DEEPSEEK_MAX_CONCURRENCY=2500, DEEPSEEK_MAX_QUEUE=5000); "pod heap": ${podHeapFlag()}, the heap limit Node 20 gives itself in the manifest's ${podMemoryLimitMib()} MiB pod`,
           ['server', 'failed', 'upstream calls', 'upstream max in flight', 'wall ms', 'server CPU ms', 'CPU × hop', 'RSS idle MB', 'RSS peak MB', 'peak − idle MB', 'target'],
           [
             ['bare hop (pool of 2,500)', j.hop.failed, '', '', Math.round(j.hop.wallMs), Math.round(j.hop.cpuMs), '1', round(j.hop.idleMb), round(j.hop.peakMb), round(j.hop.peakMb - j.hop.idleMb), ''],
