@@ -62,7 +62,8 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     // A throwaway key: the simulator checks auth like DeepSeek does, so the real code path
     // (Bearer header, 401 handling) runs in development too.
     const key = `sk-sim-${randomBytes(16).toString('hex')}`;
-    // Loaded only here, so the production code path (a real key) never loads the simulator.
+    // Loaded only here and for the warm-up's stand-in (src/warmup-stand-in.ts): with a real
+    // key and WARMUP_OPERATIONS=0 the simulator is never loaded.
     // `require`, not `import()`: in this CommonJS build `import()` stays a native ES import,
     // which needs file extensions and which jest's CommonJS runtime cannot load.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -156,6 +157,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
       return { ready: true };
     },
     instruments,
+    shadowInstruments: options.telemetry?.shadowInstruments,
   });
   await http.app.listen({ host: config.server.host, port: config.server.port });
   const address = http.app.server.address();

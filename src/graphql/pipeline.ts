@@ -17,6 +17,7 @@ import type { QuotaAccount } from '../quotas';
 import type { Instruments } from '../telemetry/instruments';
 import type { Logger } from '../telemetry/logger';
 import { OperationObserver, type HeaderReader, type ObservedOperation, type OperationTransport } from '../telemetry/operation-observer';
+import type { CompletionService } from '../batching/completion-service';
 import type { GatewayServices, GraphQLContext } from './context';
 import { CompletionBudget, checkRawOperation, parseOptions, queryLimitRules, queryLimits, type QueryLimits, type RawOperation } from './limits';
 import { formatErrors, prepareSubscription, ValidDocuments, type DocumentChecks, type FormatError, type SubscribePayload } from './prepare-operation';
@@ -43,6 +44,11 @@ export interface OperationInit {
    * no quota counts it, and telemetry records no metric or log line for it.
    */
   warmup?: boolean;
+  /**
+   * Where this operation's completions are resolved, if not `services.completions`: the
+   * warm-up's DeepSeek stand-in (src/warmup-stand-in.ts) for a warm-up cache miss.
+   */
+  completions?: CompletionService;
 }
 
 /** An operation `OperationPipeline.admit` let in: its telemetry, caller, quota account and cache scope. */
@@ -172,7 +178,7 @@ export class OperationPipeline {
       cacheScope,
       operation,
       quota,
-      loaders: services.completions.createLoaders({
+      loaders: (init.completions ?? services.completions).createLoaders({
         signal: init.signal,
         ledger: operation.ledger,
         traceContext: operation.traceContext,

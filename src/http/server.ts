@@ -11,7 +11,7 @@ import { OperationPipeline, type Admitted, type OperationInit } from '../graphql
 import { httpSubscriptionsPlugin } from '../graphql/plugins/http-subscriptions';
 import { operationPlugin } from '../graphql/plugins/operation';
 import { buildSchema } from '../graphql/schema';
-import type { Instruments } from '../telemetry/instruments';
+import { noopInstruments, type Instruments } from '../telemetry/instruments';
 import { requestLogger, type Logger } from '../telemetry/logger';
 import { credentialsOf } from './credentials';
 import { responseSignal } from './disconnect';
@@ -63,6 +63,8 @@ export async function createHttpServer(options: {
   logger: Logger;
   readiness: () => Readiness;
   instruments: Instruments;
+  /** Instruments of the same classes that record nowhere, for the warm-up's stand-in (`Telemetry.shadowInstruments`). */
+  shadowInstruments?: () => Instruments;
 }): Promise<HttpServer> {
   const { services, logger } = options;
   const warmUpGate = new WarmUpGate();
@@ -152,6 +154,7 @@ export async function createHttpServer(options: {
       transport: 'http',
       warmup,
       caller: warmup ? WARMUP_CALLER : undefined,
+      completions: warmup ? warmUpGate.completionsFor(request.headers) : undefined,
       logger: requestLogger(logger, request.id),
       // Checked before Apollo parses anything (the operation name's length, list sizes);
       // a POST naming a trusted document by hash gets its body here.
@@ -252,7 +255,16 @@ export async function createHttpServer(options: {
   return {
     app,
     apollo,
-    warmUp: (url) => warmUp({ url, services, gate: warmUpGate, operations: services.config.warmupOperations, path: GRAPHQL_PATH, logger }),
+    warmUp: (url) =>
+      warmUp({
+        url,
+        services,
+        gate: warmUpGate,
+        operations: services.config.warmupOperations,
+        path: GRAPHQL_PATH,
+        logger,
+        instruments: options.shadowInstruments?.() ?? noopInstruments(),
+      }),
     // The edge drains first (src/http/drain.ts); Apollo then has nothing left in flight.
     stop: async () => {
       draining = true;

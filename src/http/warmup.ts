@@ -4,16 +4,26 @@ import { SCOPES, type Caller } from '../auth';
 import { cacheKey, completionId } from '../cache/key';
 import type { GatewayServices } from '../graphql/context';
 import { normaliseCompletionInput } from '../graphql/input/completion-input';
+import type { Instruments } from '../telemetry/instruments';
 import type { Logger } from '../telemetry/logger';
+import type { CompletionService } from '../batching/completion-service';
+import { startWarmUpStandIn } from '../warmup-stand-in';
 
 /** The header that marks an in-process warm-up request (its value is a per-process secret). */
 export const WARMUP_HEADER = 'x-gateway-warmup';
 /** With `WARMUP_HEADER`: this warm-up request takes the full GraphQL path, never a hot answer. */
 export const WARMUP_FULL_PATH_HEADER = 'x-gateway-warmup-full-path';
+/**
+ * With `WARMUP_HEADER`: this warm-up request's completions go to the loopback DeepSeek
+ * stand-in (src/warmup-stand-in.ts), so it takes the cache-miss path; never a hot answer.
+ */
+export const WARMUP_STAND_IN_HEADER = 'x-gateway-warmup-stand-in';
 /** The warm-up caller's tenant: its answers live in a cache scope of their own with CACHE_SCOPE=tenant. */
 export const WARMUP_TENANT = '_warmup';
 /** Warm-up requests in flight at once. */
 const CONCURRENCY = 16;
+/** The warm-up's cache miss: a completion of a distinct prompt each time, sent as a client sends one. */
+const MISS_QUERY = 'query WarmUpMiss($prompt: String!) { completion(input: { prompt: $prompt, thinking: false }) { id content cached } }';
 
 /** The caller of warm-up operations: may read completions, nothing else; not counted by any quota. */
 export const WARMUP_CALLER: Caller = Object.freeze({
@@ -30,13 +40,28 @@ export const WARMUP_CALLER: Caller = Object.freeze({
 export class WarmUpGate {
   readonly secret = randomBytes(24).toString('base64url');
   #open = true;
+  #standIn: CompletionService | undefined;
 
   accepts(value: string | string[] | undefined): boolean {
     return this.#open && value === this.secret;
   }
 
+  /**
+   * The completion service of a warm-up request sent to the stand-in (`WARMUP_STAND_IN_HEADER`),
+   * while the warm-up runs; undefined for every other request.
+   */
+  completionsFor(headers: Record<string, string | string[] | undefined>): CompletionService | undefined {
+    return this.#standIn && headers[WARMUP_STAND_IN_HEADER] !== undefined && this.accepts(headers[WARMUP_HEADER]) ? this.#standIn : undefined;
+  }
+
+  /** Where warm-up requests marked for the stand-in resolve their completions (until `close`). */
+  useStandIn(completions: CompletionService | undefined): void {
+    this.#standIn = completions;
+  }
+
   close(): void {
     this.#open = false;
+    this.#standIn = undefined;
   }
 }
 
@@ -46,11 +71,22 @@ export class WarmUpGate {
  * are compiled too, not only the handlers), before `/readyz` says ready, so a fresh replica does not take
  * traffic while the JIT still compiles its hot paths: the cache-hit path (a completion of a
  * random prompt whose answer is put in the cache first, and removed after), `{ __typename }`,
- * and a refused input. Nothing reaches DeepSeek; warm-up operations are counted by no quota,
- * metric or request log line (the cache's and coalescer's own counters do see them).
+ * a refused input, and the cache-miss path (a completion of a distinct prompt each time,
+ * answered by a DeepSeek stand-in on loopback, src/warmup-stand-in.ts). Nothing reaches
+ * DeepSeek; warm-up operations are counted by no quota, metric or request log line (the
+ * cache's and coalescer's own counters do see the hits).
  */
-export async function warmUp(options: { url: string; services: GatewayServices; gate: WarmUpGate; operations: number; path: string; logger: Logger }): Promise<void> {
-  const { url, services, gate, operations, path } = options;
+export async function warmUp(options: {
+  url: string;
+  services: GatewayServices;
+  gate: WarmUpGate;
+  operations: number;
+  path: string;
+  logger: Logger;
+  /** The stand-in's tracer and meter: of the same classes as the gateway's, recording nowhere. */
+  instruments: Instruments;
+}): Promise<void> {
+  const { url, services, gate, operations, path, logger } = options;
   if (operations <= 0) {
     gate.close();
     return;
@@ -61,15 +97,27 @@ export async function warmUp(options: { url: string; services: GatewayServices; 
   const key = cacheKey(completionId(request), services.config.cache.scope === 'tenant' ? WARMUP_TENANT : undefined);
   const headers = { 'content-type': 'application/json', [WARMUP_HEADER]: gate.secret };
   const hit = JSON.stringify({ query: `query WarmUp { completion(input: { prompt: ${JSON.stringify(prompt)}, thinking: false }) { id content cached } }` });
+  const missHeaders = { ...headers, [WARMUP_STAND_IN_HEADER]: '1' };
+  let misses = 0;
   // The same hit as a hot answer (src/graphql/hot-answers.ts) and through the full path.
-  const requests = [
+  const others = [
     { body: hit, headers },
     { body: hit, headers: { ...headers, [WARMUP_FULL_PATH_HEADER]: '1' } },
     { body: JSON.stringify({ query: '{ __typename }' }), headers },
     { body: JSON.stringify({ query: 'query WarmUpRefused($input: CompletionInput!) { completion(input: $input) { id } }', variables: { input: { prompt, temperature: 9 } } }), headers },
   ];
+  // A miss, as a client sends one (its prompt in the variables), a distinct prompt each time.
+  const miss = () => ({ body: JSON.stringify({ query: MISS_QUERY, variables: { prompt: `${prompt} miss ${(misses += 1)}` } }), headers: missHeaders, answers: true });
   let failed = 0;
   const pool = new Pool(url, { connections: CONCURRENCY });
+  // Without its stand-in (it could not start) the warm-up still compiles everything else.
+  const standIn = await startWarmUpStandIn(services.config, logger.child({ component: 'warmup' }), options.instruments).catch((error: unknown) => {
+    logger.warn({ err: error }, 'warm-up: the DeepSeek stand-in did not start; the cache-miss path is not warmed');
+    return undefined;
+  });
+  // With the stand-in, every other operation is a miss: the longer path, with the most code.
+  const operation = (n: number) => (!standIn ? others[n % others.length] : n % 2 === 1 ? miss() : others[(n >> 1) % others.length]);
+  gate.useStandIn(standIn?.completions);
   try {
     await services.cache.setMany([
       {
@@ -85,19 +133,25 @@ export async function warmUp(options: { url: string; services: GatewayServices; 
         },
       },
     ]);
-    for (let sent = 0; sent < operations; sent += CONCURRENCY) {
-      const batch = Array.from({ length: Math.min(CONCURRENCY, operations - sent) }, async (_, index) => {
-        const { body, headers: requestHeaders } = requests[(sent + index) % requests.length];
-        const response = await pool.request({ method: 'POST', path, headers: requestHeaders, body });
-        await response.body.dump();
-        return response.statusCode;
+    for (let done = 0; done < operations; done += CONCURRENCY) {
+      const batch = Array.from({ length: Math.min(CONCURRENCY, operations - done) }, async (_, index) => {
+        const next: { body: string; headers: Record<string, string>; answers?: boolean } = operation(done + index);
+        const response = await pool.request({ method: 'POST', path, headers: next.headers, body: next.body });
+        if (!next.answers) {
+          await response.body.dump();
+          return response.statusCode;
+        }
+        // A miss the stand-in did not answer failed, whatever its status.
+        const answer = (await response.body.json()) as { data?: { completion?: unknown } };
+        return answer.data?.completion ? response.statusCode : 599;
       });
       for (const status of await Promise.all(batch.map((request) => request.catch(() => 599)))) if (status >= 500) failed += 1;
     }
   } finally {
     gate.close();
     await pool.close().catch(() => undefined);
+    await standIn?.close().catch(() => undefined);
     await services.cache.delete(key).catch(() => false);
   }
-  options.logger.info({ operations, failed, durationMs: Math.round(performance.now() - started) }, 'gateway warmed up');
+  logger.info({ operations, misses, failed, durationMs: Math.round(performance.now() - started) }, 'gateway warmed up');
 }

@@ -39,6 +39,12 @@ export interface Telemetry {
   readonly tracing: boolean;
   /** The tracer and meter the composition root hands every layer (no-ops where a signal is off). */
   readonly instruments: Instruments;
+  /**
+   * A tracer and meter of the same SDK classes as `instruments`, that export and report
+   * nothing: for the warm-up's DeepSeek stand-in (src/warmup-stand-in.ts), so the code it
+   * compiles calls the same methods real traffic will, and none of its figures is seen.
+   */
+  shadowInstruments(): Instruments;
   /** Prometheus exposition text of the current metrics; undefined when metrics are off. */
   readonly scrapeMetrics?: () => Promise<string>;
   /** Flushes pending spans, stops the providers and unregisters them; idempotent. */
@@ -59,7 +65,7 @@ export interface TelemetryOptions {
 /** Builds and registers the SDK from the config; call before the gateway is built. */
 export function startTelemetry(config: TelemetryConfig, options: TelemetryOptions = {}): Telemetry {
   if (!config.enabled) {
-    return { enabled: false, tracing: false, instruments: noopInstruments(), shutdown: async () => undefined };
+    return { enabled: false, tracing: false, instruments: noopInstruments(), shadowInstruments: noopInstruments, shutdown: async () => undefined };
   }
   if (options.logger) diag.setLogger(diagLogger(options.logger), DiagLogLevel.WARN);
 
@@ -69,12 +75,9 @@ export function startTelemetry(config: TelemetryConfig, options: TelemetryOption
 
   let tracerProvider: NodeTracerProvider | undefined;
   const processor = spanProcessor(config, options.spanExporter);
+  const sampler = new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(config.traces.sampleRatio) });
   if (processor) {
-    tracerProvider = new NodeTracerProvider({
-      resource,
-      sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(config.traces.sampleRatio) }),
-      spanProcessors: [processor],
-    });
+    tracerProvider = new NodeTracerProvider({ resource, sampler, spanProcessors: [processor] });
     // Also installs the AsyncLocalStorage context manager, so spans started by code that
     // relies on the active context (cache round trips) nest under the right parent.
     tracerProvider.register({ propagator });
@@ -107,6 +110,11 @@ export function startTelemetry(config: TelemetryConfig, options: TelemetryOption
     enabled: true,
     tracing: tracerProvider !== undefined,
     instruments,
+    // Neither provider is registered, read or exported: what they record is dropped.
+    shadowInstruments: () => ({
+      tracer: tracerProvider ? new NodeTracerProvider({ resource, sampler }).getTracer(INSTRUMENTATION_SCOPE) : noop.tracer,
+      meter: meterProvider ? new MeterProvider({ resource }).getMeter(INSTRUMENTATION_SCOPE) : noop.meter,
+    }),
     scrapeMetrics,
     shutdown: () => {
       stopping ??= (async () => {

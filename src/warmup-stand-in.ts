@@ -1,0 +1,45 @@
+import { randomBytes } from 'node:crypto';
+import { CompletionService } from './batching/completion-service';
+import { createCompletionCache } from './cache/completion-cache';
+import type { Config } from './config';
+import { createDeepSeekClient } from './deepseek';
+import type { Logger } from './telemetry/logger';
+import type { Instruments } from './telemetry/instruments';
+
+/**
+ * The cache-miss path for the warm-up (src/http/warmup.ts), built from the same code as the
+ * gateway's own but over a DeepSeek stand-in on loopback: the built-in simulator, answering
+ * at once. A warm-up operation marked for it resolves its completions here, so undici, the
+ * transport's policies, the client's wire mapping and the coalescer are compiled before the
+ * replica takes traffic, and yet nothing reaches DeepSeek. It has a cache of its own (in
+ * memory, so no warm-up answer lands in the shared one), a breaker and a pool of its own,
+ * and instruments that record nowhere (`Telemetry.shadowInstruments`: the same classes as
+ * the gateway's, so the call sites it compiles stay valid); it lives only while the
+ * warm-up runs.
+ */
+export interface WarmUpStandIn {
+  completions: CompletionService;
+  close(): Promise<void>;
+}
+
+export async function startWarmUpStandIn(config: Config, logger: Logger, instruments: Instruments): Promise<WarmUpStandIn> {
+  // Loaded only for the warm-up (and in simulator mode), as app.ts loads it.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { startSimulator } = require('./simulator') as typeof import('./simulator');
+  const key = `sk-warmup-${randomBytes(16).toString('hex')}`;
+  const simulator = await startSimulator({ host: '127.0.0.1', port: 0, apiKeys: [key], latencyMs: 0, tokenDelayMs: 0 });
+  const deepseek = createDeepSeekClient({
+    config: { ...config.deepseek, mode: 'simulator', baseUrl: simulator.url, apiKeys: [key] },
+    logger,
+    instruments,
+  });
+  const cache = createCompletionCache({ config: { ...config.cache, redisUrl: undefined }, logger, instruments });
+  const completions = new CompletionService({ cache, upstream: deepseek, logger, batching: config.batching, instruments });
+  return {
+    completions,
+    close: async () => {
+      await Promise.allSettled([deepseek.close(), cache.close()]);
+      await simulator.close();
+    },
+  };
+}
