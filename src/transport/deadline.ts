@@ -7,6 +7,12 @@ export interface DeadlineOptions {
   timeoutMs: number;
   /** Bounds a stream from the start of the call to the end of its body. */
   streamMaxMs: number;
+  /**
+   * The controllers of the calls in flight, each kept until its call ends (a stream's body
+   * included), so the transport's `close()` can abort them; the exchange and every policy
+   * in between see that abort in `request.signal`.
+   */
+  calls?: Set<AbortController>;
 }
 
 /**
@@ -27,6 +33,7 @@ export function deadlineInterceptor(options: DeadlineOptions): Interceptor {
     // call deadline or the stream lifetime, each with its own reason (no controller per
     // deadline linked into a third: this runs on every upstream call).
     const controller = new AbortController();
+    options.calls?.add(controller);
     const at = Date.now() + options.timeoutMs;
     let callTimer: NodeJS.Timeout | undefined = setTimeout(() => controller.abort(timeout('call', options.timeoutMs)), options.timeoutMs);
     callTimer.unref();
@@ -41,6 +48,7 @@ export function deadlineInterceptor(options: DeadlineOptions): Interceptor {
     };
     const unwatch = onAbort(request.signal, (reason) => controller.abort(reason));
     const end = (): void => {
+      options.calls?.delete(controller);
       unwatch();
       stopCallTimer();
       clearTimeout(lifetimeTimer);

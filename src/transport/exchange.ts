@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { abortReason, onAbort } from '../lib/abort';
+import { abortReason } from '../lib/abort';
 import { TransportError } from './errors';
 import { deliver } from './handler';
 import { parseRetryAfter } from './retry-after';
@@ -18,8 +18,6 @@ export interface ExchangeOptions {
   retryableStatuses: ReadonlySet<number>;
   /** Removes secrets from error bodies before anyone reads them. */
   scrub: (text: string) => string;
-  /** Controllers of exchanges in flight, so `close()` can abort them. */
-  inFlight: Set<AbortController>;
   /**
    * The transport is closed: an exchange that starts anyway (after a backoff wait or a queue
    * wait that outlived the shutdown) fails with `closed`, not with the pool's own error, which
@@ -53,20 +51,12 @@ export function createExchange(options: ExchangeOptions): Dispatch {
   return async (request, handler) => {
     if (options.closed?.()) throw new TransportError({ kind: 'closed' });
     handler.onExchange?.();
-    const controller = new AbortController();
-    options.inFlight.add(controller);
-    const unwatch = onAbort(request.signal, (reason) => controller.abort(reason));
-    let open = true;
-    const end = (): void => {
-      if (!open) return;
-      open = false;
-      unwatch();
-      options.inFlight.delete(controller);
-    };
+    // No controller of its own: the request's signal is the call's (the deadline's), which
+    // the caller's abort, the deadlines and the transport's shutdown all abort.
+    const { signal } = request;
     const keyFingerprint = request.key?.fingerprint;
     const fail = (error: unknown): never => {
-      end();
-      if (controller.signal.aborted) throw abortReason(controller.signal);
+      if (signal?.aborted) throw abortReason(signal);
       throw error instanceof TransportError ? error : TransportError.network(error, keyFingerprint);
     };
 
@@ -77,7 +67,7 @@ export function createExchange(options: ExchangeOptions): Dispatch {
         path: `${options.basePath}${request.path}`,
         headers: request.headers,
         body: request.body,
-        signal: controller.signal,
+        signal,
       });
     } catch (error) {
       return fail(error);
@@ -109,7 +99,7 @@ export function createExchange(options: ExchangeOptions): Dispatch {
     }
 
     try {
-      return await deliver(request, handler, { status, headers, body }, { signal: controller.signal, onEnd: end });
+      return await deliver(request, handler, { status, headers, body }, { signal });
     } catch (error) {
       return fail(error);
     }

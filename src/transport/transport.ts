@@ -125,12 +125,11 @@ export class Transport {
         traceIdHeader: options.traceIdHeader,
         retryableStatuses: options.retryableStatuses ?? DEFAULT_RETRYABLE_STATUSES,
         scrub: (text) => this.#keys.scrub(text),
-        inFlight: this.#inFlight,
         closed: () => this.#closed,
       }),
       callTelemetry({ tracer, metrics, displayUrl, errorType }),
       breakerInterceptor(this.#breaker, this.#counters),
-      deadlineInterceptor({ timeoutMs: settings.timeoutMs, streamMaxMs: settings.streamMaxMs }),
+      deadlineInterceptor({ timeoutMs: settings.timeoutMs, streamMaxMs: settings.streamMaxMs, calls: this.#inFlight }),
       retryInterceptor({
         maxRetries: settings.maxRetries,
         baseMs: settings.retryBaseMs,
@@ -183,7 +182,7 @@ export class Transport {
     };
   }
 
-  /** Fails new calls, aborts the ones in flight, and closes the pool's sockets. */
+  /** Fails new calls, aborts the ones in flight (queued and backing off included), and closes the pool's sockets. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

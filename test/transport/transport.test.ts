@@ -89,6 +89,23 @@ describe('transport', () => {
     expect(sim.counters.total).toBe(1);
   });
 
+  it('aborts a call waiting between attempts at once when it closes, not after its backoff', async () => {
+    const patient = new Transport({
+      settings: testSettings({ baseUrl: sim.url, timeoutMs: 600_000, maxRetries: 2, retryBaseMs: 300_000, retryMaxMs: 300_000 }),
+      logger: capturingLogger(logs),
+      tuning: { random: () => 0.99 },
+    });
+    sim.faults.inject({ kind: 'status', status: 503 }, { count: 1 });
+    const running = rejectionOf(patient.request(chat(), textHandler()));
+    // The first attempt failed; the call now waits minutes for its second.
+    await waitFor(() => sim.counters.total === 1 && patient.status().retries === 1);
+
+    await patient.close();
+
+    expect(await running).toMatchObject({ kind: 'closed' });
+    expect(sim.counters.total).toBe(1);
+  });
+
   it('names failures in spans, metrics and logs by their kind when the provider gives no names', async () => {
     sim.faults.inject({ kind: 'status', status: 400 });
     logs.length = 0;
