@@ -1,7 +1,8 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { GraphQLError, subscribe, type ExecutionResult, type FormattedExecutionResult } from 'graphql';
+import { GraphQLError, type ExecutionResult, type FormattedExecutionResult } from 'graphql';
 import { ErrorCode } from '../errors';
 import type { OperationPipeline } from '../graphql/pipeline';
+import { subscribeEvents } from '../graphql/subscription-events';
 import { requestLogger, type Logger } from '../telemetry/logger';
 import { credentialsOf } from './credentials';
 import { csrfRefusal } from './csrf';
@@ -74,9 +75,9 @@ export function createMultipartHandler(options: MultipartOptions): (request: Fas
     const { context } = subscribed;
     // The field's subscribe resolver runs here: an input it refuses (BAD_USER_INPUT) comes
     // back as one result with errors, streamed like any other event.
-    let source: Awaited<ReturnType<typeof subscribe>>;
+    let source: Awaited<ReturnType<typeof subscribeEvents>>;
     try {
-      source = await subscribe(subscribed.args);
+      source = await subscribeEvents(subscribed.args);
     } catch (error) {
       // graphql-js reports resolver errors as a result; a throw here is a bug: end the
       // operation, and let the error handler answer a masked 500.

@@ -4,6 +4,7 @@ import { createHandler } from 'graphql-sse/lib/use/fastify';
 import { ErrorCode } from '../errors';
 import type { GraphQLContext } from '../graphql/context';
 import type { OperationPipeline } from '../graphql/pipeline';
+import { subscribeEvents } from '../graphql/subscription-events';
 import { requestLogger, type Logger } from '../telemetry/logger';
 import { credentialsOf } from './credentials';
 import { csrfRefusal } from './csrf';
@@ -46,6 +47,8 @@ export function createSseHandler(options: SseOptions): (request: FastifyRequest,
     // specified rules plus the query limits; onSubscribe returns its arguments or a refusal):
     // graphql-sse's own second validation would repeat that work on every stream.
     validate: () => [],
+    // Each event completed without a full graphql-js execute when the selection allows.
+    subscribe: subscribeEvents,
     onSubscribe: async (req, params) => {
       const subscribed = await pipeline.subscribe(
         {

@@ -6,6 +6,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { GraphQLContext } from '../graphql/context';
 import type { OperationPipeline } from '../graphql/pipeline';
+import { subscribeEvents } from '../graphql/subscription-events';
 import type { ByteBudget } from '../lib/byte-budget';
 import { lazyChild, type Logger } from '../telemetry/logger';
 import { socketSignal } from './disconnect';
@@ -105,6 +106,8 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): We
     {
       // Never put internal error text in a close reason, in development either.
       isProd: true,
+      // Each event completed without a full graphql-js execute when the selection allows.
+      subscribe: subscribeEvents,
       // A socket that never says hello is closed (4408), not held open.
       connectionInitWaitTimeout: options.connectionInitTimeoutMs,
       // Who is calling is decided once per connection, from the `connection_init` payload's
