@@ -1,9 +1,12 @@
 /**
- * The baseline of bench row k (a cache miss under load): a bare `node:http` server that
- * forwards each request to the upstream through an undici `Pool`, as thin as a hop can be.
- * It reads the client's JSON body `{ "prompt": … }`, sends DeepSeek's wire body for it
- * (the one the gateway sends for a non-thinking completion) to `POST /chat/completions`,
- * and answers the upstream's JSON as it came. Run as its own child process by bench/bench.ts.
+ * The baseline of bench rows i, j and k (a cache miss) and of `bench:stream`: a bare
+ * `node:http` server that forwards each request to the upstream through an undici `Pool`,
+ * as thin as a hop can be. It reads the client's JSON body `{ "prompt": … }`, sends
+ * DeepSeek's wire body for it (the one the gateway sends for a non-thinking completion) to
+ * `POST /chat/completions`, and answers the upstream's JSON as it came. With
+ * `{ "prompt": …, "stream": true, "maxTokens": n }` it asks for a stream and passes the
+ * upstream's SSE bytes on as they arrive, unparsed. Run as its own child process by
+ * bench/bench.ts and bench/stream-latency.ts.
  *
  * Env: HOST (default 127.0.0.1), PORT (default 0), UPSTREAM_URL (the simulator),
  * UPSTREAM_KEY (its bearer key), UPSTREAM_CONNECTIONS (the pool's size, default 256). Prints one JSON line `{"msg":"bare hop listening","url":…}`.
@@ -18,20 +21,32 @@ async function main(): Promise<void> {
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
-      const { prompt } = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { prompt: string };
+      const { prompt, stream, maxTokens } = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { prompt: string; stream?: boolean; maxTokens?: number };
+      const messages = [{ role: 'user', content: prompt }];
       upstream
         .request({
           method: 'POST',
           path: '/chat/completions',
-          headers: { 'content-type': 'application/json', authorization },
-          body: JSON.stringify({ model: 'deepseek-flash', messages: [{ role: 'user', content: prompt }], thinking: { type: 'disabled' }, stream: false }),
+          headers: { 'content-type': 'application/json', authorization, ...(stream ? { accept: 'text/event-stream' } : {}) },
+          body: JSON.stringify(
+            stream
+              ? { model: 'deepseek-flash', messages, thinking: { type: 'disabled' }, max_tokens: maxTokens, stream: true, stream_options: { include_usage: true } }
+              : { model: 'deepseek-flash', messages, thinking: { type: 'disabled' }, stream: false },
+          ),
         })
         .then(async (answer) => {
+          if (stream) {
+            response.writeHead(answer.statusCode, { 'content-type': String(answer.headers['content-type'] ?? 'text/event-stream') });
+            for await (const piece of answer.body) response.write(piece as Buffer);
+            response.end();
+            return;
+          }
           const text = await answer.body.text();
           response.writeHead(answer.statusCode, { 'content-type': 'application/json' });
           response.end(text);
         })
         .catch((error: unknown) => {
+          if (response.headersSent) return void response.destroy();
           response.writeHead(502, { 'content-type': 'application/json' });
           response.end(JSON.stringify({ error: String(error) }));
         });

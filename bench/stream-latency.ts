@@ -6,14 +6,17 @@
  * only. Prints p50/p99/mean of each and its difference from the direct one, which is what
  * the gateway adds before a frontend sees the first token: the transport, GraphQL
  * execution, normalisation and key hashing, the cache policy (BYPASS here, like row b of
- * bench.ts), the stream hub, the transport's policies and the extra loopback hop.
+ * bench.ts), the stream hub, the transport's policies and the extra loopback hop. The same
+ * stream through bench/bare-hop.ts (the simulator's SSE bytes passed on unparsed, on the
+ * gateway's CPU) measures what a hop alone adds, so the gateway's own share is read
+ * against it in the same run.
  *
  *   npm run bench:stream                           # 200 samples each way, about a minute
  *   npm run bench:stream -- --samples=50           # quicker
  *   npm run bench:stream -- --warmup=400           # a longer warm-up (default 20 each way)
  *
- * The gateway and the simulator are child processes (bench/lib/proc.ts), so neither shares
- * this process's event loop; with taskset and 2+ CPUs the gateway is pinned to CPU 1 and
+ * The gateway, the bare hop and the simulator are child processes (bench/lib/proc.ts), so
+ * none shares this process's event loop; with taskset and 2+ CPUs the gateway and the hop are pinned to CPU 1 and
  * this process and the simulator to CPU 0. Bounded: a run longer than 3 minutes is
  * stopped, and every child is stopped on exit, error or Ctrl-C.
  */
@@ -21,7 +24,7 @@ import { cpus, loadavg } from 'node:os';
 import { createClient, type Client } from 'graphql-ws';
 import { Pool } from 'undici';
 import WebSocket from 'ws';
-import { buildServers, childEnv, GATEWAY_NODE_ARGS, installCleanup, pinningAvailable, pinSelf, startService, stopAll } from './lib/proc';
+import { buildServers, childEnv, GATEWAY_NODE_ARGS, installCleanup, pinningAvailable, pinSelf, referenceNodeArgs, startService, stopAll } from './lib/proc';
 import { elapsedMs, summarize, type Summary } from './lib/stats';
 
 const API_KEY = 'sk-bench-stream-latency-0000000000000000';
@@ -113,10 +116,8 @@ async function viaHttp(pool: Pool, accept: string, prompt: string): Promise<numb
  * The same request straight to the simulator: ms until the first SSE event carrying text
  * (the gateway's first chunk is also the first delta with text), then read to `[DONE]`.
  */
-async function direct(pool: Pool, prompt: string): Promise<number> {
-  const start = process.hrtime.bigint();
-  const response = await pool.request({
-    method: 'POST',
+function direct(pool: Pool, prompt: string): Promise<number> {
+  return firstToken(pool, {
     path: '/chat/completions',
     headers: { 'content-type': 'application/json', accept: 'text/event-stream', authorization: `Bearer ${API_KEY}` },
     body: JSON.stringify({
@@ -128,7 +129,26 @@ async function direct(pool: Pool, prompt: string): Promise<number> {
       stream_options: { include_usage: true },
     }),
   });
-  if (response.statusCode !== 200) throw new Error(`simulator answered ${response.statusCode}: ${await response.body.text()}`);
+}
+
+/**
+ * The same stream through bench/bare-hop.ts, which passes the simulator's SSE bytes on
+ * unparsed: what any hop adds on this machine (an extra loopback connection, two more
+ * processes' wake-ups), the reference the gateway's own share is read against.
+ */
+function viaBareHop(pool: Pool, prompt: string): Promise<number> {
+  return firstToken(pool, {
+    path: '/',
+    headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+    body: JSON.stringify({ prompt, stream: true, maxTokens: MAX_TOKENS }),
+  });
+}
+
+/** ms until the first DeepSeek SSE event carrying text, then the stream read to `[DONE]`. */
+async function firstToken(pool: Pool, request: { path: string; headers: Record<string, string>; body: string }): Promise<number> {
+  const start = process.hrtime.bigint();
+  const response = await pool.request({ method: 'POST', ...request });
+  if (response.statusCode !== 200) throw new Error(`${request.path} answered ${response.statusCode}: ${await response.body.text()}`);
   let first: number | undefined;
   let buffer = '';
   let done = false;
@@ -151,7 +171,7 @@ async function direct(pool: Pool, prompt: string): Promise<number> {
       }
     }
   }
-  if (first === undefined || !done) throw new Error('simulator stream ended without text or [DONE]');
+  if (first === undefined || !done) throw new Error(`${request.path} stream ended without text or [DONE]`);
   return first;
 }
 
@@ -181,6 +201,7 @@ async function main(): Promise<void> {
   let client: Client | undefined;
   let pool: Pool | undefined;
   let gatewayPool: Pool | undefined;
+  let hopPool: Pool | undefined;
   try {
     const sim = await startService({
       name: 'simulator',
@@ -213,7 +234,16 @@ async function main(): Promise<void> {
       pin,
       readyMsg: 'gateway listening',
     });
-    log(`simulator ${sim.url} (latency ${SIM_LATENCY_MS} ms, token delay ${SIM_TOKEN_DELAY_MS} ms), gateway ${gateway.url}`);
+    // The reference hop, on the gateway's CPU (one way runs at a time, so they never compete).
+    const hop = await startService({
+      name: 'bare hop',
+      args: referenceNodeArgs('bare-hop'),
+      env: childEnv({ NODE_ENV: 'production', HOST: '127.0.0.1', PORT: '0', UPSTREAM_URL: sim.url, UPSTREAM_KEY: API_KEY, UPSTREAM_CONNECTIONS: '4' }),
+      cpu: 1,
+      pin,
+      readyMsg: 'bare hop listening',
+    });
+    log(`simulator ${sim.url} (latency ${SIM_LATENCY_MS} ms, token delay ${SIM_TOKEN_DELAY_MS} ms), gateway ${gateway.url}, bare hop ${hop.url}`);
 
     // One WebSocket for the whole run, opened before measuring (as a frontend keeps one open).
     client = createClient({ url: gateway.url.replace(/^http/, 'ws'), webSocketImpl: WebSocket, lazy: false, retryAttempts: 0 });
@@ -228,14 +258,17 @@ async function main(): Promise<void> {
     pool = new Pool(sim.url, { connections: 1 });
     // One keep-alive connection to the gateway for the HTTP transports (a stream per request).
     gatewayPool = new Pool(new URL(gateway.url).origin, { connections: 1 });
+    hopPool = new Pool(new URL(hop.url).origin, { connections: 1 });
 
     type Way = { name: string; run: (prompt: string) => Promise<number>; samples: number[] };
     const ways: Way[] = [
       { name: 'via gateway, graphql-ws', run: (prompt) => viaGateway(client!, prompt), samples: [] },
       { name: 'via gateway, multipart (POST /graphql)', run: (prompt) => viaHttp(gatewayPool!, MULTIPART_ACCEPT, prompt), samples: [] },
       { name: 'via gateway, SSE (POST /graphql)', run: (prompt) => viaHttp(gatewayPool!, 'text/event-stream', prompt), samples: [] },
+      { name: 'bare hop (SSE bytes passed on)', run: (prompt) => viaBareHop(hopPool!, prompt), samples: [] },
       { name: 'simulator first token (undici SSE)', run: (prompt) => direct(pool!, prompt), samples: [] },
     ];
+    const gatewayWays = ways.slice(0, 3);
 
     const tag = Date.now().toString(36);
     log(`warm-up: ${warmup} each way`);
@@ -264,12 +297,16 @@ async function main(): Promise<void> {
     const header = `${'time to first chunk (ms)'.padEnd(40)} ${'n'.padStart(5)} ${'p50'.padStart(8)} ${'p99'.padStart(8)} ${'mean'.padStart(8)} ${'min'.padStart(8)} ${'max'.padStart(8)}`;
     const lines = ['', header];
     for (const way of ways) lines.push(row(way.name, summarize(way.samples)));
-    lines.push('', 'added by the gateway (way − simulator first token):');
+    const hop_ = summarize(ways.at(-2)!.samples);
+    lines.push('', 'added on the way (way − simulator first token):');
     for (const way of ways.slice(0, -1)) lines.push(row(`  ${way.name.replace('via gateway, ', '')}`, minus(summarize(way.samples), direct_)));
-    lines.push('', `target (issue 14): time to first chunk within +${TARGET_ADDED_MS} ms of the upstream's first token, at p50:`);
-    for (const way of ways.slice(0, -1)) {
+    lines.push('', "the gateway's own share (way − bare hop):");
+    for (const way of gatewayWays) lines.push(row(`  ${way.name.replace('via gateway, ', '')}`, minus(summarize(way.samples), hop_)));
+    lines.push('', `target (issue 14): time to first chunk within +${TARGET_ADDED_MS} ms of the upstream's first token, at p50 (a bare hop adds +${(hop_.p50 - direct_.p50).toFixed(2)} ms):`);
+    for (const way of gatewayWays) {
       const added = summarize(way.samples).p50 - direct_.p50;
-      lines.push(`  ${way.name.replace('via gateway, ', '').padEnd(38)} +${added.toFixed(2)} ms: ${added <= TARGET_ADDED_MS ? 'met' : 'not met'}`);
+      const own = summarize(way.samples).p50 - hop_.p50;
+      lines.push(`  ${way.name.replace('via gateway, ', '').padEnd(38)} +${added.toFixed(2)} ms (+${own.toFixed(2)} over the bare hop): ${added <= TARGET_ADDED_MS ? 'met' : 'not met'}`);
     }
     lines.push(
       '',
@@ -282,6 +319,7 @@ async function main(): Promise<void> {
     await client?.dispose();
     await pool?.close();
     await gatewayPool?.close();
+    await hopPool?.close();
     await stopAll();
     clearTimeout(limit);
   }
