@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { CompletionService } from './batching/completion-service';
 import { createCompletionCache } from './cache/completion-cache';
-import type { Config } from './config';
+import type { GatewayServices } from './graphql/context';
+import { StreamHub } from './streaming/stream-hub';
 import { createDeepSeekClient } from './deepseek';
 import type { Logger } from './telemetry/logger';
 import type { Instruments } from './telemetry/instruments';
@@ -9,20 +10,23 @@ import type { Instruments } from './telemetry/instruments';
 /**
  * The cache-miss path for the warm-up (src/http/warmup.ts), built from the same code as the
  * gateway's own but over a DeepSeek stand-in on loopback: the built-in simulator, answering
- * at once. A warm-up operation marked for it resolves its completions here, so undici, the
- * transport's policies, the client's wire mapping and the coalescer are compiled before the
- * replica takes traffic, and yet nothing reaches DeepSeek. It has a cache of its own (in
+ * at once. A warm-up operation marked for it resolves its completions and streams here, so
+ * undici, the transport's policies, the client's wire mapping and SSE parsing, the
+ * coalescer and the stream hub are compiled before the replica takes traffic, and yet
+ * nothing reaches DeepSeek. It has a cache of its own (in
  * memory, so no warm-up answer lands in the shared one), a breaker and a pool of its own,
  * and instruments that record nowhere (`Telemetry.shadowInstruments`: the same classes as
  * the gateway's, so the call sites it compiles stay valid); it lives only while the
  * warm-up runs.
  */
 export interface WarmUpStandIn {
-  completions: CompletionService;
+  /** The gateway's services, with the stand-in's completions and stream hub in place of its own. */
+  services: GatewayServices;
   close(): Promise<void>;
 }
 
-export async function startWarmUpStandIn(config: Config, logger: Logger, instruments: Instruments): Promise<WarmUpStandIn> {
+export async function startWarmUpStandIn(gateway: GatewayServices, logger: Logger, instruments: Instruments): Promise<WarmUpStandIn> {
+  const { config } = gateway;
   // Loaded only for the warm-up (and in simulator mode), as app.ts loads it.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { startSimulator } = require('./simulator') as typeof import('./simulator');
@@ -34,10 +38,27 @@ export async function startWarmUpStandIn(config: Config, logger: Logger, instrum
     instruments,
   });
   const cache = createCompletionCache({ config: { ...config.cache, redisUrl: undefined }, logger, instruments });
-  const completions = new CompletionService({ cache, upstream: deepseek, logger, batching: config.batching, instruments });
+  const completions: CompletionService = new CompletionService({
+    cache,
+    upstream: deepseek,
+    logger,
+    batching: config.batching,
+    instruments,
+    joinStream: (key, options) => streams.joinStream(key, options),
+  });
+  const streams: StreamHub = new StreamHub({
+    cache,
+    upstream: deepseek,
+    logger,
+    instruments,
+    maxBufferedBytes: config.streaming.maxBufferedBytes,
+    maxStreams: config.streaming.maxStreams,
+    joinCall: (key, options) => completions.joinCall(key, options),
+  });
   return {
-    completions,
+    services: { ...gateway, deepseek, cache, completions, streams },
     close: async () => {
+      await streams.close();
       await Promise.allSettled([deepseek.close(), cache.close()]);
       await simulator.close();
     },

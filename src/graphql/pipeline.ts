@@ -17,7 +17,6 @@ import type { QuotaAccount } from '../quotas';
 import type { Instruments } from '../telemetry/instruments';
 import type { Logger } from '../telemetry/logger';
 import { OperationObserver, type HeaderReader, type ObservedOperation, type OperationTransport } from '../telemetry/operation-observer';
-import type { CompletionService } from '../batching/completion-service';
 import type { GatewayServices, GraphQLContext } from './context';
 import { CompletionBudget, checkRawOperation, parseOptions, queryLimitRules, queryLimits, type QueryLimits, type RawOperation } from './limits';
 import { formatErrors, prepareSubscription, ValidDocuments, type DocumentChecks, type FormatError, type SubscribePayload } from './prepare-operation';
@@ -45,10 +44,10 @@ export interface OperationInit {
    */
   warmup?: boolean;
   /**
-   * Where this operation's completions are resolved, if not `services.completions`: the
-   * warm-up's DeepSeek stand-in (src/warmup-stand-in.ts) for a warm-up cache miss.
+   * The services this operation's resolvers run on, if not the gateway's: those of the
+   * warm-up's DeepSeek stand-in (src/warmup-stand-in.ts) for a warm-up cache miss or stream.
    */
-  completions?: CompletionService;
+  services?: GatewayServices;
 }
 
 /** An operation `OperationPipeline.admit` let in: its telemetry, caller, quota account and cache scope. */
@@ -170,7 +169,7 @@ export class OperationPipeline {
 
   /** The second half of `begin`: the admitted operation's context (loaders, budget, signal). */
   open(admitted: Admitted, init: OperationInit): GraphQLContext {
-    const { services } = this;
+    const services = init.services ?? this.services;
     const { operation, caller, quota, cacheScope } = admitted;
     return {
       services,
@@ -178,7 +177,7 @@ export class OperationPipeline {
       cacheScope,
       operation,
       quota,
-      loaders: (init.completions ?? services.completions).createLoaders({
+      loaders: services.completions.createLoaders({
         signal: init.signal,
         ledger: operation.ledger,
         traceContext: operation.traceContext,

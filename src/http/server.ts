@@ -154,7 +154,7 @@ export async function createHttpServer(options: {
       transport: 'http',
       warmup,
       caller: warmup ? WARMUP_CALLER : undefined,
-      completions: warmup ? warmUpGate.completionsFor(request.headers) : undefined,
+      services: warmup ? warmUpGate.servicesFor(request.headers) : undefined,
       logger: requestLogger(logger, request.id),
       // Checked before Apollo parses anything (the operation name's length, list sizes);
       // a POST naming a trusted document by hash gets its body here.

@@ -6,7 +6,6 @@ import type { GatewayServices } from '../graphql/context';
 import { normaliseCompletionInput } from '../graphql/input/completion-input';
 import type { Instruments } from '../telemetry/instruments';
 import type { Logger } from '../telemetry/logger';
-import type { CompletionService } from '../batching/completion-service';
 import { startWarmUpStandIn } from '../warmup-stand-in';
 
 /** The header that marks an in-process warm-up request (its value is a per-process secret). */
@@ -40,23 +39,23 @@ export const WARMUP_CALLER: Caller = Object.freeze({
 export class WarmUpGate {
   readonly secret = randomBytes(24).toString('base64url');
   #open = true;
-  #standIn: CompletionService | undefined;
+  #standIn: GatewayServices | undefined;
 
   accepts(value: string | string[] | undefined): boolean {
     return this.#open && value === this.secret;
   }
 
   /**
-   * The completion service of a warm-up request sent to the stand-in (`WARMUP_STAND_IN_HEADER`),
-   * while the warm-up runs; undefined for every other request.
+   * The services of a warm-up request sent to the stand-in (`WARMUP_STAND_IN_HEADER`), while
+   * the warm-up runs; undefined for every other request.
    */
-  completionsFor(headers: Record<string, string | string[] | undefined>): CompletionService | undefined {
+  servicesFor(headers: Record<string, string | string[] | undefined>): GatewayServices | undefined {
     return this.#standIn && headers[WARMUP_STAND_IN_HEADER] !== undefined && this.accepts(headers[WARMUP_HEADER]) ? this.#standIn : undefined;
   }
 
-  /** Where warm-up requests marked for the stand-in resolve their completions (until `close`). */
-  useStandIn(completions: CompletionService | undefined): void {
-    this.#standIn = completions;
+  /** What warm-up requests marked for the stand-in run on (until `close`). */
+  useStandIn(services: GatewayServices | undefined): void {
+    this.#standIn = services;
   }
 
   close(): void {
@@ -111,13 +110,13 @@ export async function warmUp(options: {
   let failed = 0;
   const pool = new Pool(url, { connections: CONCURRENCY });
   // Without its stand-in (it could not start) the warm-up still compiles everything else.
-  const standIn = await startWarmUpStandIn(services.config, logger.child({ component: 'warmup' }), options.instruments).catch((error: unknown) => {
+  const standIn = await startWarmUpStandIn(services, logger.child({ component: 'warmup' }), options.instruments).catch((error: unknown) => {
     logger.warn({ err: error }, 'warm-up: the DeepSeek stand-in did not start; the cache-miss path is not warmed');
     return undefined;
   });
   // With the stand-in, every other operation is a miss: the longer path, with the most code.
   const operation = (n: number) => (!standIn ? others[n % others.length] : n % 2 === 1 ? miss() : others[(n >> 1) % others.length]);
-  gate.useStandIn(standIn?.completions);
+  gate.useStandIn(standIn?.services);
   try {
     await services.cache.setMany([
       {
