@@ -50,6 +50,9 @@ export interface OperationInit {
   services?: GatewayServices;
 }
 
+/** What marks an in-process warm-up operation (src/http/warmup.ts); the HTTP edge decides it from the request's headers. */
+export type WarmUpInit = Pick<OperationInit, 'warmup' | 'caller' | 'services'>;
+
 /** An operation `OperationPipeline.admit` let in: its telemetry, caller, quota account and cache scope. */
 export interface Admitted {
   operation: ObservedOperation;

@@ -1,7 +1,8 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GraphQLError, type ExecutionResult, type FormattedExecutionResult } from 'graphql';
 import { ErrorCode } from '../errors';
-import type { OperationPipeline } from '../graphql/pipeline';
+import type { OperationPipeline, WarmUpInit } from '../graphql/pipeline';
 import { subscribeEvents } from '../graphql/subscription-events';
 import { requestLogger, type Logger } from '../telemetry/logger';
 import { credentialsOf } from './credentials';
@@ -21,6 +22,8 @@ export interface MultipartOptions {
   pipeline: OperationPipeline;
   logger: Logger;
   streams: StreamResponses;
+  /** The warm-up's marks for a request that carries them (its caller, no quota or telemetry, the stand-in's services). */
+  warmUp?: (headers: IncomingHttpHeaders) => WarmUpInit | undefined;
   /** How often an idle stream sends a heartbeat part (STREAM_HEARTBEAT_MS). */
   heartbeatMs: number;
   /** The path served, named in refusals. */
@@ -64,6 +67,7 @@ export function createMultipartHandler(options: MultipartOptions): (request: Fas
         headers: (name) => headerOf(request.raw, name),
         authorization: headerOf(request.raw, 'authorization'),
         address: request.ip,
+        ...options.warmUp?.(request.headers),
       },
       read.operation,
     );

@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import { ApolloServer } from '@apollo/server';
 import { fastifyApolloHandler } from '@as-integrations/fastify';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -7,7 +8,7 @@ import type { GatewayServices, GraphQLContext } from '../graphql/context';
 import { createFormatError } from '../graphql/format-error';
 import type { RawOperation } from '../graphql/limits';
 import { callerKeyOf, HotAnswers, type HotAnswerNotes } from '../graphql/hot-answers';
-import { OperationPipeline, type Admitted, type OperationInit } from '../graphql/pipeline';
+import { OperationPipeline, type Admitted, type OperationInit, type WarmUpInit } from '../graphql/pipeline';
 import { httpSubscriptionsPlugin } from '../graphql/plugins/http-subscriptions';
 import { operationPlugin } from '../graphql/plugins/operation';
 import { buildSchema } from '../graphql/schema';
@@ -68,6 +69,10 @@ export async function createHttpServer(options: {
 }): Promise<HttpServer> {
   const { services, logger } = options;
   const warmUpGate = new WarmUpGate();
+  // A warm-up request (this process's secret in its header, while the warm-up runs): the
+  // warm-up caller, no quota or telemetry, and the stand-in's services when it asks for them.
+  const warmUpInit = (headers: IncomingHttpHeaders): WarmUpInit | undefined =>
+    warmUpGate.accepts(headers[WARMUP_HEADER]) ? { warmup: true, caller: WARMUP_CALLER, services: warmUpGate.servicesFor(headers) } : undefined;
   const production = services.config.nodeEnv === 'production';
   const limits = services.config.server;
   const app = Fastify({
@@ -116,9 +121,9 @@ export async function createHttpServer(options: {
   // The same subscriptions over HTTP: GraphQL over SSE (on /graphql/stream and /graphql)
   // and Apollo's multipart protocol (on /graphql), with flow control for slow readers.
   const streams = new StreamResponses({ stallTimeoutMs: services.config.streaming.stallTimeoutMs, logger });
-  const sse = createSseHandler({ pipeline, logger, streams });
+  const sse = createSseHandler({ pipeline, logger, streams, warmUp: warmUpInit });
   app.route({ url: SSE_PATH, method: ['GET', 'POST'], handler: sse });
-  const multipart = createMultipartHandler({ pipeline, logger, streams, heartbeatMs: services.config.streaming.heartbeatMs, path: GRAPHQL_PATH });
+  const multipart = createMultipartHandler({ pipeline, logger, streams, heartbeatMs: services.config.streaming.heartbeatMs, path: GRAPHQL_PATH, warmUp: warmUpInit });
   // Outside production, an explorer that works offline (Sandbox needs Apollo's CDN).
   const explorer = production ? undefined : registerExplorer(app, logger);
 
@@ -149,12 +154,9 @@ export async function createHttpServer(options: {
 
   const pendingOf = new WeakMap<FastifyRequest, Pending>();
   const initOf = (request: FastifyRequest, authorization: string | undefined): Omit<OperationInit, 'signal'> => {
-    const warmup = warmUpGate.accepts(request.headers[WARMUP_HEADER]);
     return {
       transport: 'http',
-      warmup,
-      caller: warmup ? WARMUP_CALLER : undefined,
-      services: warmup ? warmUpGate.servicesFor(request.headers) : undefined,
+      ...warmUpInit(request.headers),
       logger: requestLogger(logger, request.id),
       // Checked before Apollo parses anything (the operation name's length, list sizes);
       // a POST naming a trusted document by hash gets its body here.

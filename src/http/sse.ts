@@ -1,9 +1,10 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ExecutionResult } from 'graphql';
 import { createHandler } from 'graphql-sse/lib/use/fastify';
 import { ErrorCode } from '../errors';
 import type { GraphQLContext } from '../graphql/context';
-import type { OperationPipeline } from '../graphql/pipeline';
+import type { OperationPipeline, WarmUpInit } from '../graphql/pipeline';
 import { subscribeEvents } from '../graphql/subscription-events';
 import { requestLogger, type Logger } from '../telemetry/logger';
 import { credentialsOf } from './credentials';
@@ -22,6 +23,8 @@ export interface SseOptions {
   pipeline: OperationPipeline;
   logger: Logger;
   streams: StreamResponses;
+  /** The warm-up's marks for a request that carries them (its caller, no quota or telemetry, the stand-in's services). */
+  warmUp?: (headers: IncomingHttpHeaders) => WarmUpInit | undefined;
 }
 
 /**
@@ -58,6 +61,7 @@ export function createSseHandler(options: SseOptions): (request: FastifyRequest,
           headers: (name) => headerOf(req.raw, name),
           authorization: headerOf(req.raw, 'authorization'),
           address: req.raw.ip,
+          ...options.warmUp?.(req.raw.headers),
         },
         params,
       );

@@ -7,29 +7,39 @@ import { normaliseCompletionInput } from '../graphql/input/completion-input';
 import type { Instruments } from '../telemetry/instruments';
 import type { Logger } from '../telemetry/logger';
 import { startWarmUpStandIn } from '../warmup-stand-in';
+import { EVENT_STREAM } from './operation-request';
 
 /** The header that marks an in-process warm-up request (its value is a per-process secret). */
 export const WARMUP_HEADER = 'x-gateway-warmup';
 /** With `WARMUP_HEADER`: this warm-up request takes the full GraphQL path, never a hot answer. */
 export const WARMUP_FULL_PATH_HEADER = 'x-gateway-warmup-full-path';
 /**
- * With `WARMUP_HEADER`: this warm-up request's completions go to the loopback DeepSeek
- * stand-in (src/warmup-stand-in.ts), so it takes the cache-miss path; never a hot answer.
+ * With `WARMUP_HEADER`: this warm-up request's completions and streams go to the loopback
+ * DeepSeek stand-in (src/warmup-stand-in.ts), so it takes the cache-miss or stream path.
  */
 export const WARMUP_STAND_IN_HEADER = 'x-gateway-warmup-stand-in';
 /** The warm-up caller's tenant: its answers live in a cache scope of their own with CACHE_SCOPE=tenant. */
 export const WARMUP_TENANT = '_warmup';
 /** Warm-up requests in flight at once. */
 const CONCURRENCY = 16;
+/** One warm-up request; `answered` says whether a request for the stand-in got its answer. */
+interface WarmUpRequest {
+  body: string;
+  headers: Record<string, string>;
+  answered?: (text: string) => boolean;
+}
+/** The warm-up's streams, with the selection clients send. */
+const STREAM_QUERY = 'subscription WarmUpStream($input: CompletionInput!) { completionStream(input: $input) { index delta reasoningDelta finishReason cached } }';
+const MULTIPART_ACCEPT = 'multipart/mixed;subscriptionSpec="1.0", application/json';
 /** The warm-up's cache miss: a completion of a distinct prompt each time, sent as a client sends one. */
 const MISS_QUERY = 'query WarmUpMiss($prompt: String!) { completion(input: { prompt: $prompt, thinking: false }) { id content cached } }';
 
-/** The caller of warm-up operations: may read completions, nothing else; not counted by any quota. */
+/** The caller of warm-up operations: may read and stream completions, nothing else; not counted by any quota. */
 export const WARMUP_CALLER: Caller = Object.freeze({
   kind: 'token',
   subject: 'gateway-warmup',
   tenant: WARMUP_TENANT,
-  scopes: new Set<string>([SCOPES.read]),
+  scopes: new Set<string>([SCOPES.read, SCOPES.stream]),
 });
 
 /**
@@ -70,8 +80,9 @@ export class WarmUpGate {
  * are compiled too, not only the handlers), before `/readyz` says ready, so a fresh replica does not take
  * traffic while the JIT still compiles its hot paths: the cache-hit path (a completion of a
  * random prompt whose answer is put in the cache first, and removed after), `{ __typename }`,
- * a refused input, and the cache-miss path (a completion of a distinct prompt each time,
- * answered by a DeepSeek stand-in on loopback, src/warmup-stand-in.ts). Nothing reaches
+ * a refused input, and the cache-miss and stream paths (completions of a distinct prompt
+ * each time, as queries and as SSE and multipart subscriptions, answered by a DeepSeek
+ * stand-in on loopback, src/warmup-stand-in.ts). Nothing reaches
  * DeepSeek; warm-up operations are counted by no quota, metric or request log line (the
  * cache's and coalescer's own counters do see the hits).
  */
@@ -96,17 +107,29 @@ export async function warmUp(options: {
   const key = cacheKey(completionId(request), services.config.cache.scope === 'tenant' ? WARMUP_TENANT : undefined);
   const headers = { 'content-type': 'application/json', [WARMUP_HEADER]: gate.secret };
   const hit = JSON.stringify({ query: `query WarmUp { completion(input: { prompt: ${JSON.stringify(prompt)}, thinking: false }) { id content cached } }` });
-  const missHeaders = { ...headers, [WARMUP_STAND_IN_HEADER]: '1' };
+  const standInHeaders = { ...headers, [WARMUP_STAND_IN_HEADER]: '1' };
   let misses = 0;
+  let streams = 0;
   // The same hit as a hot answer (src/graphql/hot-answers.ts) and through the full path.
-  const others = [
+  const others: WarmUpRequest[] = [
     { body: hit, headers },
     { body: hit, headers: { ...headers, [WARMUP_FULL_PATH_HEADER]: '1' } },
     { body: JSON.stringify({ query: '{ __typename }' }), headers },
     { body: JSON.stringify({ query: 'query WarmUpRefused($input: CompletionInput!) { completion(input: $input) { id } }', variables: { input: { prompt, temperature: 9 } } }), headers },
   ];
   // A miss, as a client sends one (its prompt in the variables), a distinct prompt each time.
-  const miss = () => ({ body: JSON.stringify({ query: MISS_QUERY, variables: { prompt: `${prompt} miss ${(misses += 1)}` } }), headers: missHeaders, answers: true });
+  const miss = (): WarmUpRequest => ({
+    body: JSON.stringify({ query: MISS_QUERY, variables: { prompt: `${prompt} miss ${(misses += 1)}` } }),
+    headers: standInHeaders,
+    answered: (text) => (JSON.parse(text) as { data?: { completion?: unknown } }).data?.completion !== undefined,
+  });
+  // A streamed completion of a distinct prompt, over SSE or multipart (graphql-ws is not warmed).
+  const stream = (accept: string) => (): WarmUpRequest => ({
+    body: JSON.stringify({ query: STREAM_QUERY, variables: { input: { prompt: `${prompt} stream ${(streams += 1)}`, thinking: false, maxTokens: 2 } } }),
+    headers: { ...standInHeaders, accept },
+    answered: (text) => /"finishReason":"[A-Z_]+"/.test(text) && !text.includes('"errors"'),
+  });
+  const standInOthers = [...others.map((request) => () => request), stream(EVENT_STREAM), stream(MULTIPART_ACCEPT)];
   let failed = 0;
   const pool = new Pool(url, { connections: CONCURRENCY });
   // Without its stand-in (it could not start) the warm-up still compiles everything else.
@@ -114,8 +137,9 @@ export async function warmUp(options: {
     logger.warn({ err: error }, 'warm-up: the DeepSeek stand-in did not start; the cache-miss path is not warmed');
     return undefined;
   });
-  // With the stand-in, every other operation is a miss: the longer path, with the most code.
-  const operation = (n: number) => (!standIn ? others[n % others.length] : n % 2 === 1 ? miss() : others[(n >> 1) % others.length]);
+  // With the stand-in, every other operation is a miss (the longer path, with the most
+  // code), and a third of the rest are streams.
+  const operation = (n: number): WarmUpRequest => (!standIn ? others[n % others.length] : n % 2 === 1 ? miss() : standInOthers[(n >> 1) % standInOthers.length]());
   gate.useStandIn(standIn?.services);
   try {
     await services.cache.setMany([
@@ -134,15 +158,14 @@ export async function warmUp(options: {
     ]);
     for (let done = 0; done < operations; done += CONCURRENCY) {
       const batch = Array.from({ length: Math.min(CONCURRENCY, operations - done) }, async (_, index) => {
-        const next: { body: string; headers: Record<string, string>; answers?: boolean } = operation(done + index);
+        const next = operation(done + index);
         const response = await pool.request({ method: 'POST', path, headers: next.headers, body: next.body });
-        if (!next.answers) {
+        if (!next.answered) {
           await response.body.dump();
           return response.statusCode;
         }
-        // A miss the stand-in did not answer failed, whatever its status.
-        const answer = (await response.body.json()) as { data?: { completion?: unknown } };
-        return answer.data?.completion ? response.statusCode : 599;
+        // A miss or stream the stand-in did not answer failed, whatever its status.
+        return next.answered(await response.body.text()) ? response.statusCode : 599;
       });
       for (const status of await Promise.all(batch.map((request) => request.catch(() => 599)))) if (status >= 500) failed += 1;
     }
@@ -152,5 +175,5 @@ export async function warmUp(options: {
     await standIn?.close().catch(() => undefined);
     await services.cache.delete(key).catch(() => false);
   }
-  logger.info({ operations, misses, failed, durationMs: Math.round(performance.now() - started) }, 'gateway warmed up');
+  logger.info({ operations, misses, streams, failed, durationMs: Math.round(performance.now() - started) }, 'gateway warmed up');
 }

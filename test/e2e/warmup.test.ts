@@ -5,6 +5,7 @@ import { WARMUP_HEADER, WARMUP_STAND_IN_HEADER } from '../../src/http/warmup';
 import { createLogger } from '../../src/telemetry/logger';
 import { startTelemetry, type Telemetry } from '../../src/telemetry/sdk';
 import { gql } from '../helpers/gateway';
+import { waitFor } from '../helpers/wait';
 import { scrape, sumOf } from '../telemetry/prometheus';
 
 /**
@@ -34,8 +35,9 @@ describe('warm-up before ready (WARMUP_OPERATIONS)', () => {
     const listening = lines.findIndex((line) => line.msg === 'gateway listening');
     expect(warmed).toBeGreaterThanOrEqual(0);
     expect(warmed).toBeLessThan(listening);
-    // Every other operation is a cache miss, answered by the loopback stand-in.
-    expect(lines[warmed]).toMatchObject({ operations: 90, misses: 45, failed: 0 });
+    // Every other operation is a cache miss, and a third of the rest are streams (SSE and
+    // multipart), answered by the loopback stand-in.
+    expect(lines[warmed]).toMatchObject({ operations: 90, misses: 45, streams: 14, failed: 0 });
     const ready = await fetch(`${gateway.url}/readyz`);
     expect(ready.status).toBe(200);
   });
@@ -44,7 +46,7 @@ describe('warm-up before ready (WARMUP_OPERATIONS)', () => {
     // The misses reached the stand-in, not the configured upstream (here the gateway's own simulator).
     expect(gateway.simulator!.counters.total).toBe(0);
     expect(gateway.services.completions.stats()).toMatchObject({ upstreamCalls: 0 });
-    expect(lines.filter((line) => line.msg === 'graphql request')).toEqual([]);
+    expect(lines.filter((line) => line.msg === 'graphql request' || line.msg === 'graphql subscription')).toEqual([]);
     const samples = await scrape(gateway.metricsUrl);
     expect(sumOf(samples, 'graphql_server_requests_total')).toBe(0);
     expect(sumOf(samples, 'http_server_request_duration_seconds_count')).toBe(0);
@@ -54,8 +56,8 @@ describe('warm-up before ready (WARMUP_OPERATIONS)', () => {
     await telemetry.shutdown().catch(() => undefined);
     expect(spans.getFinishedSpans()).toEqual([]);
     expect(gateway.services.cache.stats()).toMatchObject({ entries: 0, misses: 0 });
-    // Half the warm-up's other operations were cache hits (its own entry), so the hit path was compiled.
-    expect(gateway.services.cache.stats().hits).toBeGreaterThanOrEqual(20);
+    // A third of the warm-up's other operations were cache hits (its own entry), so the hit path was compiled.
+    expect(gateway.services.cache.stats().hits).toBeGreaterThanOrEqual(14);
   });
 
   it('ignores the warm-up header once the warm-up is over: a client cannot borrow its caller or skip telemetry', async () => {
@@ -70,5 +72,22 @@ describe('warm-up before ready (WARMUP_OPERATIONS)', () => {
     });
     expect(res.status).toBe(200);
     expect(gateway.simulator!.counters.total).toBe(1);
+  });
+
+  it('sends no stream to the stand-in once the warm-up is over: an SSE subscription is a client\'s, upstream and logged', async () => {
+    const subscriptions = () => lines.filter((line) => line.msg === 'graphql subscription').length;
+    const [loggedBefore, callsBefore] = [subscriptions(), gateway.simulator!.counters.total];
+    const res = await fetch(gateway.graphqlUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream', [WARMUP_HEADER]: 'guess', [WARMUP_STAND_IN_HEADER]: '1' },
+      body: JSON.stringify({
+        query: 'subscription ($input: CompletionInput!) { completionStream(input: $input) { finishReason } }',
+        variables: { input: { prompt: 'a stream after the warm-up', thinking: false, maxTokens: 2 } },
+      }),
+    });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toMatch(/"finishReason":"[A-Z_]+"/);
+    expect(gateway.simulator!.counters.total).toBe(callsBefore + 1);
+    await waitFor(() => subscriptions() === loggedBefore + 1);
   });
 });
