@@ -8,16 +8,15 @@ import type { Logger } from './telemetry/logger';
 import type { Instruments } from './telemetry/instruments';
 
 /**
- * The cache-miss path for the warm-up (src/http/warmup.ts), built from the same code as the
- * gateway's own but over a DeepSeek stand-in on loopback: the built-in simulator, answering
- * at once. A warm-up operation marked for it resolves its completions and streams here, so
- * undici, the transport's policies, the client's wire mapping and SSE parsing, the
- * coalescer and the stream hub are compiled before the replica takes traffic, and yet
- * nothing reaches DeepSeek. It has a cache of its own (in
- * memory, so no warm-up answer lands in the shared one), a breaker and a pool of its own,
- * and instruments that record nowhere (`Telemetry.shadowInstruments`: the same classes as
- * the gateway's, so the call sites it compiles stay valid); it lives only while the
- * warm-up runs.
+ * The cache-miss and stream paths for the warm-up (src/http/warmup.ts), built from the same
+ * code as the gateway's own but over a DeepSeek stand-in on loopback: the built-in
+ * simulator, answering at once. A warm-up operation marked for it resolves its completions
+ * and streams here, so undici, the transport's policies, the client's wire mapping and SSE
+ * parsing, the coalescer and the stream hub are compiled before the replica takes traffic,
+ * and yet nothing reaches DeepSeek. It has a cache of its own (in memory, so no warm-up
+ * answer lands in the shared one), a breaker and a pool of its own, no cluster leases, and
+ * instruments that record nowhere (`Telemetry.shadowInstruments`: the same classes as the
+ * gateway's, so the call sites it compiles stay valid); it lives only while the warm-up runs.
  */
 export interface WarmUpStandIn {
   /** The gateway's services, with the stand-in's completions and stream hub in place of its own. */
@@ -30,10 +29,10 @@ export async function startWarmUpStandIn(gateway: GatewayServices, logger: Logge
   // Loaded only for the warm-up (and in simulator mode), as app.ts loads it.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { startSimulator } = require('./simulator') as typeof import('./simulator');
-  const key = `sk-warmup-${randomBytes(16).toString('hex')}`;
-  const simulator = await startSimulator({ host: '127.0.0.1', port: 0, apiKeys: [key], latencyMs: 0, tokenDelayMs: 0 });
+  const apiKey = `sk-warmup-${randomBytes(16).toString('hex')}`;
+  const simulator = await startSimulator({ host: '127.0.0.1', port: 0, apiKeys: [apiKey], latencyMs: 0, tokenDelayMs: 0 });
   const deepseek = createDeepSeekClient({
-    config: { ...config.deepseek, mode: 'simulator', baseUrl: simulator.url, apiKeys: [key] },
+    config: { ...config.deepseek, mode: 'simulator', baseUrl: simulator.url, apiKeys: [apiKey] },
     logger,
     instruments,
   });

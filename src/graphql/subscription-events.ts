@@ -26,9 +26,10 @@ import {
  *
  * graphql-js maps every event through a full `execute`: it builds an execution context,
  * coerces the operation's variables again, collects fields and completes each value through
- * its resolver. That is about a sixth of a streamed completion's CPU per event (five or six
- * events for a short answer), for a selection that is nearly always the same few scalars of
- * one chunk. When a subscription's selection is that simple (one root field without
+ * its resolver (14% of the gateway's CPU in a profile of short SSE streams; about 22 µs per
+ * event warm, against 1.6 µs here, in `npm run bench:events`), once per token and per
+ * subscriber, for a selection that is nearly always the same few scalars of one chunk.
+ * When a subscription's selection is that simple (one root field without
  * directives, returning an object type without `isTypeOf`, whose selection is leaf fields and
  * `__typename`, without arguments, directives, fragments or repeated response keys), each
  * event is completed here instead: the root field's resolver and each leaf's resolver called

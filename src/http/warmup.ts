@@ -82,9 +82,9 @@ export class WarmUpGate {
  * random prompt whose answer is put in the cache first, and removed after), `{ __typename }`,
  * a refused input, and the cache-miss and stream paths (completions of a distinct prompt
  * each time, as queries and as SSE and multipart subscriptions, answered by a DeepSeek
- * stand-in on loopback, src/warmup-stand-in.ts). Nothing reaches
- * DeepSeek; warm-up operations are counted by no quota, metric or request log line (the
- * cache's and coalescer's own counters do see the hits).
+ * stand-in on loopback, src/warmup-stand-in.ts). Nothing reaches DeepSeek; warm-up
+ * operations are counted by no quota, metric or request log line (the cache's and
+ * coalescer's own counters do see the hits).
  */
 export async function warmUp(options: {
   url: string;
@@ -134,7 +134,7 @@ export async function warmUp(options: {
   const pool = new Pool(url, { connections: CONCURRENCY });
   // Without its stand-in (it could not start) the warm-up still compiles everything else.
   const standIn = await startWarmUpStandIn(services, logger.child({ component: 'warmup' }), options.instruments).catch((error: unknown) => {
-    logger.warn({ err: error }, 'warm-up: the DeepSeek stand-in did not start; the cache-miss path is not warmed');
+    logger.warn({ err: error }, 'warm-up: the DeepSeek stand-in did not start; the cache-miss and stream paths are not warmed');
     return undefined;
   });
   // With the stand-in, every other operation is a miss (the longer path, with the most
