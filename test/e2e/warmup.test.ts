@@ -1,4 +1,8 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
+import { sha256Hex } from '../../src/graphql/persisted-documents';
 import { startGateway, type Gateway } from '../../src/app';
 import { testConfig } from '../../src/config';
 import { WARMUP_HEADER, WARMUP_STAND_IN_HEADER } from '../../src/http/warmup';
@@ -89,5 +93,26 @@ describe('warm-up before ready (WARMUP_OPERATIONS)', () => {
     expect(await res.text()).toMatch(/"finishReason":"[A-Z_]+"/);
     expect(gateway.simulator!.counters.total).toBe(callsBefore + 1);
     await waitFor(() => subscriptions() === loggedBefore + 1);
+  });
+});
+
+describe('warm-up with a safelist (PERSISTED_DOCUMENTS_ONLY)', () => {
+  it('runs its own documents, which no manifest lists, and still refuses them to clients', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'manifest-')), 'manifest.json');
+    const listed = 'query Typename { __typename }';
+    writeFileSync(path, JSON.stringify({ format: 'apollo-persisted-query-manifest', version: 1, operations: [{ id: sha256Hex(listed), name: 'Typename', type: 'query', body: listed }] }));
+    const config = testConfig({ SIMULATOR_LATENCY_MS: '0', WARMUP_OPERATIONS: '40', LOG_LEVEL: 'info', AUTH_MODE: 'none', PERSISTED_DOCUMENTS_FILE: path, PERSISTED_DOCUMENTS_ONLY: 'true' });
+    const logged: Array<Record<string, unknown>> = [];
+    const gateway = await startGateway(config, createLogger('info', { write: (line: string) => void logged.push(JSON.parse(line) as Record<string, unknown>) }));
+    try {
+      expect(logged.find((line) => line.msg === 'gateway warmed up')).toMatchObject({ operations: 40, misses: 20, failed: 0 });
+      // The hits went through the full path and found the warm-up's entry.
+      expect(gateway.services.cache.stats().hits).toBeGreaterThan(0);
+      const refused = await gql(gateway, 'query WarmUpMiss($prompt: String!) { completion(input: { prompt: $prompt, thinking: false }) { id } }', { prompt: 'x' });
+      expect(refused.status).toBe(403);
+      expect(gateway.simulator!.counters.total).toBe(0);
+    } finally {
+      await gateway.close();
+    }
   });
 });
