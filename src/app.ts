@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { CompletionService } from './batching/completion-service';
-import { StreamHub } from './streaming/stream-hub';
 import { createAuthenticator } from './auth';
 import { AccountInfoCache } from './cache/account-info';
 import { createCompletionCache } from './cache/completion-cache';
+import { createCompletionLayers } from './completion-layers';
 import type { Config } from './config';
 import { createDeepSeekClient } from './deepseek';
 import type { GatewayServices } from './graphql/context';
@@ -86,31 +85,10 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
   const instruments = options.telemetry?.instruments ?? noopInstruments();
   const deepseek = createDeepSeekClient({ config: deepseekConfig, logger: logger.child({ component: 'deepseek' }), instruments });
   const cache = createCompletionCache({ config: config.cache, logger: logger.child({ component: 'cache' }), instruments });
-  // A query and a stream for the same completion share one upstream call, whichever starts
-  // first: each looks up the other's running work by store key. The lookups are closures, so
-  // neither layer imports the other and each is called only once both are built.
   // With REDIS_URL, one upstream call per question across every replica (src/cluster).
   const cluster = createClusterLeases(config.cluster, { cache, logger: logger.child({ component: 'cluster' }) });
-  const completions: CompletionService = new CompletionService({
-    cache,
-    upstream: deepseek,
-    logger: logger.child({ component: 'coalescer' }),
-    batching: config.batching,
-    instruments,
-    joinStream: (key, options) => streams.joinStream(key, options),
-    cluster: cluster?.leases,
-  });
-  // Process-wide fan-out of streamed completions (subscriptions); per subscriber only a cursor.
-  const streams: StreamHub = new StreamHub({
-    cache,
-    upstream: deepseek,
-    logger: logger.child({ component: 'stream-hub' }),
-    instruments,
-    maxBufferedBytes: config.streaming.maxBufferedBytes,
-    maxStreams: config.streaming.maxStreams,
-    joinCall: (key, options) => completions.joinCall(key, options),
-    cluster: cluster?.leases,
-  });
+  // The coalescer and the stream hub, each joining the other's running call.
+  const { completions, streams } = createCompletionLayers({ config, cache, upstream: deepseek, logger, instruments, cluster: cluster?.leases });
   const accountInfo = new AccountInfoCache({ upstream: deepseek, ttlMs: config.deepseek.accountInfoTtlMs });
   const authenticator = createAuthenticator(config.auth, { logger: logger.child({ component: 'auth' }) });
   // A manifest that cannot be read stops start-up, naming the variable.

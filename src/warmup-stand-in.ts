@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { CompletionService } from './batching/completion-service';
 import { createCompletionCache } from './cache/completion-cache';
+import { createCompletionLayers } from './completion-layers';
 import type { GatewayServices } from './graphql/context';
-import { StreamHub } from './streaming/stream-hub';
 import { createDeepSeekClient } from './deepseek';
 import type { Logger } from './telemetry/logger';
 import type { Instruments } from './telemetry/instruments';
@@ -37,23 +36,7 @@ export async function startWarmUpStandIn(gateway: GatewayServices, logger: Logge
     instruments,
   });
   const cache = createCompletionCache({ config: { ...config.cache, redisUrl: undefined }, logger, instruments });
-  const completions: CompletionService = new CompletionService({
-    cache,
-    upstream: deepseek,
-    logger,
-    batching: config.batching,
-    instruments,
-    joinStream: (key, options) => streams.joinStream(key, options),
-  });
-  const streams: StreamHub = new StreamHub({
-    cache,
-    upstream: deepseek,
-    logger,
-    instruments,
-    maxBufferedBytes: config.streaming.maxBufferedBytes,
-    maxStreams: config.streaming.maxStreams,
-    joinCall: (key, options) => completions.joinCall(key, options),
-  });
+  const { completions, streams } = createCompletionLayers({ config, cache, upstream: deepseek, logger, instruments });
   return {
     services: { ...gateway, deepseek, cache, completions, streams },
     close: async () => {
