@@ -3,6 +3,7 @@ import { createAuthenticator } from './auth';
 import { AccountInfoCache } from './cache/account-info';
 import { createCompletionCache } from './cache/completion-cache';
 import { createCompletionLayers } from './completion-layers';
+import { startWarmUpStandIn } from './warmup-stand-in';
 import type { Config } from './config';
 import { createDeepSeekClient } from './deepseek';
 import type { GatewayServices } from './graphql/context';
@@ -135,7 +136,10 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
       return { ready: true };
     },
     instruments,
-    shadowInstruments: options.telemetry?.shadowInstruments,
+    // The warm-up's misses and streams go to a DeepSeek stand-in of the same code, whose
+    // instruments are of the SDK's classes but record nowhere.
+    startWarmUpStandIn: () =>
+      startWarmUpStandIn(services, logger.child({ component: 'warmup' }), options.telemetry?.shadowInstruments() ?? noopInstruments()),
   });
   await http.app.listen({ host: config.server.host, port: config.server.port });
   const address = http.app.server.address();

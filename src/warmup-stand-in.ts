@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createCompletionCache } from './cache/completion-cache';
 import { createCompletionLayers } from './completion-layers';
 import type { GatewayServices } from './graphql/context';
+import type { WarmUpStandIn } from './http/warmup';
 import { createDeepSeekClient } from './deepseek';
 import type { Logger } from './telemetry/logger';
 import type { Instruments } from './telemetry/instruments';
@@ -17,12 +18,6 @@ import type { Instruments } from './telemetry/instruments';
  * instruments that record nowhere (`Telemetry.shadowInstruments`: the same classes as the
  * gateway's, so the call sites it compiles stay valid); it lives only while the warm-up runs.
  */
-export interface WarmUpStandIn {
-  /** The gateway's services, with the stand-in's completions and stream hub in place of its own. */
-  services: GatewayServices;
-  close(): Promise<void>;
-}
-
 export async function startWarmUpStandIn(gateway: GatewayServices, logger: Logger, instruments: Instruments): Promise<WarmUpStandIn> {
   const { config } = gateway;
   // Loaded only for the warm-up (and in simulator mode), as app.ts loads it.

@@ -12,11 +12,11 @@ import { OperationPipeline, type Admitted, type OperationInit, type WarmUpInit }
 import { httpSubscriptionsPlugin } from '../graphql/plugins/http-subscriptions';
 import { operationPlugin } from '../graphql/plugins/operation';
 import { buildSchema } from '../graphql/schema';
-import { noopInstruments, type Instruments } from '../telemetry/instruments';
+import type { Instruments } from '../telemetry/instruments';
 import { requestLogger, type Logger } from '../telemetry/logger';
 import { credentialsOf } from './credentials';
 import { responseSignal } from './disconnect';
-import { WARMUP_CALLER, WARMUP_FULL_PATH_HEADER, WARMUP_HEADER, WarmUpGate, warmUp } from './warmup';
+import { WARMUP_CALLER, WARMUP_FULL_PATH_HEADER, WARMUP_HEADER, WarmUpGate, warmUp, type WarmUpStandIn } from './warmup';
 import { registerCors } from './cors';
 import { registerBodyBudget } from './body-budget';
 import { drainHttp } from './drain';
@@ -64,8 +64,8 @@ export async function createHttpServer(options: {
   logger: Logger;
   readiness: () => Readiness;
   instruments: Instruments;
-  /** Instruments of the same classes that record nowhere, for the warm-up's stand-in (`Telemetry.shadowInstruments`). */
-  shadowInstruments?: () => Instruments;
+  /** Starts the warm-up's DeepSeek stand-in (src/warmup-stand-in.ts); without it the warm-up sends no misses or streams. */
+  startWarmUpStandIn?: () => Promise<WarmUpStandIn>;
 }): Promise<HttpServer> {
   const { services, logger } = options;
   const warmUpGate = new WarmUpGate();
@@ -265,7 +265,7 @@ export async function createHttpServer(options: {
         operations: services.config.warmupOperations,
         path: GRAPHQL_PATH,
         logger,
-        instruments: options.shadowInstruments?.() ?? noopInstruments(),
+        startStandIn: options.startWarmUpStandIn,
       }),
     // The edge drains first (src/http/drain.ts); Apollo then has nothing left in flight.
     stop: async () => {

@@ -4,9 +4,7 @@ import { SCOPES, type Caller } from '../auth';
 import { cacheKey, completionId } from '../cache/key';
 import type { GatewayServices } from '../graphql/context';
 import { normaliseCompletionInput } from '../graphql/input/completion-input';
-import type { Instruments } from '../telemetry/instruments';
 import type { Logger } from '../telemetry/logger';
-import { startWarmUpStandIn } from '../warmup-stand-in';
 import { EVENT_STREAM } from './operation-request';
 
 /** The header that marks an in-process warm-up request (its value is a per-process secret). */
@@ -18,6 +16,16 @@ export const WARMUP_FULL_PATH_HEADER = 'x-gateway-warmup-full-path';
  * DeepSeek stand-in (src/warmup-stand-in.ts), so it takes the cache-miss or stream path.
  */
 export const WARMUP_STAND_IN_HEADER = 'x-gateway-warmup-stand-in';
+/**
+ * A DeepSeek stand-in for the warm-up's misses and streams: the gateway's services with a
+ * loopback upstream's completions and stream hub in place of its own. The composition root
+ * builds it (src/warmup-stand-in.ts); the warm-up starts it and closes it when done.
+ */
+export interface WarmUpStandIn {
+  services: GatewayServices;
+  close(): Promise<void>;
+}
+
 /** The warm-up caller's tenant: its answers live in a cache scope of their own with CACHE_SCOPE=tenant. */
 export const WARMUP_TENANT = '_warmup';
 /** Warm-up requests in flight at once. */
@@ -93,8 +101,8 @@ export async function warmUp(options: {
   operations: number;
   path: string;
   logger: Logger;
-  /** The stand-in's tracer and meter: of the same classes as the gateway's, recording nowhere. */
-  instruments: Instruments;
+  /** Starts the DeepSeek stand-in the misses and streams go to (none: the warm-up sends neither). */
+  startStandIn?: () => Promise<WarmUpStandIn>;
 }): Promise<void> {
   const { url, services, gate, operations, path, logger } = options;
   if (operations <= 0) {
@@ -133,7 +141,7 @@ export async function warmUp(options: {
   let failed = 0;
   const pool = new Pool(url, { connections: CONCURRENCY });
   // Without its stand-in (it could not start) the warm-up still compiles everything else.
-  const standIn = await startWarmUpStandIn(services, logger.child({ component: 'warmup' }), options.instruments).catch((error: unknown) => {
+  const standIn = await options.startStandIn?.().catch((error: unknown) => {
     logger.warn({ err: error }, 'warm-up: the DeepSeek stand-in did not start; the cache-miss and stream paths are not warmed');
     return undefined;
   });
