@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { ErrorCode } from '../errors';
 import type { ByteBudget } from '../lib/byte-budget';
+import { errorBody } from './operation-request';
 
 /**
  * The request bodies a replica holds at once, bounded (HTTP_MAX_BODY_BYTES_IN_FLIGHT).
@@ -51,7 +52,7 @@ export function registerBodyBudget(app: FastifyInstance, budget: ByteBudget, bod
         .code(503)
         .header('retry-after', '1')
         .type('application/json; charset=utf-8')
-        .send({ errors: [{ message: BODY_BUDGET_MESSAGE, extensions: { code: ErrorCode.OVERLOADED } }] });
+        .send(errorBody(BODY_BUDGET_MESSAGE, ErrorCode.OVERLOADED));
       return;
     }
     reply.raw.once('close', () => budget.give(bytes));
