@@ -1,7 +1,9 @@
 import type { ApolloServerPlugin } from '@apollo/server';
+import type { GraphQLFormattedError } from 'graphql';
 import type { GraphQLContext } from '../context';
 import { ErrorCode } from '../../errors';
-import { responseErrorCodes } from './error-codes';
+import type { RequestCost } from '../../telemetry/ledger';
+import { formattedErrorCodes } from './error-codes';
 import { dataEtag } from '../hot-answers';
 
 const QUOTA_CODES: ReadonlySet<string> = new Set([ErrorCode.RATE_LIMITED, ErrorCode.BUDGET_EXCEEDED]);
@@ -24,60 +26,112 @@ export function operationPlugin(): ApolloServerPlugin<GraphQLContext> {
           contextValue.hotAnswer?.resolved(operation);
         },
         async willSendResponse({ request, response, contextValue, overallCachePolicy }) {
-          const codes = responseErrorCodes(response);
-          // A request refused as a whole for want of credentials is an HTTP 401 with the
-          // RFC 6750 challenge (a per-field refusal keeps 200, as GraphQL partial results do).
-          if (codes.length > 0 && codes.every((code) => code === 'UNAUTHENTICATED') && response.body.kind === 'single' && response.body.singleResult.data == null) {
-            response.http.status = 401;
-            response.http.headers.set('www-authenticate', 'Bearer');
-          }
-          // A request whose every field a quota refused is an HTTP 429 with `Retry-After`
-          // (the longest wait any refusal names); a partial refusal keeps 200.
-          if (codes.length > 0 && codes.every((code) => QUOTA_CODES.has(code)) && response.body.kind === 'single' && response.body.singleResult.data == null) {
-            response.http.status = 429;
-            const waits = (response.body.singleResult.errors ?? []).map((error) => Number(error.extensions?.retryAfterMs) || 0);
-            response.http.headers.set('retry-after', String(Math.max(1, Math.ceil(Math.max(...waits) / 1000))));
-          }
-          // A cacheable answer over GET gets an ETag of its data (not of the whole body: the
-          // per-request `extensions.cost` differs on every repeat), so a client or CDN that
-          // revalidates gets a 304 (answered by the GET route's onSend hook, src/http/server.ts).
+          const single = response.body.kind === 'single' ? response.body.singleResult : undefined;
           const policy = overallCachePolicy.policyIfCacheable();
-          const notes = contextValue.hotAnswer;
-          const wantsEtag = request.http?.method === 'GET' && policy !== null;
-          // The data's JSON only when an ETag or a hot answer needs it (a big answer costs a copy).
-          const dataJson =
-            response.body.kind === 'single' && codes.length === 0 && (wantsEtag || notes?.replayable)
-              ? JSON.stringify(response.body.singleResult.data ?? null)
-              : undefined;
-          const etag = wantsEtag && dataJson !== undefined ? dataEtag(dataJson) : undefined;
-          if (etag) response.http.headers.set('etag', etag);
-          contextValue.operation.result(codes);
-          const cost = contextValue.operation.end({ status: response.http.status ?? 200 });
-          // An answer read from the cache alone may be kept as a hot answer (the HTTP edge
-          // keeps it once it knows the response's content type).
-          if (notes?.replayable && dataJson !== undefined && (response.http.status ?? 200) === 200 && response.body.kind === 'single') {
-            const result = response.body.singleResult;
-            const pure = cost.upstreamCalls === 0 && cost.joinedInFlight === 0 && cost.joinedRemote === 0 && cost.cacheHits > 0;
-            if (pure && result.data && (result.extensions === undefined || Object.keys(result.extensions).length === 0)) {
-              notes.staged = {
-                dataJson,
-                cacheable: policy !== null,
-                scope: policy?.scope === 'PRIVATE' ? 'private' : policy ? 'public' : undefined,
-                etag,
-                operationType: contextValue.operation.type ?? 'query',
-                operationName: contextValue.operation.name,
-                cacheHits: cost.cacheHits,
-                entries: [...notes.entries.values()],
-              };
-            }
-          }
-          if (response.body.kind === 'single') {
-            const result = response.body.singleResult;
+          const settled = settleOperation(contextValue, {
+            method: request.http?.method,
+            single: single !== undefined,
+            data: single?.data,
+            errors: single?.errors,
+            status: response.http.status,
+            policy: policy && { maxAge: policy.maxAge, scope: policy.scope },
+            extensionsEmpty: single?.extensions === undefined || Object.keys(single.extensions).length === 0,
+          });
+          if (settled.status !== undefined) response.http.status = settled.status;
+          for (const [name, value] of settled.headers) response.http.headers.set(name, value);
+          if (single) {
             // Object.assign, not a spread followed by `cost`: slow on Node 20 (see withRequest in src/transport/types.ts).
-            result.extensions = Object.assign({}, result.extensions, { cost });
+            single.extensions = Object.assign({}, single.extensions, { cost: settled.cost });
           }
         },
       };
     },
   };
+}
+
+/** A cacheable policy (`policyIfCacheable` of Apollo's cache-control plugin). */
+export interface CachePolicyHint {
+  maxAge: number;
+  scope: 'PUBLIC' | 'PRIVATE';
+}
+
+/** A finished HTTP operation's response, as far as its end depends on it. */
+export interface SettleInput {
+  method: string | undefined;
+  /** The response is one result (not incremental). */
+  single: boolean;
+  data: unknown;
+  /** Formatted (public) errors. */
+  errors: readonly GraphQLFormattedError[] | undefined;
+  /** The status the response has so far (undefined: 200). */
+  status: number | undefined;
+  /** The response's cache policy when cacheable, else null. */
+  policy: CachePolicyHint | null;
+  /** The result has no extensions of its own (before `cost`). */
+  extensionsEmpty: boolean;
+}
+
+export interface Settled {
+  status: number | undefined;
+  /** Headers to set on the response (`www-authenticate`, `retry-after`, `etag`). */
+  headers: Array<[string, string]>;
+  cost: RequestCost;
+  /** The data's JSON, when an ETag or a hot answer needed it. */
+  dataJson: string | undefined;
+}
+
+/**
+ * Ends an HTTP operation whose response is ready, for Apollo's response (the plugin above)
+ * and any other path that answers an HTTP operation alike: 401 or 429 for a
+ * request refused as a whole, an ETag for a cacheable GET answer, the operation's end (span,
+ * metrics, log line) and what it cost, and the hot-answer notes staged.
+ */
+export function settleOperation(context: GraphQLContext, input: SettleInput): Settled {
+  const codes = formattedErrorCodes(input.errors);
+  let status = input.status;
+  const headers: Array<[string, string]> = [];
+  const refusedWhole = codes.length > 0 && input.single && input.data == null;
+  // A request refused as a whole for want of credentials is an HTTP 401 with the
+  // RFC 6750 challenge (a per-field refusal keeps 200, as GraphQL partial results do).
+  if (refusedWhole && codes.every((code) => code === 'UNAUTHENTICATED')) {
+    status = 401;
+    headers.push(['www-authenticate', 'Bearer']);
+  }
+  // A request whose every field a quota refused is an HTTP 429 with `Retry-After`
+  // (the longest wait any refusal names); a partial refusal keeps 200.
+  if (refusedWhole && codes.every((code) => QUOTA_CODES.has(code))) {
+    status = 429;
+    const waits = (input.errors ?? []).map((error) => Number(error.extensions?.retryAfterMs) || 0);
+    headers.push(['retry-after', String(Math.max(1, Math.ceil(Math.max(...waits) / 1000)))]);
+  }
+  // A cacheable answer over GET gets an ETag of its data (not of the whole body: the
+  // per-request `extensions.cost` differs on every repeat), so a client or CDN that
+  // revalidates gets a 304 (answered by the GET route's onSend hook, src/http/server.ts).
+  const { policy } = input;
+  const notes = context.hotAnswer;
+  const wantsEtag = input.method === 'GET' && policy !== null;
+  // The data's JSON only when an ETag or a hot answer needs it (a big answer costs a copy).
+  const dataJson = input.single && codes.length === 0 && (wantsEtag || notes?.replayable) ? JSON.stringify(input.data ?? null) : undefined;
+  const etag = wantsEtag && dataJson !== undefined ? dataEtag(dataJson) : undefined;
+  if (etag) headers.push(['etag', etag]);
+  context.operation.result(codes);
+  const cost = context.operation.end({ status: status ?? 200 });
+  // An answer read from the cache alone may be kept as a hot answer (the HTTP edge
+  // keeps it once it knows the response's content type).
+  if (notes?.replayable && dataJson !== undefined && (status ?? 200) === 200 && input.single) {
+    const pure = cost.upstreamCalls === 0 && cost.joinedInFlight === 0 && cost.joinedRemote === 0 && cost.cacheHits > 0;
+    if (pure && input.data && input.extensionsEmpty) {
+      notes.staged = {
+        dataJson,
+        cacheable: policy !== null,
+        scope: policy?.scope === 'PRIVATE' ? 'private' : policy ? 'public' : undefined,
+        etag,
+        operationType: context.operation.type ?? 'query',
+        operationName: context.operation.name,
+        cacheHits: cost.cacheHits,
+        entries: [...notes.entries.values()],
+      };
+    }
+  }
+  return { status, headers, cost, dataJson };
 }
