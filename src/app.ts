@@ -13,6 +13,7 @@ import { HotAnswers } from './graphql/hot-answers';
 import { ByteBudget } from './lib/byte-budget';
 import { createClusterLeases } from './cluster';
 import { startMetricsServer } from './http/metrics-server';
+import type { DirectOperationsStats } from './graphql/direct-operations';
 import { createHttpServer, GRAPHQL_PATH } from './http/server';
 import type { Simulator } from './simulator';
 import type { Logger } from './telemetry/logger';
@@ -31,6 +32,8 @@ export interface Gateway {
   services: GatewayServices;
   /** The in-process DeepSeek simulator, when no API key is configured. */
   simulator?: Simulator;
+  /** Queries run without Apollo's pipeline (src/graphql/direct-operations.ts), unless turned off. */
+  directOperations?: DirectOperationsStats;
   /** Drains in-flight requests, then releases the pool, the cache and the simulator. Idempotent. */
   close(): Promise<void>;
 }
@@ -176,6 +179,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     metricsUrl: metricsServer.url,
     services,
     simulator,
+    directOperations: http.directOperations,
     close: () => {
       closing ??= (async () => {
         draining = true;

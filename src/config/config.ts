@@ -163,6 +163,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       maxFields: raw.GRAPHQL_MAX_FIELDS,
       maxOperationNameLength: raw.GRAPHQL_MAX_OPERATION_NAME_LENGTH,
       maxListItems: raw.GRAPHQL_MAX_LIST_ITEMS,
+      directOperationsMaxEntries: raw.GRAPHQL_DIRECT_OPERATIONS_MAX_ENTRIES,
     },
     simulator: { port: raw.SIMULATOR_PORT, latencyMs: raw.SIMULATOR_LATENCY_MS, tokenDelayMs: raw.SIMULATOR_TOKEN_DELAY_MS },
     telemetry: telemetryConfig(raw),

@@ -99,6 +99,7 @@ export const envSchema = z.object({
   CACHE_BREAKER_COOLDOWN_MS: int(100, 600_000, 'milliseconds from 100 to 600000').default(5_000),
   HOT_ANSWERS_MAX_ENTRIES: int(0, 1_000_000, 'an integer from 0 (off) to 1000000').default(1_000),
   HOT_ANSWERS_MAX_BYTES: int(1024, 1_073_741_824, 'bytes from 1024 to 1073741824').default(16 * 1024 * 1024),
+  GRAPHQL_DIRECT_OPERATIONS_MAX_ENTRIES: int(0, 100_000, 'an integer from 0 (off) to 100000').default(1_000),
   CACHE_NAMESPACE: z
     .string()
     .trim()

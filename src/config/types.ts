@@ -114,6 +114,8 @@ export interface Config {
     maxOperationNameLength: number;
     /** Items of any list argument or variable (`messages`, `_entities` representations…). */
     maxListItems: number;
+    /** Queries kept to run without Apollo's pipeline (src/graphql/direct-operations.ts); 0: off. */
+    directOperationsMaxEntries: number;
   };
   /** Who may call, and how tokens are verified (src/auth). */
   auth: AuthConfig;

@@ -11,6 +11,7 @@ import type { TransportStatus } from '../transport';
 import type { CompletionBudget } from './limits';
 import type { PersistedDocuments } from './persisted-documents';
 import type { QuotaAccount, Quotas } from '../quotas';
+import type { CacheHints } from './direct-operations';
 import type { HotAnswerNotes, HotAnswers } from './hot-answers';
 import type { ByteBudget } from '../lib/byte-budget';
 
@@ -69,4 +70,9 @@ export interface GraphQLContext {
    * and the operation plugin note whether its answer came from the cache alone.
    */
   hotAnswer?: HotAnswerNotes;
+  /**
+   * Set by a direct operation (src/graphql/direct-operations.ts), which runs without Apollo's
+   * cache-control plugin: the completion resolvers' cache hints are gathered here instead.
+   */
+  cacheHints?: CacheHints;
 }

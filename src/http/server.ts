@@ -7,6 +7,7 @@ import { ErrorCode } from '../errors';
 import type { GatewayServices, GraphQLContext } from '../graphql/context';
 import { createFormatError } from '../graphql/format-error';
 import type { RawOperation } from '../graphql/limits';
+import { DirectOperations, type DirectAnswer, type DirectOperationsStats } from '../graphql/direct-operations';
 import { callerKeyOf, HotAnswers, type HotAnswerNotes } from '../graphql/hot-answers';
 import { OperationPipeline, type Admitted, type OperationInit, type WarmUpInit } from '../graphql/pipeline';
 import { httpSubscriptionsPlugin } from '../graphql/plugins/http-subscriptions';
@@ -51,6 +52,8 @@ export interface HttpServer {
    * address; src/http/warmup.ts); call it once, after listening and before saying ready.
    */
   warmUp(url: string): Promise<void>;
+  /** Queries run without Apollo's pipeline, unless GRAPHQL_DIRECT_OPERATIONS_MAX_ENTRIES=0. */
+  directOperations?: DirectOperationsStats;
 }
 
 /**
@@ -127,6 +130,10 @@ export async function createHttpServer(options: {
   // Outside production, an explorer that works offline (Sandbox needs Apollo's CDN).
   const explorer = production ? undefined : registerExplorer(app, logger);
 
+  // Queries Apollo has run before, run again without its pipeline (src/graphql/direct-operations.ts).
+  const directMaxEntries = services.config.graphql.directOperationsMaxEntries;
+  const direct = directMaxEntries > 0 ? new DirectOperations({ maxEntries: directMaxEntries, schema, formatError: pipeline.formatError }) : undefined;
+
   const apollo = new ApolloServer<GraphQLContext>({
     schema,
     logger: apolloLogger(logger),
@@ -147,7 +154,7 @@ export async function createHttpServer(options: {
     plugins: [
       landingPage({ production, explorerPath: explorer }),
       httpSubscriptionsPlugin({ webSocketPath: GRAPHQL_PATH, ssePath: SSE_PATH }),
-      operationPlugin(),
+      operationPlugin({ learn: direct && ((source, name, document, operation) => direct.learn(source, name, document, operation)) }),
     ],
   });
   await apollo.start();
@@ -200,41 +207,65 @@ export async function createHttpServer(options: {
       },
     });
   const hotAnswers = services.hotAnswers;
+  const viaApollo = (request: FastifyRequest, reply: FastifyReply, self: FastifyInstance) =>
+    // Apollo's handler is typed for its own route generics; it takes any request.
+    apolloHandler.call(self, request as Parameters<typeof apolloHandler>[0], reply as Parameters<typeof apolloHandler>[1]);
   // A subscription asking for a stream (multipart or SSE) is streamed; everything else,
   // queries and mutations whatever they accept included, is Apollo's, unless a hot answer
-  // (src/graphql/hot-answers.ts) serves it.
+  // (src/graphql/hot-answers.ts) or a direct operation (src/graphql/direct-operations.ts)
+  // serves it.
   const graphqlHandler = async function (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) {
     const stream = streamRequested(request, pipeline);
     if (stream === 'multipart') return multipart(request, reply);
     if (stream === 'sse') return sse(request, reply);
-    const key = hotAnswers ? hotAnswerKey(request, warmUpGate) : undefined;
-    if (hotAnswers && key !== undefined) {
-      const pending: Pending = { notes: hotAnswers.notes(key) };
-      pendingOf.set(request, pending);
-      const credentials = hotAnswers.has(key) ? credentialsOf(request) : undefined;
-      if (credentials && !credentials.refusal) {
-        const init = initOf(request, credentials.authorization);
-        pending.admitted = { init, operation: pipeline.admit(init) };
-        // A refusal is Apollo's to send (its context function throws it again).
-        const admitted = await pending.admitted.operation.catch(() => undefined);
-        // Whatever goes wrong here (nothing should: the cache fails open), Apollo answers.
-        const answer = admitted && (await hotAnswers.answer(key, callerKeyOf(admitted.caller, admitted.cacheScope), admitted.operation).catch(() => undefined));
-        if (admitted && answer) {
-          admitted.operation.result([]);
-          const cost = admitted.operation.end({ status: 200 });
-          void reply.code(200).header('content-type', answer.contentType);
-          if (answer.cacheControl !== undefined) void reply.header('cache-control', answer.cacheControl);
-          if (answer.etag !== undefined) void reply.header('etag', answer.etag);
-          // Byte for byte what Apollo sends: its fields in the same order, then a newline.
-          return `{"data":${answer.dataJson},"extensions":{"cost":${JSON.stringify(cost)}}}\n`;
-        }
+    const fast = (hotAnswers || direct) && fastPathRequest(request, warmUpGate);
+    if (!fast) return viaApollo(request, reply, this);
+    const key = hotAnswers && HotAnswers.keyOf(fast.method, fast.raw, fast.accept);
+    const pending: Pending = { notes: key !== undefined ? hotAnswers?.notes(key) : undefined };
+    pendingOf.set(request, pending);
+    const hot = key !== undefined && hotAnswers !== undefined && hotAnswers.has(key);
+    const plan = direct?.plan(fast.raw.query, fast.raw.operationName);
+    const contentType = plan && direct?.contentType(fast.accept);
+    const directable = plan !== undefined && typeof contentType === 'string' && direct!.coerces(plan, fast.raw.variables);
+    const credentials = hot || directable ? credentialsOf(request) : undefined;
+    if (credentials && !credentials.refusal) {
+      const init = initOf(request, credentials.authorization);
+      pending.admitted = { init, operation: pipeline.admit(init) };
+      // A refusal is Apollo's to send (its context function throws it again).
+      const admitted = await pending.admitted.operation.catch(() => undefined);
+      // Whatever goes wrong here (nothing should: the cache fails open), Apollo answers.
+      const answer = admitted && hot && (await hotAnswers.answer(key, callerKeyOf(admitted.caller, admitted.cacheScope), admitted.operation).catch(() => undefined));
+      if (admitted && answer) {
+        admitted.operation.result([]);
+        const cost = admitted.operation.end({ status: 200 });
+        void reply.code(200).header('content-type', answer.contentType);
+        if (answer.cacheControl !== undefined) void reply.header('cache-control', answer.cacheControl);
+        if (answer.etag !== undefined) void reply.header('etag', answer.etag);
+        // Byte for byte what Apollo sends: its fields in the same order, then a newline.
+        return `{"data":${answer.dataJson},"extensions":{"cost":${JSON.stringify(cost)}}}\n`;
       }
-      const body: unknown = await apolloHandler.call(this, request as Parameters<typeof apolloHandler>[0], reply as Parameters<typeof apolloHandler>[1]);
-      if (pending.notes?.staged) hotAnswers.keep(pending.notes, reply.getHeader('content-type'), reply.getHeader('cache-control'));
-      return body;
+      if (admitted && directable) {
+        const context = pipeline.open(admitted, Object.assign({}, init, { signal: responseSignal(reply.raw) }));
+        if (pending.notes) {
+          pending.notes.callerKey = callerKeyOf(context.caller, context.cacheScope);
+          context.hotAnswer = pending.notes;
+        }
+        let answered: DirectAnswer;
+        try {
+          answered = await direct!.run(plan, fast.raw.variables, context, { method: fast.method, contentType });
+        } catch (error) {
+          if (!context.operation.ended) context.operation.end({ status: 500, codes: [ErrorCode.INTERNAL_SERVER_ERROR] });
+          throw error;
+        }
+        void reply.code(answered.status).header('content-type', answered.contentType);
+        for (const [name, value] of answered.headers) void reply.header(name, value);
+        if (pending.notes?.staged) hotAnswers?.keep(pending.notes, answered.contentType, reply.getHeader('cache-control'));
+        return answered.body;
+      }
     }
-    // Apollo's handler is typed for its own route generics; it takes any request.
-    return apolloHandler.call(this, request as Parameters<typeof apolloHandler>[0], reply as Parameters<typeof apolloHandler>[1]);
+    const body: unknown = await viaApollo(request, reply, this);
+    if (pending.notes?.staged) hotAnswers?.keep(pending.notes, reply.getHeader('content-type'), reply.getHeader('cache-control'));
+    return body;
   };
   // OPTIONS (CORS preflight) is answered by the CORS plugin.
   app.post(GRAPHQL_PATH, graphqlHandler);
@@ -257,6 +288,7 @@ export async function createHttpServer(options: {
   return {
     app,
     apollo,
+    directOperations: direct,
     warmUp: (url) =>
       warmUp({
         url,
@@ -325,21 +357,32 @@ interface Pending {
 }
 
 /**
- * The hot-answer key of a query request (see `HotAnswers.keyOf`), or undefined when it
- * cannot have one: a GET without the header that makes it CSRF-safe (Apollo judges those),
- * a router asking for an inline trace (its answer carries `extensions.ftv1`), or a warm-up
- * request that must take the full path.
+ * A query request a hot answer or a direct operation may serve: a POST with a JSON body or
+ * a GET with one of the headers that make it CSRF-safe (Apollo judges the others), whose
+ * document is sent whole (no `extensions`: persisted-query hashes go through Apollo). Not
+ * a router asking for an inline trace (its answer carries `extensions.ftv1`), nor a
+ * warm-up request that must take the full path.
  */
-function hotAnswerKey(request: FastifyRequest, gate: WarmUpGate): string | undefined {
+function fastPathRequest(request: FastifyRequest, gate: WarmUpGate): { method: 'GET' | 'POST'; raw: RawOperation; accept: string | undefined } | undefined {
   const { headers } = request;
   if (headers['apollo-federation-include-trace'] !== undefined) return undefined;
   if (headers[WARMUP_FULL_PATH_HEADER] !== undefined && gate.accepts(headers[WARMUP_HEADER])) return undefined;
   const accept = typeof headers.accept === 'string' ? headers.accept : undefined;
-  if (request.method === 'POST') return HotAnswers.keyOf('POST', (request.body ?? {}) as RawOperation, accept);
-  // Apollo's CSRF prevention lets a GET run only with one of these headers (or a
-  // non-simple content type, which is left to Apollo).
-  if (!headers['apollo-require-preflight'] && !headers['x-apollo-operation-name']) return undefined;
-  return HotAnswers.keyOf('GET', rawFromQuery(request.query), accept);
+  let raw: RawOperation;
+  if (request.method === 'POST') {
+    const body = request.body;
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) return undefined;
+    raw = body as RawOperation;
+  } else if (request.method === 'GET') {
+    // Apollo's CSRF prevention lets a GET run only with one of these headers (or a
+    // non-simple content type, which is left to Apollo).
+    if (!headers['apollo-require-preflight'] && !headers['x-apollo-operation-name']) return undefined;
+    raw = rawFromQuery(request.query);
+  } else {
+    return undefined;
+  }
+  if (typeof raw.query !== 'string' || raw.extensions !== undefined) return undefined;
+  return { method: request.method, raw, accept };
 }
 
 /** A GET's operation from its query string (its `extensions` and `variables` are JSON text). */

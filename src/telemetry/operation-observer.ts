@@ -122,6 +122,7 @@ export class ObservedOperation {
   readonly #quotaLimits = new Set<string>();
   #ended = false;
   #hot = false;
+  #direct = false;
 
   constructor(
     readonly transport: OperationTransport,
@@ -156,6 +157,12 @@ export class ObservedOperation {
   servedHot(): void {
     this.#hot = true;
     this.span.setAttribute('gateway.hot_answer', true);
+  }
+
+  /** Run without Apollo's pipeline (src/graphql/direct-operations.ts): said on its span and log line. */
+  servedDirect(): void {
+    this.#direct = true;
+    this.span.setAttribute('gateway.direct_operation', true);
   }
 
   /** A quota limit refused (part of) this operation: named in its log line and span. */
@@ -213,6 +220,7 @@ export class ObservedOperation {
         joinedInFlight: cost.joinedInFlight,
         ...(cost.joinedRemote > 0 ? { joinedRemote: cost.joinedRemote } : {}),
         ...(this.#hot ? { hotAnswer: true } : {}),
+        ...(this.#direct ? { directOperation: true } : {}),
         upstreamMs: cost.upstreamMs,
         estimatedCostUsd: cost.estimatedCostUsd,
         ...(isSpanContextValid(spanContext) ? { traceId: spanContext.traceId } : {}),

@@ -1,5 +1,5 @@
 import type { ApolloServerPlugin } from '@apollo/server';
-import type { GraphQLFormattedError } from 'graphql';
+import type { DocumentNode, GraphQLFormattedError, OperationDefinitionNode } from 'graphql';
 import type { GraphQLContext } from '../context';
 import { ErrorCode } from '../../errors';
 import type { RequestCost } from '../../telemetry/ledger';
@@ -17,13 +17,15 @@ const QUOTA_CODES: ReadonlySet<string> = new Set([ErrorCode.RATE_LIMITED, ErrorC
  * developer sees in Sandbox whether a query hit the cache, joined another caller's call or
  * waited on DeepSeek.
  */
-export function operationPlugin(): ApolloServerPlugin<GraphQLContext> {
+export function operationPlugin(options: OperationPluginOptions = {}): ApolloServerPlugin<GraphQLContext> {
   return {
     async requestDidStart() {
       return {
-        async didResolveOperation({ operation, operationName, contextValue }) {
+        async didResolveOperation({ request, source, document, operation, operationName, contextValue }) {
           if (operation) contextValue.operation.resolved(operation.operation, operationName ?? undefined);
           contextValue.hotAnswer?.resolved(operation);
+          // Under the name the request gave (or none), not the one Apollo resolved.
+          options.learn?.(source, request.operationName, document, operation);
         },
         async willSendResponse({ request, response, contextValue, overallCachePolicy }) {
           const single = response.body.kind === 'single' ? response.body.singleResult : undefined;
@@ -47,6 +49,11 @@ export function operationPlugin(): ApolloServerPlugin<GraphQLContext> {
       };
     },
   };
+}
+
+export interface OperationPluginOptions {
+  /** Called with each operation Apollo resolved (after validation): see src/graphql/direct-operations.ts. */
+  learn?: (source: string | undefined, operationName: string | null | undefined, document: DocumentNode | undefined, operation: OperationDefinitionNode | null | undefined) => void;
 }
 
 /** A cacheable policy (`policyIfCacheable` of Apollo's cache-control plugin). */
@@ -82,7 +89,7 @@ export interface Settled {
 
 /**
  * Ends an HTTP operation whose response is ready, for Apollo's response (the plugin above)
- * and any other path that answers an HTTP operation alike: 401 or 429 for a
+ * and a direct operation's (src/graphql/direct-operations.ts) alike: 401 or 429 for a
  * request refused as a whole, an ETag for a cacheable GET answer, the operation's end (span,
  * metrics, log line) and what it cost, and the hot-answer notes staged.
  */

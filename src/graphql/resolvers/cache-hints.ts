@@ -15,12 +15,15 @@ import type { GraphQLContext } from '../context';
 export function hintCompletion(info: GraphQLResolveInfo, context: GraphQLContext, policy: CachePolicy, view: CompletionView, now = Date.now()): CompletionView {
   context.hotAnswer?.completion(view, policy, context.cacheScope);
   if (policy !== 'USE' || !isStorable(view)) return view;
+  // Apollo's plugin sets `info.cacheControl`; a direct operation gathers hints in its context.
   const cacheControl = maybeCacheControlFromInfo(info);
-  if (!cacheControl) return view;
+  const hints = context.cacheHints;
+  if (!cacheControl && !hints) return view;
   const ageSeconds = Math.max(0, (now - Date.parse(view.createdAt)) / 1000);
   const maxAge = Math.floor(context.services.config.cache.ttlSeconds - ageSeconds);
   if (!(maxAge > 0)) return view;
   const scope = context.caller.kind === 'token' || context.cacheScope !== undefined ? 'PRIVATE' : 'PUBLIC';
-  cacheControl.setCacheHint({ maxAge, scope });
+  cacheControl?.setCacheHint({ maxAge, scope });
+  hints?.add(maxAge, scope);
   return view;
 }
