@@ -1,5 +1,7 @@
 import { once } from 'node:events';
-import { startService, waitForUrl } from '../helpers/service-process';
+import { PROCESS_TEST_TIMEOUT_MS, startService, waitForUrl } from '../helpers/service-process';
+
+jest.setTimeout(PROCESS_TEST_TIMEOUT_MS);
 
 describe('the service process', () => {
   it('starts with `npm start` on the simulator without a key, says so loudly, and drains when npm gets SIGTERM, exit 0', async () => {

@@ -6,6 +6,7 @@ import WebSocket from 'ws';
 import type { Gateway } from '../../src/app';
 import { chatCalls, COMPLETION_FIELDS, gql, startTestGateway } from '../helpers/gateway';
 import { waitFor } from '../helpers/wait';
+import { PROCESS_TEST_TIMEOUT_MS, START_TIMEOUT_MS } from '../helpers/service-process';
 
 const STREAM = `subscription ($input: CompletionInput!) {
   completionStream(input: $input) {
@@ -515,7 +516,7 @@ describe('the service process with a subscription open', () => {
     try {
       let output = '';
       const url = await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`service did not start:\n${output}`)), 15_000);
+        const timer = setTimeout(() => reject(new Error(`service did not start:\n${output}`)), START_TIMEOUT_MS);
         child.stdout.on('data', (data: Buffer) => {
           output += data.toString();
           const match = /"url":"(http:[^"]+)"[^\n]*"msg":"gateway listening"/.exec(output);
@@ -544,5 +545,5 @@ describe('the service process with a subscription open', () => {
       await client?.dispose();
       if (child.exitCode === null) child.kill('SIGKILL');
     }
-  });
+  }, PROCESS_TEST_TIMEOUT_MS);
 });

@@ -3,6 +3,14 @@ import { join } from 'node:path';
 
 const ROOT = join(__dirname, '..', '..');
 
+/**
+ * How long a child service may take to say it listens: tsx compiles it, then its warm-up
+ * runs (WARMUP_OPERATIONS, 6-7 s on an idle machine), while the rest of the suite runs on
+ * the same 2 cores. Tests that start one run under PROCESS_TEST_TIMEOUT_MS.
+ */
+export const START_TIMEOUT_MS = 40_000;
+export const PROCESS_TEST_TIMEOUT_MS = 90_000;
+
 /** Starts the service as a child process (`npm start`, or node with tsx), in a clean environment plus `env`. */
 export function startService(env: Record<string, string>, via: 'npm' | 'node' = 'node'): ChildProcessWithoutNullStreams {
   // `npm start` runs the script through sh; `exec` in the script makes node replace sh, so a
@@ -20,7 +28,7 @@ export async function waitForUrl(child: ChildProcessWithoutNullStreams): Promise
   const lines: string[] = [];
   let buffer = '';
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`service did not start:\n${lines.join('\n')}`)), 15_000);
+    const timer = setTimeout(() => reject(new Error(`service did not start:\n${lines.join('\n')}`)), START_TIMEOUT_MS);
     child.stdout.on('data', (chunk: Buffer) => {
       buffer += chunk.toString();
       let newline;

@@ -4,6 +4,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { parsePrometheus, sumOf } from './prometheus';
+import { PROCESS_TEST_TIMEOUT_MS, START_TIMEOUT_MS } from '../helpers/service-process';
+
+jest.setTimeout(PROCESS_TEST_TIMEOUT_MS);
 
 /**
  * The configuration the benchmark compares, on the real process (`npm start`'s command):
@@ -49,7 +52,7 @@ function startService(env: Record<string, string>): ChildProcessWithoutNullStrea
 async function listening(child: ChildProcessWithoutNullStreams): Promise<{ baseUrl: string; metricsUrl: string }> {
   let buffer = '';
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`service did not start: ${buffer}`)), 15_000);
+    const timer = setTimeout(() => reject(new Error(`service did not start: ${buffer}`)), START_TIMEOUT_MS);
     child.stdout.on('data', (chunk: Buffer) => {
       buffer += chunk.toString();
       const match = /"url":"(http:\/\/[^"]+)\/graphql","metricsUrl":"(http:\/\/[^"]+)"[^\n]*"msg":"gateway listening"/.exec(buffer);
