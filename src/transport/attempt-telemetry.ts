@@ -2,7 +2,7 @@ import { SpanKind, SpanStatusCode, context, propagation, trace, type Tracer } fr
 import type { Logger } from 'pino';
 import type { UpstreamMetrics } from '../telemetry/metrics';
 import { TransportError } from './errors';
-import { headerValue, withRequest, wrapHandler, type ErrorType, type Interceptor } from './types';
+import { chain, headerValue, withRequest, wrapHandler, type ErrorType, type Interceptor } from './types';
 
 export interface AttemptTelemetryOptions {
   tracer: Tracer;
@@ -31,7 +31,7 @@ export function attemptTelemetry(options: AttemptTelemetryOptions): Interceptor 
   const server = new URL(options.displayUrl);
   const serverPort = server.port ? Number(server.port) : undefined;
 
-  return (next) => async (request, handler) => {
+  return (next) => (request, handler) => {
     const started = now();
     const attempt = request.retry?.attempt ?? 1;
     const retryReason = request.retry?.reason;
@@ -96,28 +96,31 @@ export function attemptTelemetry(options: AttemptTelemetryOptions): Interceptor 
       );
     };
 
-    try {
-      return await next(
-        withRequest(request, { headers }),
-        wrapHandler(handler, {
-          onResponse(response) {
-            seen.status = response.status;
-            seen.traceId = options.traceIdHeader ? headerValue(response.headers, options.traceIdHeader) : undefined;
-            return handler.onResponse(response);
-          },
-          onResponseEnd(error) {
-            end(error);
-            handler.onResponseEnd?.(error);
-          },
-        }),
-      );
-    } catch (error) {
-      if (error instanceof TransportError) {
-        seen.status ??= error.status;
-        seen.traceId ??= error.traceId;
-      }
-      end(error);
-      throw error;
-    }
+    return chain(
+      () =>
+        next(
+          withRequest(request, { headers }),
+          wrapHandler(handler, {
+            onResponse(response) {
+              seen.status = response.status;
+              seen.traceId = options.traceIdHeader ? headerValue(response.headers, options.traceIdHeader) : undefined;
+              return handler.onResponse(response);
+            },
+            onResponseEnd(error) {
+              end(error);
+              handler.onResponseEnd?.(error);
+            },
+          }),
+        ),
+      undefined,
+      (error) => {
+        if (error instanceof TransportError) {
+          seen.status ??= error.status;
+          seen.traceId ??= error.traceId;
+        }
+        end(error);
+        throw error;
+      },
+    );
   };
 }

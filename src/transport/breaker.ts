@@ -3,7 +3,7 @@ import { throwIfAborted } from '../lib/abort';
 import { TransportError } from './errors';
 import type { BreakerTransition, CircuitStateName, TransportCounters } from './status';
 import { TripRule, type TripRuleOptions } from './trip-rule';
-import type { Interceptor } from './types';
+import { chain, type Interceptor } from './types';
 
 const MAX_TRANSITIONS = 50;
 
@@ -178,21 +178,27 @@ export class Breaker {
  * concurrency queue).
  */
 export function breakerInterceptor(breaker: Breaker, counters: TransportCounters): Interceptor {
-  return (next) => async (request, handler) => {
-    // A caller who already left takes no probe and is no short-circuited call.
-    throwIfAborted(request.signal);
-    const admission = breaker.admit();
-    if (!admission) {
-      counters.shortCircuited += 1;
-      throw breaker.rejection();
-    }
-    try {
-      const value = await next(request, handler);
-      breaker.settle(admission, 'success');
-      return value;
-    } catch (error) {
-      breaker.settle(admission, verdictOf(error, request.signal));
-      throw error;
-    }
+  return (next) => (request, handler) => {
+    let admission: Admission | undefined;
+    return chain(
+      () => {
+        // A caller who already left takes no probe and is no short-circuited call.
+        throwIfAborted(request.signal);
+        admission = breaker.admit();
+        if (!admission) {
+          counters.shortCircuited += 1;
+          throw breaker.rejection();
+        }
+        return next(request, handler);
+      },
+      (value) => {
+        breaker.settle(admission!, 'success');
+        return value;
+      },
+      (error) => {
+        if (admission) breaker.settle(admission, verdictOf(error, request.signal));
+        throw error;
+      },
+    );
   };
 }

@@ -1,7 +1,7 @@
 import { abortReason } from '../lib/abort';
 import { TransportError } from './errors';
 import type { TransportCounters } from './status';
-import { wrapHandler, type Interceptor } from './types';
+import { chain, wrapHandler, type Interceptor } from './types';
 
 export type Release = () => void;
 
@@ -83,27 +83,30 @@ export class Bulkhead {
  * no slot, so a retrying call never blocks fresh calls while it sleeps.
  */
 export function bulkheadInterceptor(bulkhead: Bulkhead, counters: TransportCounters): Interceptor {
-  return (next) => async (request, handler) => {
-    let release: Release;
-    try {
-      release = await bulkhead.acquire(request.signal);
-    } catch (error) {
-      if (error instanceof TransportError && error.kind === 'overloaded') counters.rejectedOverloaded += 1;
-      throw error;
-    }
-    try {
-      return await next(
-        request,
-        wrapHandler(handler, {
-          onResponseEnd(error) {
+  return (next) => (request, handler) =>
+    chain(
+      () => bulkhead.acquire(request.signal),
+      (release) =>
+        chain(
+          () =>
+            next(
+              request,
+              wrapHandler(handler, {
+                onResponseEnd(error) {
+                  release();
+                  handler.onResponseEnd?.(error);
+                },
+              }),
+            ),
+          undefined,
+          (error) => {
             release();
-            handler.onResponseEnd?.(error);
+            throw error;
           },
-        }),
-      );
-    } catch (error) {
-      release();
-      throw error;
-    }
-  };
+        ),
+      (error) => {
+        if (error instanceof TransportError && error.kind === 'overloaded') counters.rejectedOverloaded += 1;
+        throw error;
+      },
+    );
 }

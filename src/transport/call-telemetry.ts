@@ -1,7 +1,7 @@
 import { SpanKind, SpanStatusCode, context, trace, type Tracer } from '@opentelemetry/api';
 import type { UpstreamMetrics } from '../telemetry/metrics';
 import { TransportError } from './errors';
-import { withRequest, wrapHandler, type ErrorType, type Interceptor } from './types';
+import { chain, withRequest, wrapHandler, type ErrorType, type Interceptor } from './types';
 
 export interface CallTelemetryOptions {
   tracer: Tracer;
@@ -26,7 +26,7 @@ export function callTelemetry(options: CallTelemetryOptions): Interceptor {
   const { tracer, metrics, errorType } = options;
   const now = options.now ?? (() => performance.now());
 
-  return (next) => async (request, handler) => {
+  return (next) => (request, handler) => {
     const started = now();
     const parent = request.traceContext ?? context.active();
     const span = tracer.startSpan(
@@ -61,31 +61,36 @@ export function callTelemetry(options: CallTelemetryOptions): Interceptor {
       metrics.call({ method: request.method, path: request.path, outcome, seconds: (now() - started) / 1000 });
     };
 
-    try {
-      return await context.with(traceContext, () =>
-        next(
-          withRequest(request, { traceContext }),
-          wrapHandler(handler, {
-            onExchange() {
-              attempts += 1;
-              handler.onExchange?.();
-            },
-            async onResponse(response) {
-              const value = await handler.onResponse(response);
-              if (handler.describe && span.isRecording()) span.setAttributes(handler.describe(value));
-              return value;
-            },
-            onResponseEnd(error) {
-              end(error);
-              handler.onResponseEnd?.(error);
-            },
-          }),
+    return chain(
+      () =>
+        context.with(traceContext, () =>
+          next(
+            withRequest(request, { traceContext }),
+            wrapHandler(handler, {
+              onExchange() {
+                attempts += 1;
+                handler.onExchange?.();
+              },
+              onResponse(response) {
+                if (!handler.describe) return handler.onResponse(response);
+                return handler.onResponse(response).then((value) => {
+                  if (span.isRecording()) span.setAttributes(handler.describe!(value));
+                  return value;
+                });
+              },
+              onResponseEnd(error) {
+                end(error);
+                handler.onResponseEnd?.(error);
+              },
+            }),
+          ),
         ),
-      );
-    } catch (error) {
-      const failure = error instanceof TransportError ? error.with({ attempts }) : error;
-      end(failure);
-      throw failure;
-    }
+      undefined,
+      (error) => {
+        const failure = error instanceof TransportError ? error.with({ attempts }) : error;
+        end(failure);
+        throw failure;
+      },
+    );
   };
 }

@@ -1,6 +1,6 @@
 import { abortReason, onAbort } from '../lib/abort';
 import { TransportError } from './errors';
-import { withRequest, wrapHandler, type Interceptor } from './types';
+import { chain, withRequest, wrapHandler, type Interceptor } from './types';
 
 export interface DeadlineOptions {
   /** Bounds getting the answer: every attempt, backoff and queue wait, and a non-stream body. */
@@ -28,7 +28,7 @@ export interface DeadlineOptions {
 export function deadlineInterceptor(options: DeadlineOptions): Interceptor {
   const timeout = (phase: 'call' | 'stream', timeoutMs: number) => new TransportError({ kind: 'timeout', phase, timeoutMs });
 
-  return (next) => async (request, handler) => {
+  return (next) => (request, handler) => {
     // One controller per call, aborted by whichever comes first: the caller's signal, the
     // call deadline or the stream lifetime, each with its own reason (no controller per
     // deadline linked into a third: this runs on every upstream call).
@@ -53,27 +53,30 @@ export function deadlineInterceptor(options: DeadlineOptions): Interceptor {
       stopCallTimer();
       clearTimeout(lifetimeTimer);
     };
-    try {
-      return await next(
-        withRequest(request, { signal: controller.signal, deadline: { at } }),
-        wrapHandler(handler, {
-          onResponse(response) {
-            // The call deadline was for getting the stream; its body has the lifetime.
-            if (request.stream) stopCallTimer();
-            return handler.onResponse(response);
-          },
-          onResponseEnd(error) {
-            end();
-            handler.onResponseEnd?.(error);
-          },
-        }),
-      );
-    } catch (error) {
-      end();
-      if (request.signal?.aborted) throw abortReason(request.signal);
-      // A deadline that fired is the reason, already named (`timeout`, phase call or stream).
-      if (controller.signal.aborted) throw abortReason(controller.signal);
-      throw error;
-    }
+    return chain(
+      () =>
+        next(
+          withRequest(request, { signal: controller.signal, deadline: { at } }),
+          wrapHandler(handler, {
+            onResponse(response) {
+              // The call deadline was for getting the stream; its body has the lifetime.
+              if (request.stream) stopCallTimer();
+              return handler.onResponse(response);
+            },
+            onResponseEnd(error) {
+              end();
+              handler.onResponseEnd?.(error);
+            },
+          }),
+        ),
+      undefined,
+      (error) => {
+        end();
+        if (request.signal?.aborted) throw abortReason(request.signal);
+        // A deadline that fired is the reason, already named (`timeout`, phase call or stream).
+        if (controller.signal.aborted) throw abortReason(controller.signal);
+        throw error;
+      },
+    );
   };
 }

@@ -4,7 +4,7 @@ import { abortReason } from '../lib/abort';
 import { TransportError } from './errors';
 import { deliver } from './handler';
 import { parseRetryAfter } from './retry-after';
-import { headerValue, type Dispatch, type ResponseHeaders } from './types';
+import { chain, headerValue, type Dispatch, type ResponseHeaders } from './types';
 
 const ERROR_BODY_LIMIT = 64 * 1024;
 
@@ -48,9 +48,8 @@ async function readLimited(body: Readable, limit: number): Promise<string> {
  * policy that owns the signal has already named.
  */
 export function createExchange(options: ExchangeOptions): Dispatch {
-  return async (request, handler) => {
-    if (options.closed?.()) throw new TransportError({ kind: 'closed' });
-    handler.onExchange?.();
+  return (request, handler) => {
+    if (options.closed?.()) return Promise.reject(new TransportError({ kind: 'closed' }));
     // No controller of its own: the request's signal is the call's (the deadline's), which
     // the caller's abort, the deadlines and the transport's shutdown all abort.
     const { signal } = request;
@@ -59,49 +58,46 @@ export function createExchange(options: ExchangeOptions): Dispatch {
       if (signal?.aborted) throw abortReason(signal);
       throw error instanceof TransportError ? error : TransportError.network(error, keyFingerprint);
     };
-
-    let response: Dispatcher.ResponseData;
     try {
-      response = await options.dispatcher.request({
-        method: request.method,
-        path: `${options.basePath}${request.path}`,
-        headers: request.headers,
-        body: request.body,
-        signal,
-      });
+      handler.onExchange?.();
     } catch (error) {
-      return fail(error);
+      return Promise.reject(error);
     }
-
-    const { body, statusCode: status } = response;
-    const headers = response.headers as ResponseHeaders;
-    // Destroying an unread body emits 'error'; nobody may be listening by then.
-    body.on('error', () => undefined);
-
-    if (status < 200 || status >= 300) {
-      let text = '';
-      try {
-        text = options.scrub(await readLimited(body, ERROR_BODY_LIMIT));
-      } catch {
+    return chain(
+      () =>
+        options.dispatcher.request({
+          method: request.method,
+          path: `${options.basePath}${request.path}`,
+          headers: request.headers,
+          body: request.body,
+          signal,
+        }),
+      (response) => {
+        const { body, statusCode: status } = response;
+        const headers = response.headers as ResponseHeaders;
+        // Destroying an unread body emits 'error'; nobody may be listening by then.
+        body.on('error', () => undefined);
+        if (status >= 200 && status < 300) return chain(() => deliver(request, handler, { status, headers, body }, { signal }), undefined, fail);
         // A status without a readable body is still a status.
-      }
-      body.destroy();
-      return fail(
-        new TransportError(
-          { kind: 'status', status, body: text, retryAfterMs: parseRetryAfter(headers['retry-after']) },
-          {
-            retryable: options.retryableStatuses.has(status),
-            traceId: options.traceIdHeader ? headerValue(headers, options.traceIdHeader) : undefined,
-            keyFingerprint,
-          },
-        ),
-      );
-    }
+        return readLimited(body, ERROR_BODY_LIMIT)
+          .then((text) => options.scrub(text))
+          .then(statusFailure, () => statusFailure(''));
 
-    try {
-      return await deliver(request, handler, { status, headers, body }, { signal });
-    } catch (error) {
-      return fail(error);
-    }
+        function statusFailure(text: string): never {
+          body.destroy();
+          return fail(
+            new TransportError(
+              { kind: 'status', status, body: text, retryAfterMs: parseRetryAfter(headers['retry-after']) },
+              {
+                retryable: options.retryableStatuses.has(status),
+                traceId: options.traceIdHeader ? headerValue(headers, options.traceIdHeader) : undefined,
+                keyFingerprint,
+              },
+            ),
+          );
+        }
+      },
+      fail,
+    );
   };
 }

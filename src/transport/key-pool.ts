@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { TransportError } from './errors';
 import type { KeyDisableReason, KeyStatus } from './status';
-import { withHeader, withRequest, type Interceptor } from './types';
+import { chain, withHeader, withRequest, type Interceptor, type UpstreamHandler, type UpstreamRequest } from './types';
 
 /** `key_` + the first 8 hex characters of sha256(key). Reveals nothing usable about the key. */
 export function keyFingerprint(secret: string): string {
@@ -173,36 +173,43 @@ function refusalOf(error: unknown): KeyDisableReason | undefined {
  * error without a request. A success through a refused key puts it back in the rotation.
  */
 export function keyPoolInterceptor(keys: KeyPool): Interceptor {
-  return (next) => async (request, handler) => {
+  return (next) => <T>(request: UpstreamRequest, handler: UpstreamHandler<T>): Promise<T> => {
     const tried = new Set<ApiKey>();
     let refusedAllowed = true;
     let lastRefusal: unknown;
-    for (;;) {
+    // One exchange per key tried, each after the previous one's refusal.
+    const exchange = (): Promise<T> => {
       const picked = keys.pick(tried, refusedAllowed);
       // Only after a refusal: an attempt that has tried nothing always gets a key.
-      if (!picked) throw lastRefusal;
+      if (!picked) return Promise.reject(lastRefusal);
       const { key } = picked;
       tried.add(key);
       if (picked.refused) refusedAllowed = false;
-      try {
-        const value = await next(
-          withRequest(request, {
-            headers: withHeader(request.headers, 'authorization', key.authorization()),
-            key: { fingerprint: key.fingerprint },
-          }),
-          handler,
-        );
-        keys.succeeded(key);
-        return value;
-      } catch (error) {
-        const reason = refusalOf(error);
-        if (!reason || request.signal?.aborted) {
-          keys.released(key);
-          throw error;
-        }
-        keys.refused(key, reason);
-        lastRefusal = error;
-      }
-    }
+      return chain(
+        () =>
+          next(
+            withRequest(request, {
+              headers: withHeader(request.headers, 'authorization', key.authorization()),
+              key: { fingerprint: key.fingerprint },
+            }),
+            handler,
+          ),
+        (value) => {
+          keys.succeeded(key);
+          return value;
+        },
+        (error) => {
+          const reason = refusalOf(error);
+          if (!reason || request.signal?.aborted) {
+            keys.released(key);
+            throw error;
+          }
+          keys.refused(key, reason);
+          lastRefusal = error;
+          return exchange();
+        },
+      );
+    };
+    return chain(exchange);
   };
 }

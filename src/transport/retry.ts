@@ -3,7 +3,7 @@ import { sleep } from '../lib/abort';
 import { TransportError } from './errors';
 import type { RetryBudget } from './retry-budget';
 import type { TransportCounters } from './status';
-import { withRequest, type ErrorType, type Interceptor, type UpstreamRequest } from './types';
+import { chain, withRequest, type ErrorType, type Interceptor, type UpstreamHandler, type UpstreamRequest } from './types';
 
 export interface RetryOptions {
   /** Retries after the first attempt (2 → at most 3 attempts). */
@@ -49,22 +49,25 @@ export function retryInterceptor(options: RetryOptions): Interceptor {
     return delay;
   }
 
-  return (next) => async (request, handler) => {
-    options.budget.recordCall();
-    // What made the previous attempt fail, for the next attempt's span.
-    let reason: string | undefined;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await next(withRequest(request, { retry: { attempt, reason } }), handler);
-      } catch (error) {
-        const delay = delayBeforeRetry(error, attempt, request);
-        if (delay === undefined) throw error;
-        options.counters.retries += 1;
-        reason = options.errorType(error);
-        options.logger.debug({ path: request.path, attempt, delayMs: delay, code: reason }, 'retrying upstream call');
-        // An abort during the wait ends the call; the deadline policy names the cause.
-        await sleep(delay, request.signal);
-      }
-    }
-  };
+  return (next) =>
+    <T>(request: UpstreamRequest, handler: UpstreamHandler<T>): Promise<T> => {
+      options.budget.recordCall();
+      // What made the previous attempt fail, for the next attempt's span.
+      let reason: string | undefined;
+      const attemptFrom = (attempt: number): Promise<T> =>
+        chain(
+          () => next(withRequest(request, { retry: { attempt, reason } }), handler),
+          undefined,
+          (error) => {
+            const delay = delayBeforeRetry(error, attempt, request);
+            if (delay === undefined) throw error;
+            options.counters.retries += 1;
+            reason = options.errorType(error);
+            options.logger.debug({ path: request.path, attempt, delayMs: delay, code: reason }, 'retrying upstream call');
+            // An abort during the wait ends the call; the deadline policy names the cause.
+            return sleep(delay, request.signal).then(() => attemptFrom(attempt + 1));
+          },
+        );
+      return chain(() => attemptFrom(1));
+    };
 }
