@@ -226,7 +226,7 @@ export async function createHttpServer(options: {
     const hot = key !== undefined && hotAnswers !== undefined && hotAnswers.has(key);
     const plan = direct?.plan(fast.raw.query, fast.raw.operationName);
     const contentType = plan && direct?.contentType(fast.accept);
-    const directable = plan !== undefined && typeof contentType === 'string' && direct!.coerces(plan, fast.raw.variables);
+    const directable = plan !== undefined && typeof contentType === 'string';
     const credentials = hot || directable ? credentialsOf(request) : undefined;
     if (credentials && !credentials.refusal) {
       const init = initOf(request, credentials.authorization);
@@ -244,7 +244,9 @@ export async function createHttpServer(options: {
         // Byte for byte what Apollo sends: its fields in the same order, then a newline.
         return `{"data":${answer.dataJson},"extensions":{"cost":${JSON.stringify(cost)}}}\n`;
       }
-      if (admitted && directable) {
+      // Variables are coerced once the request is admitted (its raw limits checked); those
+      // that do not coerce are Apollo's to refuse, with the admission already made.
+      if (admitted && directable && direct!.coerces(plan, fast.raw.variables)) {
         const context = pipeline.open(admitted, Object.assign({}, init, { signal: responseSignal(reply.raw) }));
         if (pending.notes) {
           pending.notes.callerKey = callerKeyOf(context.caller, context.cacheScope);

@@ -249,6 +249,11 @@ describe('direct operations: queries Apollo ran before, answered without its pip
     expect(missing.answer.status).toBe(400);
     const wrongType = await both({ query: ASK, variables: { prompt: 42 }, headers });
     expect(wrongType.viaDirect).toBe(false);
+    // The raw limits come first: oversized variables are refused at admission, before any coercion.
+    const oversized = await both({ query: ASK, variables: { prompt: 'judged', junk: Array.from({ length: 5000 }, () => 1) }, headers });
+    expect(oversized.viaDirect).toBe(false);
+    expect(oversized.answer.status).toBe(400);
+    expect(oversized.answer.body).toMatchObject({ errors: [{ extensions: { code: 'BAD_USER_INPUT' } }] });
 
     // No token is a caller without scopes, admitted: the field's guard refuses it, a 401 as a whole.
     const anonymous = await both({ query: ASK, variables: { prompt: 'judged' } });
