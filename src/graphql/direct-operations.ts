@@ -8,8 +8,10 @@ import {
   type DocumentNode,
   type GraphQLError,
   type GraphQLFormattedError,
+  type GraphQLObjectType,
   type GraphQLSchema,
   type OperationDefinitionNode,
+  type SelectionSetNode,
   type VariableDefinitionNode,
 } from 'graphql';
 import { LRUCache } from 'lru-cache';
@@ -36,11 +38,12 @@ import { settleOperation, type CachePolicyHint } from './plugins/operation';
  * same telemetry (the operation plugin's `settleOperation` ends both).
  *
  * The shapes: a query (no directives) whose root fields are `completion` or `fimCompletion`
- * (no directives), each selecting only leaf fields of `Completion` and `__typename` (no
- * arguments, directives or fragments), with no `@cacheControl` on any of them. Then the
+ * (no directives), each selecting only leaf fields of `Completion`, `__typename` and
+ * `usage { … }` of leaf fields (no arguments, directives or fragments), with no
+ * `@cacheControl` on any of them but `Usage`'s `inheritMaxAge` (which adds nothing). Then the
  * response's cache policy is the one Apollo's cache-control plugin computes: each root
  * field's dynamic hint (`hintCompletion`), and uncacheable when any root field has none.
- * Anything else (other fields, `completions`, nested selections, fragments, variables that
+ * Anything else (other fields, `completions`, deeper selections, fragments, variables that
  * do not coerce, an Accept header Apollo would answer 406 or with another type, persisted
  * query extensions) goes through Apollo, as before.
  *
@@ -162,7 +165,8 @@ export class DirectOperations implements DirectOperationsStats {
    * `settleOperation`: status, headers, telemetry, `extensions.cost`, hot-answer notes).
    */
   async run(plan: DirectPlan, variables: unknown, context: GraphQLContext, request: { method: string; contentType: string }): Promise<DirectAnswer> {
-    context.operation.resolved('query', plan.operationName);
+    // Telemetry names the operation as Apollo resolves it: its own name, sent or not.
+    context.operation.resolved('query', plan.operation.name?.value);
     context.operation.servedDirect();
     context.hotAnswer?.resolved(plan.operation);
     const hints = new CacheHints();
@@ -246,16 +250,41 @@ export function directRootFields(schema: GraphQLSchema, operation: OperationDefi
     const field = query.getFields()[selection.name.value];
     const type = field && getNamedType(field.type);
     if (!field || !isObjectType(type) || hasCacheControl(field.astNode) || hasCacheControl(type.astNode) || type.extensionASTNodes.some(hasCacheControl)) return undefined;
-    const fields = type.getFields();
-    for (const leaf of selection.selectionSet.selections) {
-      if (leaf.kind !== Kind.FIELD || (leaf.directives?.length ?? 0) > 0 || (leaf.arguments?.length ?? 0) > 0 || leaf.selectionSet) return undefined;
-      if (leaf.name.value === '__typename') continue;
-      const definition = fields[leaf.name.value];
-      if (!definition || !isLeafType(getNamedType(definition.type)) || hasCacheControl(definition.astNode)) return undefined;
-    }
+    if (!leavesOnly(type, selection.selectionSet, true)) return undefined;
     keys.add(selection.alias?.value ?? selection.name.value);
   }
   return keys.size > 0 ? keys.size : undefined;
+}
+
+/**
+ * Whether `selectionSet` of `type` selects only leaf fields and `__typename` (no arguments,
+ * directives or fragments, no `@cacheControl`), or, when `nested`, also objects whose type
+ * only inherits its parent's cache policy (`@cacheControl(inheritMaxAge: true)`, as `Usage`)
+ * selected the same way: Apollo's cache-control plugin then takes nothing from them.
+ */
+function leavesOnly(type: GraphQLObjectType, selectionSet: SelectionSetNode, nested: boolean): boolean {
+  const fields = type.getFields();
+  for (const leaf of selectionSet.selections) {
+    if (leaf.kind !== Kind.FIELD || (leaf.directives?.length ?? 0) > 0 || (leaf.arguments?.length ?? 0) > 0) return false;
+    if (leaf.name.value === '__typename' && !leaf.selectionSet) continue;
+    const definition = fields[leaf.name.value];
+    if (!definition || hasCacheControl(definition.astNode)) return false;
+    const named = getNamedType(definition.type);
+    if (!leaf.selectionSet) {
+      if (!isLeafType(named)) return false;
+      continue;
+    }
+    if (!nested || !isObjectType(named) || !onlyInheritsMaxAge(named) || !leavesOnly(named, leaf.selectionSet, false)) return false;
+  }
+  return true;
+}
+
+/** `@cacheControl(inheritMaxAge: true)` and nothing else on the type (nor on its extensions). */
+function onlyInheritsMaxAge(type: GraphQLObjectType): boolean {
+  const directives = [type.astNode, ...type.extensionASTNodes].flatMap((node) => node?.directives ?? []).filter((directive) => directive.name.value === 'cacheControl');
+  if (directives.length !== 1) return false;
+  const args = directives[0].arguments ?? [];
+  return args.length === 1 && args[0].name.value === 'inheritMaxAge' && args[0].value.kind === Kind.BOOLEAN && args[0].value.value;
 }
 
 function hasCacheControl(node: { directives?: readonly { name: { value: string } }[] } | null | undefined): boolean {

@@ -153,6 +153,18 @@ describe('direct operations: queries Apollo ran before, answered without its pip
     expect(fresh.answer.headers['cache-control']).toBe('no-store');
   });
 
+  it('runs a selection of usage as Apollo does: Usage inherits the cache policy of its parent', async () => {
+    const headers = await bearer();
+    const query = 'query Used($prompt: String!) { completion(input: { prompt: $prompt, thinking: false }) { id cached usage { promptTokens totalTokens __typename } } }';
+    await both({ query, variables: { prompt: 'usage first' }, headers });
+    const miss = await both({ query, variables: { prompt: 'usage second' }, headers });
+    expect(miss.viaDirect).toBe(true);
+    expect(miss.answer.body).toMatchObject({ data: { completion: { cached: false, usage: { totalTokens: expect.any(Number), __typename: 'Usage' } } } });
+    const hit = await both({ query, variables: { prompt: 'usage second' }, headers });
+    expect(hit.viaDirect).toBe(true);
+    expect(hit.answer.headers['cache-control']).toMatch(/^max-age=(59\d|600), private$/);
+  });
+
   it('answers GET as Apollo does: an ETag for a cacheable answer, a 304 to its revalidation, none for an uncacheable one', async () => {
     const headers = await bearer();
     const request: Sent = { method: 'GET', query: ASK, variables: { prompt: 'direct over GET' }, headers };
@@ -265,9 +277,8 @@ describe('direct operations: queries Apollo ran before, answered without its pip
     expect(forged.viaDirect).toBe(false);
     expect(forged.answer.status).toBe(401);
 
-    // Nested selections, other root fields and fragments are not kept.
+    // Other root fields, fragments and directives are not kept.
     for (const query of [
-      'query Nested($prompt: String!) { completion(input: { prompt: $prompt, thinking: false }) { id usage { totalTokens } } }',
       'query Typed($prompt: String!) { __typename completion(input: { prompt: $prompt, thinking: false }) { id } }',
       'query Spread($prompt: String!) { completion(input: { prompt: $prompt, thinking: false }) { ...F } } fragment F on Completion { id }',
       'query Skipped($prompt: String!, $no: Boolean!) { completion(input: { prompt: $prompt, thinking: false }) { id content @skip(if: $no) } }',

@@ -15,8 +15,11 @@ import { silentLogger } from '../../src/telemetry/logger';
  */
 
 const typeDefs = `
+  directive @cacheControl(maxAge: Int, inheritMaxAge: Boolean) on FIELD_DEFINITION | OBJECT
   type Query { completion(input: String): Completion! fimCompletion(input: String): Completion other: String }
-  type Completion { id: ID! content: String nested: Completion }
+  type Completion { id: ID! content: String nested: Completion usage: Usage limited: Limited }
+  type Usage @cacheControl(inheritMaxAge: true) { total: Int deeper: Usage }
+  type Limited @cacheControl(maxAge: 5) { total: Int }
 `;
 
 const COST = { upstreamCalls: 0, cacheHits: 0, joinedInFlight: 0, joinedRemote: 0, upstreamMs: 0, overheadMs: 0, totalMs: 0, estimatedCostUsd: 0 };
@@ -33,7 +36,7 @@ function answer(input: string | undefined): unknown {
     case 'null':
       return null;
     default:
-      return { id: `id-${input}`, content: `content of ${input}` };
+      return { id: `id-${input}`, content: `content of ${input}`, usage: { total: 3 } };
   }
 }
 
@@ -90,6 +93,7 @@ describe('DirectOperations answers as Apollo Server does', () => {
 
   it.each([
     ['a result', '{ completion(input: "a") { id content __typename } }'],
+    ['a result with a type that inherits its cache policy', '{ completion(input: "a") { id usage { total __typename } } }'],
     ['an error with extensions.http', '{ completion(input: "http") { id } }'],
     ['an unexpected error, masked', '{ completion(input: "unexpected") { id } }'],
     ['null for a non-null field', '{ completion(input: "null") { id } }'],
@@ -111,6 +115,9 @@ describe('DirectOperations answers as Apollo Server does', () => {
     };
     expect(rootFieldsOf('{ completion { id } same: completion { id } completion { content } }')).toBe(2);
     expect(rootFieldsOf('{ completion { nested { id } } }')).toBeUndefined();
+    expect(rootFieldsOf('{ completion { usage { total } } }')).toBe(1);
+    expect(rootFieldsOf('{ completion { usage { deeper { total } } } }')).toBeUndefined();
+    expect(rootFieldsOf('{ completion { limited { total } } }')).toBeUndefined();
     expect(rootFieldsOf('{ completion { ...on Completion { id } } }')).toBeUndefined();
     expect(rootFieldsOf('{ completion { id @include(if: true) } }')).toBeUndefined();
     expect(rootFieldsOf('{ completion @skip(if: false) { id } }')).toBeUndefined();
