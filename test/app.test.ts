@@ -9,7 +9,7 @@ jest.mock('../src/simulator', () => {
 
 describe('the composition root', () => {
   it('never loads the simulator when a DeepSeek key is configured (production)', async () => {
-    const gateway = await startGateway(testConfig({ NODE_ENV: 'production', AUTH_MODE: 'none', DEEPSEEK_API_KEY: 'sk-production-key-0000' }), silentLogger());
+    const gateway = await startGateway(testConfig({ NODE_ENV: 'production', AUTH_MODE: 'none', DEEPSEEK_API_KEY: 'sk-production-key-0000', WARMUP_OPERATIONS: '0' }), silentLogger());
     try {
       expect(gateway.simulator).toBeUndefined();
       expect(gateway.services.config.deepseek.mode).toBe('real');

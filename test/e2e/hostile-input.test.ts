@@ -217,7 +217,7 @@ describe('sockets that send part of a request and go silent', () => {
 
 describe('in production', () => {
   it('shows no field suggestions ("Did you mean …")', async () => {
-    const gateway = await startTestGateway({ NODE_ENV: 'production', AUTH_MODE: 'none', DEEPSEEK_API_KEY: 'sk-production-key-0000' });
+    const gateway = await startTestGateway({ NODE_ENV: 'production', AUTH_MODE: 'none', DEEPSEEK_API_KEY: 'sk-production-key-0000', WARMUP_OPERATIONS: '0' });
     try {
       const res = await gql(gateway, '{ upstreem { mode } }');
       expect(res.errors![0]!.extensions!.code).toBe('GRAPHQL_VALIDATION_FAILED');

@@ -135,7 +135,7 @@ describe('CORS', () => {
   });
 
   it('allows no origin by default in production', async () => {
-    const gateway = await startTestGateway({ NODE_ENV: 'production', AUTH_MODE: 'none', DEEPSEEK_API_KEY: 'sk-production-key-0000' });
+    const gateway = await startTestGateway({ NODE_ENV: 'production', AUTH_MODE: 'none', DEEPSEEK_API_KEY: 'sk-production-key-0000', WARMUP_OPERATIONS: '0' });
     try {
       const preflight = await fetch(gateway.graphqlUrl, {
         method: 'OPTIONS',
