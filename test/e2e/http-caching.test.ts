@@ -32,7 +32,9 @@ describe('repeats a browser or CDN can answer: Cache-Control from cache hints, E
     const params = { query: ASK, variables: { input: { prompt: 'cache me', thinking: false } } };
     const first = await get(gateway, params);
     expect(first.status).toBe(200);
-    expect(first.headers.get('cache-control')).toMatch(/^max-age=(599|600), public$/);
+    // What the stored copy has left of the 600 s: its age counts from DeepSeek's `created`,
+    // whole seconds, so a loaded machine may see a second or two gone.
+    expect(first.headers.get('cache-control')).toMatch(/^max-age=(59\d|600), public$/);
     expect(first.headers.get('etag')).toMatch(/^"[A-Za-z0-9_-]{43}"$/);
     // The first answer says `cached: false`, the repeats `cached: true`: a new representation.
     const hit = await get(gateway, params);
