@@ -18,7 +18,7 @@ import { LRUCache } from 'lru-cache';
 import Negotiator from 'negotiator';
 import type { GraphQLContext } from './context';
 import type { FormatError } from './prepare-operation';
-import { settleOperation, type CachePolicyHint } from './plugins/operation';
+import { settleOperation, type CachePolicyHint } from './settle-operation';
 
 /**
  * Direct operations: a query Apollo Server has already parsed, validated and run once,
@@ -35,7 +35,7 @@ import { settleOperation, type CachePolicyHint } from './plugins/operation';
  * schema (so the resolvers, the directives' guards, null propagation and error paths are
  * graphql-js's), and answered with what Apollo would have sent: the same status, body,
  * `Content-Type`, `Cache-Control`, `ETag`, `Retry-After` and `WWW-Authenticate`, and the
- * same telemetry (the operation plugin's `settleOperation` ends both).
+ * same telemetry (`settleOperation`, src/graphql/settle-operation.ts, ends both).
  *
  * The shapes: a query (no directives) whose root fields are `completion` or `fimCompletion`
  * (no directives), each selecting only leaf fields of `Completion`, `__typename` and
@@ -161,8 +161,8 @@ export class DirectOperations implements DirectOperationsStats {
   }
 
   /**
-   * Runs an admitted operation's plan and settles it (the operation plugin's
-   * `settleOperation`: status, headers, telemetry, `extensions.cost`, hot-answer notes).
+   * Runs an admitted operation's plan and settles it (`settleOperation`: status, headers,
+   * telemetry, `extensions.cost`, hot-answer notes).
    */
   async run(plan: DirectPlan, variables: unknown, context: GraphQLContext, request: { method: string; contentType: string }): Promise<DirectAnswer> {
     // Telemetry names the operation as Apollo resolves it: its own name, sent or not.
