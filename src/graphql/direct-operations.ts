@@ -57,7 +57,7 @@ export interface DirectOperationsOptions {
   formatError: FormatError;
 }
 
-/** Longer documents are not kept (a client sending them goes through Apollo each time). */
+/** Longer documents (with their operation name) are not kept: a client sending them goes through Apollo each time. */
 export const MAX_QUERY_CHARS = 16 * 1024;
 const MAX_PLAN_BYTES = 16 * 1024 * 1024;
 /** Distinct Accept headers whose negotiated type is remembered. */
@@ -122,14 +122,16 @@ export class DirectOperations implements DirectOperationsStats {
 
   /** The plan for this document and operation name, if Apollo ran it before and it qualifies. */
   plan(query: unknown, operationName: unknown): DirectPlan | undefined {
-    if (typeof query !== 'string' || query.length > MAX_QUERY_CHARS) return undefined;
+    if (typeof query !== 'string') return undefined;
     if (operationName !== undefined && operationName !== null && typeof operationName !== 'string') return undefined;
+    // Looked up before the request's limits are checked: a key longer than any kept is not built.
+    if (!keepable(query, operationName ?? undefined)) return undefined;
     return this.#plans.get(planKey(query, operationName ?? undefined));
   }
 
   /** Apollo resolved `operation` of `document` (parsed from `query`, validated): kept when it qualifies. */
   learn(query: string | undefined, operationName: string | null | undefined, document: DocumentNode | undefined, operation: OperationDefinitionNode | null | undefined): void {
-    if (query === undefined || query.length > MAX_QUERY_CHARS || !document || !operation) return;
+    if (query === undefined || !keepable(query, operationName ?? undefined) || !document || !operation) return;
     const key = planKey(query, operationName ?? undefined);
     if (this.#plans.has(key)) return;
     const rootFields = directRootFields(this.#schema, operation);
@@ -229,6 +231,11 @@ export class DirectOperations implements DirectOperationsStats {
     });
     return { errors: formatted, status, headers };
   }
+}
+
+/** A document and operation name of at most MAX_QUERY_CHARS characters together. */
+function keepable(query: string, operationName: string | undefined): boolean {
+  return query.length + (operationName?.length ?? 0) <= MAX_QUERY_CHARS;
 }
 
 function planKey(query: string, operationName: string | undefined): string {

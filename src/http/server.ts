@@ -351,7 +351,8 @@ function streamRequested(request: FastifyRequest, pipeline: OperationPipeline): 
 /**
  * What the handler learned before Apollo runs: the request's hot-answer notes, and its
  * admission (with the init it was admitted with) when it was admitted to try a hot answer
- * first, so Apollo's context opens that admission instead of admitting it again.
+ * or a direct operation first, so Apollo's context opens that admission instead of
+ * admitting it again.
  */
 interface Pending {
   notes?: HotAnswerNotes;

@@ -106,6 +106,22 @@ describe('DirectOperations answers as Apollo Server does', () => {
     expect(await viaDirect(plan!)).toEqual(reference);
   });
 
+  it('keeps no document whose text and operation name pass 16 KiB together, and builds no key for one', async () => {
+    const fresh = new DirectOperations({ maxEntries: 10, schema, formatError });
+    const query = 'query Long { completion(input: "a") { id } }';
+    const operation = parse(query).definitions[0];
+    if (operation.kind !== 'OperationDefinition') throw new Error('not an operation');
+    const longName = 'N'.repeat(16 * 1024);
+    fresh.learn(query, longName, parse(query), operation);
+    expect(fresh.stats().plans).toBe(0);
+    fresh.learn(`${query}${' '.repeat(16 * 1024)}`, 'Long', parse(query), operation);
+    expect(fresh.stats().plans).toBe(0);
+    fresh.learn(query, 'Long', parse(query), operation);
+    expect(fresh.stats().plans).toBe(1);
+    expect(fresh.plan(query, 'Long')).toBeDefined();
+    expect(fresh.plan(query, longName)).toBeUndefined();
+  });
+
   it('keeps only the shapes it answers exactly', () => {
     const rootFieldsOf = (query: string) => {
       const document = parse(query);
