@@ -1,11 +1,11 @@
-import { SpanStatusCode, context, trace, type Tracer } from '@opentelemetry/api';
+import { SpanStatusCode, context, type Tracer } from '@opentelemetry/api';
 import type { Config } from '../config';
 import type { CompletionCache } from '../cache/completion-cache';
 import { cacheKey, completionId } from '../cache/key';
 import { isStorable } from '../deepseek/provider';
 import type { CompletionRequest, CompletionResult, DeepSeekApi } from '../deepseek/types';
 import { abortReason, toError } from '../lib/abort';
-import { noopInstruments, type Instruments } from '../telemetry/instruments';
+import { contextWithSpan, noopInstruments, type Instruments } from '../telemetry/instruments';
 import type { Logger } from '../telemetry/logger';
 import { coalescerMetrics, type CoalescerMetrics } from '../telemetry/metrics';
 import type { ClusterLeases } from '../cluster/leases';
@@ -162,7 +162,7 @@ export class Coalescer {
     const parent = batchParent(batch, context.active());
     const span = this.tracer.startSpan('coalescer batch', { attributes: { 'coalescer.batch_size': batch.length } }, parent);
     if (span.isRecording()) span.addLinks(linksToOthers(batch, parent));
-    const batchContext = trace.setSpan(parent, span);
+    const batchContext = contextWithSpan(parent, span);
     const started: Flight[] = [];
     let hits = 0;
     let joined = 0;

@@ -1,4 +1,5 @@
-import { ROOT_CONTEXT, SpanStatusCode, trace, type Context, type Tracer } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanStatusCode, type Context, type Tracer } from '@opentelemetry/api';
+import { contextWithSpan } from '../telemetry/instruments';
 import type { QuotaHold } from '../batching/types';
 import type { OwnerClaim, StreamClaim } from '../cluster/leases';
 import type { CompletionRequest, CompletionResult, DeepSeekApi, StreamEvent } from '../deepseek/types';
@@ -58,7 +59,7 @@ export async function pump(stream: SharedStream, request: CompletionRequest, opt
       hold = await options.reserve?.();
       // Every subscriber may have left while the lease and the reservation were taken.
       if (stream.controller.signal.aborted) throw abortReason(stream.controller.signal);
-      const callOptions = { signal: stream.controller.signal, traceContext: trace.setSpan(parent, span) };
+      const callOptions = { signal: stream.controller.signal, traceContext: contextWithSpan(parent, span) };
       events = options.upstream.completeStream(request, callOptions);
     }
     for await (const event of events) {

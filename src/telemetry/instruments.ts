@@ -1,4 +1,4 @@
-import { ProxyTracerProvider, createNoopMeter, type Meter, type Tracer } from '@opentelemetry/api';
+import { ProxyTracerProvider, createNoopMeter, isSpanContextValid, trace, type Context, type Meter, type Span, type Tracer } from '@opentelemetry/api';
 
 /** Tracer and meter name of the gateway's instrumentation (the one instrumentation scope). */
 export const INSTRUMENTATION_SCOPE = 'deepseek-gateway';
@@ -24,4 +24,21 @@ export function noopInstruments(): Instruments {
     tracer: new ProxyTracerProvider().getTracer(INSTRUMENTATION_SCOPE),
     meter: createNoopMeter(),
   };
+}
+
+/**
+ * `parent` with `span` as its active span: `trace.setSpan`, except when that would change
+ * nothing anyone can observe. A span that records nothing and carries its parent's span
+ * context (what the no-op tracer hands out, without an SDK or with traces off: the default)
+ * leaves the parent as it is; so does one with no valid context under a parent with none.
+ * A context is a copied map with three closures; an upstream call would otherwise build
+ * three of them that only repeat their parent.
+ */
+export function contextWithSpan(parent: Context, span: Span): Context {
+  if (!span.isRecording()) {
+    const own = span.spanContext();
+    const parents = trace.getSpanContext(parent);
+    if (own === parents || (!isSpanContextValid(own) && (parents === undefined || !isSpanContextValid(parents)))) return parent;
+  }
+  return trace.setSpan(parent, span);
 }

@@ -4,14 +4,13 @@ import {
   SpanStatusCode,
   isSpanContextValid,
   propagation,
-  trace,
   type Context,
   type Span,
   type TextMapGetter,
   type Tracer,
 } from '@opentelemetry/api';
 import type { PriceTable } from '../config';
-import type { Instruments } from './instruments';
+import { contextWithSpan, type Instruments } from './instruments';
 import { RequestLedger, type RequestCost } from './ledger';
 import { suppressTracing } from '@opentelemetry/core';
 import { accessLogOf, bindingsOf, type Logger } from './logger';
@@ -84,7 +83,7 @@ export class OperationObserver {
     const operation = new ObservedOperation(
       init.transport,
       span,
-      trace.setSpan(init.silent ? suppressTracing(parent) : parent, span),
+      contextWithSpan(init.silent ? suppressTracing(parent) : parent, span),
       new RequestLedger(this.#prices),
       init.logger,
       this.#metrics,

@@ -1,4 +1,5 @@
-import { SpanKind, SpanStatusCode, context, propagation, trace, type Tracer } from '@opentelemetry/api';
+import { SpanKind, SpanStatusCode, context, propagation, type Tracer } from '@opentelemetry/api';
+import { contextWithSpan } from '../telemetry/instruments';
 import type { Logger } from 'pino';
 import type { UpstreamMetrics } from '../telemetry/metrics';
 import { TransportError } from './errors';
@@ -55,7 +56,7 @@ export function attemptTelemetry(options: AttemptTelemetryOptions): Interceptor 
     // A copy the propagator may add to (Object.assign: see `withRequest` on spreads).
     const headers: Record<string, string> = Object.assign({}, request.headers);
     // W3C trace context for the upstream (a no-op without an SDK and a propagator).
-    propagation.inject(trace.setSpan(parent, span), headers);
+    propagation.inject(contextWithSpan(parent, span), headers);
 
     // Filled in once the response headers are in (or from the error when there were none).
     const seen: { status?: number; traceId?: string } = {};

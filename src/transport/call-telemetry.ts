@@ -1,4 +1,5 @@
-import { SpanKind, SpanStatusCode, context, trace, type Tracer } from '@opentelemetry/api';
+import { SpanKind, SpanStatusCode, context, type Tracer } from '@opentelemetry/api';
+import { contextWithSpan } from '../telemetry/instruments';
 import type { UpstreamMetrics } from '../telemetry/metrics';
 import { TransportError } from './errors';
 import { chain, withRequest, wrapHandler, type ErrorType, type Interceptor } from './types';
@@ -41,7 +42,7 @@ export function callTelemetry(options: CallTelemetryOptions): Interceptor {
       },
       parent,
     );
-    const traceContext = trace.setSpan(parent, span);
+    const traceContext = contextWithSpan(parent, span);
     let attempts = 0;
     let ended = false;
     const end = (error: unknown): void => {
