@@ -3,7 +3,8 @@ import { contextWithSpan } from '../telemetry/instruments';
 import type { Logger } from 'pino';
 import type { UpstreamMetrics } from '../telemetry/metrics';
 import { TransportError } from './errors';
-import { chain, headerValue, withRequest, wrapHandler, type ErrorType, type Interceptor } from './types';
+import { chain } from '../lib/chain';
+import { headerValue, withRequest, wrapHandler, type ErrorType, type Interceptor } from './types';
 
 export interface AttemptTelemetryOptions {
   tracer: Tracer;

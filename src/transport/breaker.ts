@@ -3,7 +3,8 @@ import { throwIfAborted } from '../lib/abort';
 import { TransportError } from './errors';
 import type { BreakerTransition, CircuitStateName, TransportCounters } from './status';
 import { TripRule, type TripRuleOptions } from './trip-rule';
-import { chain, type Interceptor } from './types';
+import { chain } from '../lib/chain';
+import { type Interceptor } from './types';
 
 const MAX_TRANSITIONS = 50;
 

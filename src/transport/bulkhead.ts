@@ -1,7 +1,8 @@
 import { abortReason } from '../lib/abort';
 import { TransportError } from './errors';
 import type { TransportCounters } from './status';
-import { chain, wrapHandler, type Interceptor } from './types';
+import { chain } from '../lib/chain';
+import { wrapHandler, type Interceptor } from './types';
 
 export type Release = () => void;
 

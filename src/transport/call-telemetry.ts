@@ -2,7 +2,8 @@ import { SpanKind, SpanStatusCode, context, type Tracer } from '@opentelemetry/a
 import { contextWithSpan } from '../telemetry/instruments';
 import type { UpstreamMetrics } from '../telemetry/metrics';
 import { TransportError } from './errors';
-import { chain, withRequest, wrapHandler, type ErrorType, type Interceptor } from './types';
+import { chain } from '../lib/chain';
+import { withRequest, wrapHandler, type ErrorType, type Interceptor } from './types';
 
 export interface CallTelemetryOptions {
   tracer: Tracer;

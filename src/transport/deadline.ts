@@ -1,6 +1,7 @@
 import { abortReason, onAbort } from '../lib/abort';
 import { TransportError } from './errors';
-import { chain, withRequest, wrapHandler, type Interceptor } from './types';
+import { chain } from '../lib/chain';
+import { withRequest, wrapHandler, type Interceptor } from './types';
 
 export interface DeadlineOptions {
   /** Bounds getting the answer: every attempt, backoff and queue wait, and a non-stream body. */

@@ -4,7 +4,8 @@ import { abortReason } from '../lib/abort';
 import { TransportError } from './errors';
 import { deliver } from './handler';
 import { parseRetryAfter } from './retry-after';
-import { chain, headerValue, type Dispatch, type ResponseHeaders } from './types';
+import { chain } from '../lib/chain';
+import { headerValue, type Dispatch, type ResponseHeaders } from './types';
 
 const ERROR_BODY_LIMIT = 64 * 1024;
 

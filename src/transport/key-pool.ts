@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { TransportError } from './errors';
 import type { KeyDisableReason, KeyStatus } from './status';
-import { chain, withHeader, withRequest, type Interceptor, type UpstreamHandler, type UpstreamRequest } from './types';
+import { chain } from '../lib/chain';
+import { withHeader, withRequest, type Interceptor, type UpstreamHandler, type UpstreamRequest } from './types';
 
 /** `key_` + the first 8 hex characters of sha256(key). Reveals nothing usable about the key. */
 export function keyFingerprint(secret: string): string {

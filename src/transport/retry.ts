@@ -3,7 +3,8 @@ import { sleep } from '../lib/abort';
 import { TransportError } from './errors';
 import type { RetryBudget } from './retry-budget';
 import type { TransportCounters } from './status';
-import { chain, withRequest, type ErrorType, type Interceptor, type UpstreamHandler, type UpstreamRequest } from './types';
+import { chain } from '../lib/chain';
+import { withRequest, type ErrorType, type Interceptor, type UpstreamHandler, type UpstreamRequest } from './types';
 
 export interface RetryOptions {
   /** Retries after the first attempt (2 → at most 3 attempts). */
