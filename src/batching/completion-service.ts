@@ -88,17 +88,27 @@ export class CompletionService {
     const memo = new Map<string, Promise<CompletionView>>();
 
     const completion: DataLoader<CompletionLoadKey, CompletionView, string> = new DataLoader(
-      async (keys: readonly CompletionLoadKey[]) => {
+      (keys: readonly CompletionLoadKey[]) => {
         // The whole batch goes to the shared coalescer, which batches it again with the
-        // loads of concurrent operations.
-        const results = await Promise.all(
-          keys.map((key) => scope.load(key.request, key.policy).catch(toError)),
-        );
+        // loads of concurrent operations. A promise chain, not an async frame held until
+        // the answers are in; one key (most operations) without Promise.all's machinery.
         // DataLoader memoises rejected slots too; a failure must be retried next time.
-        results.forEach((result, index) => {
-          if (result instanceof Error) completion.clear(keys[index]);
+        if (keys.length === 1) {
+          const key = keys[0]!;
+          return scope.load(key.request, key.policy).then(
+            (view) => [view],
+            (error: unknown) => {
+              completion.clear(key);
+              return [toError(error)];
+            },
+          );
+        }
+        return Promise.all(keys.map((key) => scope.load(key.request, key.policy).catch(toError))).then((results) => {
+          results.forEach((result, index) => {
+            if (result instanceof Error) completion.clear(keys[index]!);
+          });
+          return results;
         });
-        return results;
       },
       { cacheKeyFn: memoKey, cacheMap: memo, name: 'completion' },
     );

@@ -1,8 +1,9 @@
 import type { Context } from '@opentelemetry/api';
 import type { ClusterLeases } from '../cluster/leases';
-import type { DeepSeekApi } from '../deepseek/types';
+import type { CompletionResult, DeepSeekApi } from '../deepseek/types';
 import { QuotaExceededError } from '../errors';
 import { abortError, abortReason, toError } from '../lib/abort';
+import { chain } from '../lib/chain';
 import { Singleflight } from '../lib/singleflight';
 import type { Flight, Waiter } from './request-scope';
 import { completionView, type JoinedCompletion, type JoinRunning, type QuotaHold } from './types';
@@ -89,37 +90,48 @@ export class Flights {
     const payer = waiter.scope.operation.quota;
     const cluster = this.cluster;
     const across: Flight['cluster'] = { remote: false };
-    // async wrapper: a synchronous throw from the client becomes this call's rejection.
-    const call = (async () => {
-      // Across replicas first: another replica may already be making this very call.
-      if (cluster) {
-        const claim = await cluster.claim(waiter.key, { signal: controller.signal, readCache: waiter.policy === 'USE' });
-        if (claim.kind === 'remote') {
-          across.remote = true;
-          return claim.result;
-        }
-        if (claim.kind === 'owner') across.lease = claim;
-      }
-      let hold: QuotaHold | undefined;
-      try {
-        hold = payer ? await payer.reserve(waiter.request) : undefined;
-      } catch (error) {
+    // Promise chains, not an async frame held for the whole call (see `chain`); a
+    // synchronous throw anywhere becomes this call's rejection.
+    const callUpstream = (hold: QuotaHold | undefined): Promise<CompletionResult> =>
+      chain(
+        () => {
+          // Every waiter may have left while the lease and the reservation were taken.
+          if (controller.signal.aborted) throw abortReason(controller.signal);
+          return upstream.complete(waiter.request, { signal: controller.signal, traceContext });
+        },
+        (result) => {
+          hold?.settle(result);
+          return result;
+        },
+        (error) => {
+          hold?.release();
+          across.lease?.finish({ error: true });
+          throw error;
+        },
+      );
+    const reserveThenCall = (): Promise<CompletionResult> => {
+      if (!payer) return callUpstream(undefined);
+      // The reservation's refusal is handled here; the call's own failure in callUpstream.
+      return chain(() => payer.reserve(waiter.request)).then(callUpstream, (error: unknown) => {
         waiter.scope.ledger?.recordRefusedCall();
         across.lease?.finish({ error: true });
         throw error;
-      }
-      try {
-        // Every waiter may have left while the reservation was made.
-        if (controller.signal.aborted) throw abortReason(controller.signal);
-        const result = await upstream.complete(waiter.request, { signal: controller.signal, traceContext });
-        hold?.settle(result);
-        return result;
-      } catch (error) {
-        hold?.release();
-        across.lease?.finish({ error: true });
-        throw error;
-      }
-    })();
+      });
+    };
+    // Across replicas first: another replica may already be making this very call.
+    const call = cluster
+      ? chain(
+          () => cluster.claim(waiter.key, { signal: controller.signal, readCache: waiter.policy === 'USE' }),
+          (claim) => {
+            if (claim.kind === 'remote') {
+              across.remote = true;
+              return claim.result;
+            }
+            if (claim.kind === 'owner') across.lease = claim;
+            return reserveThenCall();
+          },
+        )
+      : reserveThenCall();
     const flight: Flight = {
       key: waiter.key,
       controller,

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config';
 import { UnreachableCaseError } from '../errors';
+import { chain } from '../lib/chain';
 import { genAiRequestAttributes, genAiResponseAttributes, type GenAiOperation } from '../telemetry/gen-ai';
 import { noopInstruments, type Instruments } from '../telemetry/instruments';
 import { usageMetrics, type UsageMetrics } from '../telemetry/metrics';
@@ -103,39 +104,46 @@ export class DeepSeekClient implements DeepSeekApi {
    * `POST /chat/completions`. A `finishReason` of `insufficient_system_resource` comes back
    * as a result like any other; callers must not cache it.
    */
-  async chat(request: ChatRequest, options: CallOptions = {}): Promise<CompletionResult> {
-    const result = await this.#call(
-      upstreamRequest(
-        {
-          method: 'POST',
-          path: PATHS.chat,
-          headers: JSON_HEADERS,
-          body: JSON.stringify(toWireChatRequest(request, false)),
-          spanAttributes: genAiRequestAttributes('chat', request.model, request.maxTokens),
-        },
-        options,
-      ),
-      { onResponse: json(fromWireChatCompletion), describe: describeCompletion },
+  chat(request: ChatRequest, options: CallOptions = {}): Promise<CompletionResult> {
+    // Chains, not async frames held for the whole call (see `chain`).
+    return chain(
+      () =>
+        this.#call(
+          upstreamRequest(
+            {
+              method: 'POST',
+              path: PATHS.chat,
+              headers: JSON_HEADERS,
+              body: JSON.stringify(toWireChatRequest(request, false)),
+              spanAttributes: genAiRequestAttributes('chat', request.model, request.maxTokens),
+            },
+            options,
+          ),
+          { onResponse: json(fromWireChatCompletion), describe: describeCompletion },
+        ),
+      (result) => this.#counted('chat', result),
     );
-    return this.#counted('chat', result);
   }
 
   /** `POST /beta/completions` (fill in the middle). */
-  async fim(request: FimRequest, options: CallOptions = {}): Promise<CompletionResult> {
-    const result = await this.#call(
-      upstreamRequest(
-        {
-          method: 'POST',
-          path: PATHS.fim,
-          headers: JSON_HEADERS,
-          body: JSON.stringify(toWireFimRequest(request, false)),
-          spanAttributes: genAiRequestAttributes('text_completion', request.model, request.maxTokens),
-        },
-        options,
-      ),
-      { onResponse: json(fromWireFimCompletion), describe: describeCompletion },
+  fim(request: FimRequest, options: CallOptions = {}): Promise<CompletionResult> {
+    return chain(
+      () =>
+        this.#call(
+          upstreamRequest(
+            {
+              method: 'POST',
+              path: PATHS.fim,
+              headers: JSON_HEADERS,
+              body: JSON.stringify(toWireFimRequest(request, false)),
+              spanAttributes: genAiRequestAttributes('text_completion', request.model, request.maxTokens),
+            },
+            options,
+          ),
+          { onResponse: json(fromWireFimCompletion), describe: describeCompletion },
+        ),
+      (result) => this.#counted('text_completion', result),
     );
-    return this.#counted('text_completion', result);
   }
 
   complete(request: CompletionRequest, options?: CallOptions): Promise<CompletionResult> {
@@ -273,12 +281,14 @@ export class DeepSeekClient implements DeepSeekApi {
   }
 
   /** One call through the transport; its failure as the public error. */
-  async #call<T>(request: UpstreamRequest, handler: UpstreamHandler<T>): Promise<T> {
-    try {
-      return await this.#transport.request(request, handler);
-    } catch (error) {
-      throw publicError(error);
-    }
+  #call<T>(request: UpstreamRequest, handler: UpstreamHandler<T>): Promise<T> {
+    return chain(
+      () => this.#transport.request(request, handler),
+      undefined,
+      (error) => {
+        throw publicError(error);
+      },
+    );
   }
 
   /** Aborts calls in flight and closes the undici pool. */

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config';
+import { chain } from '../lib/chain';
 import { noopInstruments, type Instruments } from '../telemetry/instruments';
 import { upstreamMetrics } from '../telemetry/metrics';
 import { attemptTelemetry } from './attempt-telemetry';
@@ -153,17 +154,20 @@ export class Transport {
    * retried once its response is in. Rejects with a `TransportError` or the caller's abort
    * reason.
    */
-  async request<T>(request: UpstreamRequest, handler: UpstreamHandler<T>): Promise<T> {
+  request<T>(request: UpstreamRequest, handler: UpstreamHandler<T>): Promise<T> {
     this.#counters.calls += 1;
-    if (this.#closed) throw new TransportError({ kind: 'closed' });
-    try {
-      return await this.#dispatch(request, handler);
-    } catch (error) {
-      // Neither a caller who left nor a shutdown is a failure of the upstream.
-      const closed = error instanceof TransportError && error.kind === 'closed';
-      if (!request.signal?.aborted && !closed) this.#counters.failures += 1;
-      throw error;
-    }
+    if (this.#closed) return Promise.reject(new TransportError({ kind: 'closed' }));
+    // A chain, not an async frame held for the whole call (see `chain`).
+    return chain(
+      () => this.#dispatch(request, handler),
+      undefined,
+      (error) => {
+        // Neither a caller who left nor a shutdown is a failure of the upstream.
+        const closed = error instanceof TransportError && error.kind === 'closed';
+        if (!request.signal?.aborted && !closed) this.#counters.failures += 1;
+        throw error;
+      },
+    );
   }
 
   status(): TransportStatus {
