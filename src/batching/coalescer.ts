@@ -1,4 +1,4 @@
-import { SpanStatusCode, context, type Tracer } from '@opentelemetry/api';
+import { SpanStatusCode, context, type Context, type Span, type Tracer } from '@opentelemetry/api';
 import type { Config } from '../config';
 import type { CompletionCache } from '../cache/completion-cache';
 import { cacheKey, completionId } from '../cache/key';
@@ -219,9 +219,28 @@ export class Coalescer {
         'coalescer.joined_in_flight': joined,
         'coalescer.upstream_calls': started.length,
       });
-      if (started.length === 0) return;
+      if (started.length === 0) {
+        span.end();
+        return;
+      }
+    } catch (error) {
+      this.failBatch(error, batch, started, span);
+      span.end();
+      return;
+    }
+    // Returned, not awaited: this frame is not held while the upstream calls run.
+    return this.storeBatch(started, batchContext, span).then(
+      () => span.end(),
+      (error: unknown) => {
+        this.failBatch(error, batch, started, span);
+        span.end();
+      },
+    );
+  }
 
-      const outcomes = await Promise.allSettled(started.map((flight) => flight.call));
+  /** Once the batch's calls have settled: one cache write of the storable answers, then the calls are forgotten and their leases finished. */
+  private storeBatch(started: Flight[], batchContext: Context, span: Span): Promise<void> {
+    return Promise.allSettled(started.map((flight) => flight.call)).then((outcomes) => {
       const entries: Array<{ id: string; value: CompletionResult }> = [];
       started.forEach((flight, index) => {
         const outcome = outcomes[index];
@@ -229,32 +248,37 @@ export class Coalescer {
           entries.push({ id: flight.key, value: outcome.value });
         }
       });
-      if (entries.length > 0) await context.with(batchContext, () => this.write(entries));
-      for (const flight of started) this.flights.forget(flight);
-      // Stored: now the other replicas waiting on these calls get their answers, and the
-      // leases go (a replica missing the cache from now on finds the answer stored).
-      started.forEach((flight, index) => {
-        const outcome = outcomes[index];
-        flight.cluster.lease?.finish(outcome.status === 'fulfilled' ? { result: outcome.value } : { error: true });
-      });
-      span.setAttribute('coalescer.stored', entries.length);
-    } catch (error) {
-      // Not expected (the cache never throws and upstream failures are per call), but a
-      // bug here must fail this batch's loads rather than leave them hanging.
-      const failure = toError(error);
-      this.logger.error({ err: failure }, 'coalescer batch failed');
-      span.recordException(failure);
-      span.setStatus({ code: SpanStatusCode.ERROR });
-      for (const flight of started) {
-        this.flights.forget(flight);
-        flight.cluster.lease?.finish({ error: true });
-      }
-      for (const waiter of batch) {
-        waiter.reject(failure);
-        waiter.joined?.leave();
-      }
-    } finally {
-      span.end();
+      const finish = (): void => {
+        for (const flight of started) this.flights.forget(flight);
+        // Stored: now the other replicas waiting on these calls get their answers, and the
+        // leases go (a replica missing the cache from now on finds the answer stored).
+        started.forEach((flight, index) => {
+          const outcome = outcomes[index];
+          flight.cluster.lease?.finish(outcome.status === 'fulfilled' ? { result: outcome.value } : { error: true });
+        });
+        span.setAttribute('coalescer.stored', entries.length);
+      };
+      if (entries.length === 0) return finish();
+      return context.with(batchContext, () => this.write(entries)).then(finish);
+    });
+  }
+
+  /**
+   * Not expected (the cache never throws and upstream failures are per call), but a bug in
+   * a batch must fail its loads rather than leave them hanging.
+   */
+  private failBatch(error: unknown, batch: Waiter[], started: Flight[], span: Span): void {
+    const failure = toError(error);
+    this.logger.error({ err: failure }, 'coalescer batch failed');
+    span.recordException(failure);
+    span.setStatus({ code: SpanStatusCode.ERROR });
+    for (const flight of started) {
+      this.flights.forget(flight);
+      flight.cluster.lease?.finish({ error: true });
+    }
+    for (const waiter of batch) {
+      waiter.reject(failure);
+      waiter.joined?.leave();
     }
   }
 

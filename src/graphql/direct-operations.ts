@@ -6,6 +6,7 @@ import {
   isObjectType,
   Kind,
   type DocumentNode,
+  type ExecutionResult,
   type GraphQLError,
   type GraphQLFormattedError,
   type GraphQLObjectType,
@@ -16,6 +17,7 @@ import {
 } from 'graphql';
 import { LRUCache } from 'lru-cache';
 import Negotiator from 'negotiator';
+import { chain } from '../lib/chain';
 import type { GraphQLContext } from './context';
 import type { FormatError } from './prepare-operation';
 import { settleOperation, type CachePolicyHint } from './settle-operation';
@@ -166,20 +168,33 @@ export class DirectOperations implements DirectOperationsStats {
    * Runs an admitted operation's plan and settles it (`settleOperation`: status, headers,
    * telemetry, `extensions.cost`, hot-answer notes).
    */
-  async run(plan: DirectPlan, variables: unknown, context: GraphQLContext, request: { method: string; contentType: string }): Promise<DirectAnswer> {
-    // Telemetry names the operation as Apollo resolves it: its own name, sent or not.
-    context.operation.resolved('query', plan.operation.name?.value);
-    context.operation.servedDirect();
-    context.hotAnswer?.resolved(plan.operation);
+  run(plan: DirectPlan, variables: unknown, context: GraphQLContext, request: { method: string; contentType: string }): Promise<DirectAnswer> {
     const hints = new CacheHints();
-    context.cacheHints = hints;
-    const result = await execute({
-      schema: this.#schema,
-      document: plan.document,
-      operationName: plan.operationName,
-      variableValues: (variables ?? undefined) as Record<string, unknown> | undefined,
-      contextValue: context,
-    });
+    // A promise chain, not an async frame held until the upstream answers (see `chain`);
+    // a throw anywhere is a rejection, as in an async function.
+    return chain(
+      () => {
+        // Telemetry names the operation as Apollo resolves it: its own name, sent or not.
+        context.operation.resolved('query', plan.operation.name?.value);
+        context.operation.servedDirect();
+        context.hotAnswer?.resolved(plan.operation);
+        context.cacheHints = hints;
+        return Promise.resolve(
+          execute({
+            schema: this.#schema,
+            document: plan.document,
+            operationName: plan.operationName,
+            variableValues: (variables ?? undefined) as Record<string, unknown> | undefined,
+            contextValue: context,
+          }),
+        );
+      },
+      (result) => this.#answer(plan, result, hints, context, request),
+    );
+  }
+
+  /** The executed plan's answer, settled (status, headers, telemetry, `extensions.cost`, hot-answer notes). */
+  #answer(plan: DirectPlan, result: ExecutionResult, hints: CacheHints, context: GraphQLContext, request: { method: string; contentType: string }): DirectAnswer {
     this.#served += 1;
     if (result.errors && result.errors.length > 0) {
       const { errors, status, headers } = this.#normalize(result.errors);
