@@ -4,7 +4,8 @@ import { completionId } from '../../src/cache/key';
 import type { CompletionCache } from '../../src/cache/completion-cache';
 import type { Config } from '../../src/config';
 import { ErrorCode, UpstreamError } from '../../src/errors';
-import { silentLogger } from '../../src/telemetry/logger';
+import type { ClusterLeases, OwnerClaim } from '../../src/cluster/leases';
+import { createLogger, silentLogger } from '../../src/telemetry/logger';
 import { completionResult } from '../cache/fixtures';
 import { chatRequest, FakeUpstream, RecordingCache, settle } from './fakes';
 
@@ -550,5 +551,61 @@ describe('CompletionService cache scopes (CACHE_SCOPE=tenant)', () => {
     expect(await service.createLoaders({ cacheScope: 'globex' }).evict(fromA.id)).toBe(false);
     expect(await service.createLoaders({ cacheScope: 'acme' }).byId.load(fromA.id)).toMatchObject({ id: fromA.id, cached: true });
     expect(await service.createLoaders({ cacheScope: 'acme' }).evict(fromA.id)).toBe(true);
+  });
+});
+
+describe('CompletionService when a batch itself fails (a bug, not an upstream failure)', () => {
+  function loggedErrors(lines: string[]): string[] {
+    return lines.map((line) => JSON.parse(line) as { level: string; msg: string }).filter((entry) => entry.level === 'error').map((entry) => entry.msg);
+  }
+
+  it('rejects the loads of a batch that fails before its calls start, instead of leaving them waiting', async () => {
+    const lines: string[] = [];
+    const upstream = new FakeUpstream();
+    const service = new CompletionService({
+      cache: new RecordingCache(),
+      upstream,
+      logger: createLogger('info', { write: (line: string) => void lines.push(line) }),
+      batching: { windowMs: 0, maxSize: 100 },
+      joinStream: () => {
+        throw new Error('joinStream bug');
+      },
+    });
+    await expect(service.createLoaders().completion.load(key('before calls'))).rejects.toThrow('joinStream bug');
+    expect(upstream.calls).toHaveLength(0);
+    expect(service.stats().inFlight).toBe(0);
+    expect(loggedErrors(lines)).toEqual(['coalescer batch failed']);
+  });
+
+  it('keeps the answers of a batch that fails after its calls, forgets the calls and finishes their leases as failed', async () => {
+    const lines: string[] = [];
+    const outcomes: unknown[] = [];
+    const lease: OwnerClaim = {
+      kind: 'owner',
+      takeover: false,
+      mirror: () => undefined,
+      finish: (outcome) => {
+        outcomes.push(outcome);
+        if (outcomes.length === 1) throw new Error('lease bug');
+      },
+    };
+    const cluster = { claim: () => Promise.resolve(lease), stats: () => undefined } as unknown as ClusterLeases;
+    const upstream = new FakeUpstream();
+    const service = new CompletionService({
+      cache: new RecordingCache(),
+      upstream,
+      logger: createLogger('info', { write: (line: string) => void lines.push(line) }),
+      batching: { windowMs: 0, maxSize: 100 },
+      cluster,
+    });
+    const view = await service.createLoaders().completion.load(key('after calls'));
+    expect(view.content).toBe('answer #1 to after calls');
+    await settle();
+    expect(outcomes).toEqual([{ result: expect.objectContaining({ content: 'answer #1 to after calls' }) }, { error: true }]);
+    expect(loggedErrors(lines)).toEqual(['coalescer batch failed']);
+    expect(service.stats().inFlight).toBe(0);
+    // Forgotten: the next identical load makes a new call instead of joining the old one.
+    await service.createLoaders().completion.load(key('after calls', 'REFRESH'));
+    expect(upstream.calls).toHaveLength(2);
   });
 });
