@@ -555,11 +555,8 @@ describe('CompletionService cache scopes (CACHE_SCOPE=tenant)', () => {
 });
 
 describe('CompletionService when a batch itself fails (a bug, not an upstream failure)', () => {
-  function loggedErrors(lines: string[]): string[] {
-    return lines.map((line) => JSON.parse(line) as { level: string; msg: string }).filter((entry) => entry.level === 'error').map((entry) => entry.msg);
-  }
-
-  it('rejects the loads of a batch that fails before its calls start, instead of leaving them waiting', async () => {
+  /** A service logging to `lines`, with `joinStream` or `cluster` as given. */
+  function loggingService(options: { joinStream?: () => never; cluster?: ClusterLeases }) {
     const lines: string[] = [];
     const upstream = new FakeUpstream();
     const service = new CompletionService({
@@ -567,6 +564,15 @@ describe('CompletionService when a batch itself fails (a bug, not an upstream fa
       upstream,
       logger: createLogger('info', { write: (line: string) => void lines.push(line) }),
       batching: { windowMs: 0, maxSize: 100 },
+      ...options,
+    });
+    const loggedErrors = () =>
+      lines.map((line) => JSON.parse(line) as { level: string; msg: string }).filter((entry) => entry.level === 'error').map((entry) => entry.msg);
+    return { service, upstream, loggedErrors };
+  }
+
+  it('rejects the loads of a batch that fails before its calls start, instead of leaving them waiting', async () => {
+    const { service, upstream, loggedErrors } = loggingService({
       joinStream: () => {
         throw new Error('joinStream bug');
       },
@@ -574,11 +580,10 @@ describe('CompletionService when a batch itself fails (a bug, not an upstream fa
     await expect(service.createLoaders().completion.load(key('before calls'))).rejects.toThrow('joinStream bug');
     expect(upstream.calls).toHaveLength(0);
     expect(service.stats().inFlight).toBe(0);
-    expect(loggedErrors(lines)).toEqual(['coalescer batch failed']);
+    expect(loggedErrors()).toEqual(['coalescer batch failed']);
   });
 
   it('keeps the answers of a batch that fails after its calls, forgets the calls and finishes their leases as failed', async () => {
-    const lines: string[] = [];
     const outcomes: unknown[] = [];
     const lease: OwnerClaim = {
       kind: 'owner',
@@ -590,19 +595,12 @@ describe('CompletionService when a batch itself fails (a bug, not an upstream fa
       },
     };
     const cluster = { claim: () => Promise.resolve(lease), stats: () => undefined } as unknown as ClusterLeases;
-    const upstream = new FakeUpstream();
-    const service = new CompletionService({
-      cache: new RecordingCache(),
-      upstream,
-      logger: createLogger('info', { write: (line: string) => void lines.push(line) }),
-      batching: { windowMs: 0, maxSize: 100 },
-      cluster,
-    });
+    const { service, upstream, loggedErrors } = loggingService({ cluster });
     const view = await service.createLoaders().completion.load(key('after calls'));
     expect(view.content).toBe('answer #1 to after calls');
     await settle();
     expect(outcomes).toEqual([{ result: expect.objectContaining({ content: 'answer #1 to after calls' }) }, { error: true }]);
-    expect(loggedErrors(lines)).toEqual(['coalescer batch failed']);
+    expect(loggedErrors()).toEqual(['coalescer batch failed']);
     expect(service.stats().inFlight).toBe(0);
     // Forgotten: the next identical load makes a new call instead of joining the old one.
     await service.createLoaders().completion.load(key('after calls', 'REFRESH'));
