@@ -80,13 +80,41 @@ export class CompletionService {
    * nothing but the calls running now.
    */
   createLoaders(operation: OperationScope = {}): RequestLoaders {
-    const { ledger, traceContext, cacheScope } = operation;
-    const coalescer = this.coalescer;
-    const scope = coalescer.scope(operation);
-    const cache = this.cache;
-    // An explicit memo map, so `evict` can drop an id under every policy at once.
-    const memo = new Map<string, Promise<CompletionView>>();
+    return new OperationLoaders(this.coalescer, this.cache, operation);
+  }
 
+  /**
+   * For the stream hub (wired in `app.ts` as its `joinCall`): the query call running for
+   * store key `key`, joined by one subscription that will replay its answer as a stream.
+   */
+  joinCall(key: string, options: { store: boolean }): JoinedCompletion | undefined {
+    return this.coalescer.joinCall(key, options);
+  }
+
+  stats(): CoalescingStats {
+    return this.coalescer.stats();
+  }
+}
+
+/**
+ * The loaders of one operation (see `CompletionService.createLoaders`). A class, so that
+ * `byId`, which only entity resolution (a router's `_entities`) uses, is made on first use
+ * without a closure per operation: every operation builds one of these.
+ */
+class OperationLoaders implements RequestLoaders {
+  readonly completion: DataLoader<CompletionLoadKey, CompletionView, string>;
+  /** An explicit memo map, so `evict` can drop an id under every policy at once. */
+  readonly #memo = new Map<string, Promise<CompletionView>>();
+  readonly #operation: OperationScope;
+  readonly #coalescer: Coalescer;
+  readonly #cache: CompletionCache;
+  #byId: DataLoader<string, CompletionView | null> | undefined;
+
+  constructor(coalescer: Coalescer, cache: CompletionCache, operation: OperationScope) {
+    this.#coalescer = coalescer;
+    this.#cache = cache;
+    this.#operation = operation;
+    const scope = coalescer.scope(operation);
     const completion: DataLoader<CompletionLoadKey, CompletionView, string> = new DataLoader(
       (keys: readonly CompletionLoadKey[]) => {
         // The whole batch goes to the shared coalescer, which batches it again with the
@@ -110,10 +138,29 @@ export class CompletionService {
           return results;
         });
       },
-      { cacheKeyFn: memoKey, cacheMap: memo, name: 'completion' },
+      { cacheKeyFn: memoKey, cacheMap: this.#memo, name: 'completion' },
     );
+    this.completion = completion;
+  }
 
-    const byId = new DataLoader<string, CompletionView | null>(
+  get byId(): DataLoader<string, CompletionView | null> {
+    return (this.#byId ??= this.#createById());
+  }
+
+  async evict(id: string): Promise<boolean> {
+    this.#forget(id);
+    if (!isCompletionId(id)) return false;
+    const removed = await this.#cache.delete(cacheKey(id, this.#operation.cacheScope));
+    // A load of this id started while the delete was on its way may have memoised
+    // the old answer: forget again.
+    this.#forget(id);
+    return removed;
+  }
+
+  #createById(): DataLoader<string, CompletionView | null> {
+    const { ledger, traceContext, cacheScope } = this.#operation;
+    const coalescer = this.#coalescer;
+    return new DataLoader<string, CompletionView | null>(
       async (ids: readonly string[]) => {
         // A malformed id cannot be in the store: answer null without a round trip. Only the
         // operation's own cache scope is looked in (another tenant's answer stays unseen).
@@ -130,36 +177,10 @@ export class CompletionService {
       },
       { name: 'completionById' },
     );
-
-    const forget = (id: string): void => {
-      for (const policy of CACHE_POLICIES) memo.delete(`${policy}:${id}`);
-      byId.clear(id);
-    };
-
-    return {
-      completion,
-      byId,
-      async evict(id: string): Promise<boolean> {
-        forget(id);
-        if (!isCompletionId(id)) return false;
-        const removed = await cache.delete(cacheKey(id, cacheScope));
-        // A load of this id started while the delete was on its way may have memoised
-        // the old answer: forget again.
-        forget(id);
-        return removed;
-      },
-    };
   }
 
-  /**
-   * For the stream hub (wired in `app.ts` as its `joinCall`): the query call running for
-   * store key `key`, joined by one subscription that will replay its answer as a stream.
-   */
-  joinCall(key: string, options: { store: boolean }): JoinedCompletion | undefined {
-    return this.coalescer.joinCall(key, options);
-  }
-
-  stats(): CoalescingStats {
-    return this.coalescer.stats();
+  #forget(id: string): void {
+    for (const policy of CACHE_POLICIES) this.#memo.delete(`${policy}:${id}`);
+    this.#byId?.clear(id);
   }
 }

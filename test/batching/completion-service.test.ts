@@ -305,6 +305,8 @@ describe('CompletionService entity lookup and eviction', () => {
     const { service, cache, upstream } = setup();
     const loaders = service.createLoaders();
     const first = await loaders.completion.load(key('q'));
+    // One lookup loader per operation (made on first use), so its memo is the operation's.
+    expect(loaders.byId).toBe(loaders.byId);
     expect(await loaders.byId.load(idOf('q'))).not.toBeNull();
 
     expect(await loaders.evict(idOf('q'))).toBe(true);
