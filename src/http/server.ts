@@ -120,6 +120,7 @@ export async function createHttpServer(options: {
     maxSubscriptionsPerConnection: services.config.streaming.maxSubscriptionsPerConnection,
     connectionInitTimeoutMs: services.config.streaming.connectionInitTimeoutMs,
     bodyBudget: services.bodyBudget,
+    warmUp: warmUpInit,
   });
   // The same subscriptions over HTTP: GraphQL over SSE (on /graphql/stream and /graphql)
   // and Apollo's multipart protocol (on /graphql), with flow control for slow readers.

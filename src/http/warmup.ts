@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { createClient, type Client } from 'graphql-ws';
 import { Pool } from 'undici';
+import WebSocket from 'ws';
 import { SCOPES, type Caller } from '../auth';
 import { cacheKey, completionId } from '../cache/key';
 import type { GatewayServices } from '../graphql/context';
@@ -30,11 +32,15 @@ export interface WarmUpStandIn {
 export const WARMUP_TENANT = '_warmup';
 /** Warm-up requests in flight at once. */
 const CONCURRENCY = 16;
-/** One warm-up request; `answered` says whether a request for the stand-in got its answer. */
+/**
+ * One warm-up request; `answered` says whether a request for the stand-in got its answer.
+ * `run` instead sends it another way (a WebSocket subscription) and gives its status.
+ */
 interface WarmUpRequest {
   body: string;
   headers: Record<string, string>;
   answered?: (text: string) => boolean;
+  run?: () => Promise<number>;
 }
 /** The warm-up's streams, with the selection clients send. */
 const STREAM_QUERY = 'subscription WarmUpStream($input: CompletionInput!) { completionStream(input: $input) { index delta reasoningDelta finishReason cached } }';
@@ -131,13 +137,20 @@ export async function warmUp(options: {
     headers: standInHeaders,
     answered: (text) => (JSON.parse(text) as { data?: { completion?: unknown } }).data?.completion !== undefined,
   });
-  // A streamed completion of a distinct prompt, over SSE or multipart (graphql-ws is not warmed).
+  // A streamed completion of a distinct prompt, over SSE or multipart.
+  const streamVariables = () => ({ input: { prompt: `${prompt} stream ${(streams += 1)}`, thinking: false, maxTokens: 2 } });
   const stream = (accept: string) => (): WarmUpRequest => ({
-    body: JSON.stringify({ query: STREAM_QUERY, variables: { input: { prompt: `${prompt} stream ${(streams += 1)}`, thinking: false, maxTokens: 2 } } }),
+    body: JSON.stringify({ query: STREAM_QUERY, variables: streamVariables() }),
     headers: { ...standInHeaders, accept },
     answered: (text) => /"finishReason":"[A-Z_]+"/.test(text) && !text.includes('"errors"'),
   });
-  const standInOthers = [...others.map((request) => () => request), stream(EVENT_STREAM), stream(MULTIPART_ACCEPT)];
+  // The same over graphql-ws, on one WebSocket opened for the warm-up (when it opened).
+  let sockets: WarmUpSockets | undefined;
+  const webSocketStream = (): WarmUpRequest => {
+    const variables = streamVariables();
+    return { body: '', headers: standInHeaders, run: () => (sockets ? sockets.stream(variables) : Promise.resolve(599)) };
+  };
+  const standInOthers = [...others.map((request) => () => request), stream(EVENT_STREAM), stream(MULTIPART_ACCEPT), webSocketStream];
   let failed = 0;
   const pool = new Pool(url, { connections: CONCURRENCY });
   // Without its stand-in (it could not start) the warm-up still compiles everything else.
@@ -149,6 +162,12 @@ export async function warmUp(options: {
   // code), and a third of the rest are streams.
   const operation = (n: number): WarmUpRequest => (!standIn ? others[n % others.length] : n % 2 === 1 ? miss() : standInOthers[(n >> 1) % standInOthers.length]());
   gate.useStandIn(standIn?.services);
+  if (standIn) {
+    sockets = await WarmUpSockets.open(`${url.replace(/^http/, 'ws')}${path}`, standInHeaders).catch((error: unknown) => {
+      logger.warn({ err: error }, 'warm-up: its WebSocket did not open; graphql-ws streams are not warmed');
+      return undefined;
+    });
+  }
   try {
     await services.cache.setMany([
       {
@@ -167,6 +186,7 @@ export async function warmUp(options: {
     for (let done = 0; done < operations; done += CONCURRENCY) {
       const batch = Array.from({ length: Math.min(CONCURRENCY, operations - done) }, async (_, index) => {
         const next = operation(done + index);
+        if (next.run) return next.run();
         const response = await pool.request({ method: 'POST', path, headers: next.headers, body: next.body });
         if (!next.answered) {
           await response.body.dump();
@@ -179,9 +199,78 @@ export async function warmUp(options: {
     }
   } finally {
     gate.close();
+    sockets?.close();
     await pool.close().catch(() => undefined);
     await standIn?.close().catch(() => undefined);
     await services.cache.delete(key).catch(() => false);
   }
-  logger.info({ operations, misses, streams, failed, durationMs: Math.round(performance.now() - started) }, 'gateway warmed up');
+  logger.info(
+    { operations, misses, streams, webSocketStreams: sockets?.streamed ?? 0, failed, durationMs: Math.round(performance.now() - started) },
+    'gateway warmed up',
+  );
+}
+
+/**
+ * The warm-up's graphql-ws connection: one WebSocket to this process's own port carrying
+ * the warm-up's headers on its upgrade request, so its subscriptions are warm-up operations
+ * (the warm-up caller, the stand-in's services); each stream is read to its `complete`.
+ */
+class WarmUpSockets {
+  readonly #client: Client;
+  /** Streams that finished without errors. */
+  streamed = 0;
+
+  private constructor(client: Client) {
+    this.#client = client;
+  }
+
+  static open(url: string, headers: Record<string, string>): Promise<WarmUpSockets> {
+    // The upgrade request carries the warm-up's headers (graphql-ws takes a WebSocket class).
+    class WarmUpWebSocket extends WebSocket {
+      constructor(address: string, protocols?: string | string[]) {
+        super(address, protocols, { headers });
+      }
+    }
+    return new Promise((resolve, reject) => {
+      const client = createClient({ url, webSocketImpl: WarmUpWebSocket, lazy: false, retryAttempts: 0 });
+      const stop = (error: unknown): void => {
+        offConnected();
+        offClosed();
+        void client.dispose();
+        reject(error instanceof Error ? error : new Error('the warm-up WebSocket closed before it was acknowledged'));
+      };
+      const offConnected = client.on('connected', () => {
+        offConnected();
+        offClosed();
+        resolve(new WarmUpSockets(client));
+      });
+      const offClosed = client.on('closed', stop);
+    });
+  }
+
+  /** One subscription: 200 when it streamed a finished chunk without errors, else 599. */
+  stream(variables: Record<string, unknown>): Promise<number> {
+    return new Promise((resolve) => {
+      let finished = false;
+      let failed = false;
+      this.#client.subscribe<{ completionStream?: { finishReason?: string | null } }>(
+        { query: STREAM_QUERY, variables },
+        {
+          next: (result) => {
+            if (result.errors?.length) failed = true;
+            if (result.data?.completionStream?.finishReason) finished = true;
+          },
+          error: () => resolve(599),
+          complete: () => {
+            if (finished && !failed) this.streamed += 1;
+            resolve(finished && !failed ? 200 : 599);
+          },
+        },
+      );
+    });
+  }
+
+  close(): void {
+    void this.#client.dispose();
+  }
 }

@@ -1,11 +1,11 @@
-import type { IncomingMessage, Server } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, Server } from 'node:http';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import type { Caller } from '../auth';
 import { ErrorCode, UnauthenticatedError } from '../errors';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { GraphQLContext } from '../graphql/context';
-import type { OperationPipeline } from '../graphql/pipeline';
+import type { OperationPipeline, WarmUpInit } from '../graphql/pipeline';
 import { subscribeEvents } from '../graphql/subscription-events';
 import type { ByteBudget } from '../lib/byte-budget';
 import { lazyChild, type Logger } from '../telemetry/logger';
@@ -31,6 +31,11 @@ export interface WebSocketTransportOptions {
    * its `subscribe` message's size from then until it ends, as an HTTP request holds its body.
    */
   bodyBudget?: ByteBudget;
+  /**
+   * The warm-up's marks for a connection whose upgrade request carries them (its caller, no
+   * quota or telemetry, the stand-in's services), as the HTTP transports take them.
+   */
+  warmUp?: (headers: IncomingHttpHeaders) => WarmUpInit | undefined;
 }
 
 export interface WebSocketTransport {
@@ -138,6 +143,7 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): We
           headers: traceHeaders(payload.extensions, ctx.connectionParams),
           address: addressOf(ctx.extra.request),
           caller: callers.get(socket),
+          ...options.warmUp?.(ctx.extra.request.headers),
         };
         if (draining) return (await pipeline.reject(init, shuttingDown())).refused;
         // Each subscription holds a stream buffer: bound how many one connection runs. The

@@ -2,6 +2,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
+import { createClient } from 'graphql-ws';
+import WebSocket from 'ws';
 import { sha256Hex } from '../../src/graphql/persisted-documents';
 import { startGateway, type Gateway } from '../../src/app';
 import { testConfig } from '../../src/config';
@@ -39,9 +41,9 @@ describe('warm-up before ready (WARMUP_OPERATIONS)', () => {
     const listening = lines.findIndex((line) => line.msg === 'gateway listening');
     expect(warmed).toBeGreaterThanOrEqual(0);
     expect(warmed).toBeLessThan(listening);
-    // Every other operation is a cache miss, and a third of the rest are streams (SSE and
-    // multipart), answered by the loopback stand-in.
-    expect(lines[warmed]).toMatchObject({ operations: 90, misses: 45, streams: 14, failed: 0 });
+    // Every other operation is a cache miss, and three in seven of the rest are streams (SSE,
+    // multipart and graphql-ws, one WebSocket), answered by the loopback stand-in.
+    expect(lines[warmed]).toMatchObject({ operations: 90, misses: 45, streams: 18, webSocketStreams: 6, failed: 0 });
     const ready = await fetch(`${gateway.url}/readyz`);
     expect(ready.status).toBe(200);
   });
@@ -91,6 +93,33 @@ describe('warm-up before ready (WARMUP_OPERATIONS)', () => {
     });
     expect(res.status).toBe(200);
     expect(await res.text()).toMatch(/"finishReason":"[A-Z_]+"/);
+    expect(gateway.simulator!.counters.total).toBe(callsBefore + 1);
+    await waitFor(() => subscriptions() === loggedBefore + 1);
+  });
+
+  it('sends no WebSocket subscription to the stand-in once the warm-up is over: it is a client\'s, upstream and logged', async () => {
+    const subscriptions = () => lines.filter((line) => line.msg === 'graphql subscription').length;
+    const [loggedBefore, callsBefore] = [subscriptions(), gateway.simulator!.counters.total];
+    const headers = { [WARMUP_HEADER]: 'guess', [WARMUP_STAND_IN_HEADER]: '1' };
+    class MarkedWebSocket extends WebSocket {
+      constructor(address: string, protocols?: string | string[]) {
+        super(address, protocols, { headers });
+      }
+    }
+    const client = createClient({ url: gateway.graphqlUrl.replace(/^http/, 'ws'), webSocketImpl: MarkedWebSocket, retryAttempts: 0 });
+    try {
+      const finishReasons: unknown[] = [];
+      for await (const result of client.iterate<{ completionStream: { finishReason: string | null } }>({
+        query: 'subscription ($input: CompletionInput!) { completionStream(input: $input) { finishReason } }',
+        variables: { input: { prompt: 'a WebSocket stream after the warm-up', thinking: false, maxTokens: 2 } },
+      })) {
+        expect(result.errors).toBeUndefined();
+        finishReasons.push(result.data?.completionStream.finishReason);
+      }
+      expect(finishReasons.at(-1)).toMatch(/^[A-Z_]+$/);
+    } finally {
+      await client.dispose();
+    }
     expect(gateway.simulator!.counters.total).toBe(callsBefore + 1);
     await waitFor(() => subscriptions() === loggedBefore + 1);
   });
