@@ -159,7 +159,7 @@ export async function warmUp(options: {
     return undefined;
   });
   // With the stand-in, every other operation is a miss (the longer path, with the most
-  // code), and a third of the rest are streams.
+  // code), and three in seven of the rest are streams (SSE, multipart, graphql-ws).
   const operation = (n: number): WarmUpRequest => (!standIn ? others[n % others.length] : n % 2 === 1 ? miss() : standInOthers[(n >> 1) % standInOthers.length]());
   gate.useStandIn(standIn?.services);
   if (standIn) {
@@ -232,7 +232,9 @@ class WarmUpSockets {
       }
     }
     return new Promise((resolve, reject) => {
-      const client = createClient({ url, webSocketImpl: WarmUpWebSocket, lazy: false, retryAttempts: 0 });
+      // Bounded: a connection not acknowledged within 10 s closes (4504), and the warm-up
+      // goes on without graphql-ws streams.
+      const client = createClient({ url, webSocketImpl: WarmUpWebSocket, lazy: false, retryAttempts: 0, connectionAckWaitTimeout: 10_000 });
       const stop = (error: unknown): void => {
         offConnected();
         offClosed();
