@@ -1,10 +1,10 @@
 import { ROOT_CONTEXT, SpanStatusCode, type Context, type Tracer } from '@opentelemetry/api';
-import { contextWithSpan } from '../telemetry/instruments';
 import type { QuotaHold } from '../batching/types';
 import type { OwnerClaim, StreamClaim } from '../cluster/leases';
 import type { CompletionRequest, CompletionResult, DeepSeekApi, StreamEvent } from '../deepseek/types';
 import { GatewayError } from '../errors';
 import { abortReason, toError } from '../lib/abort';
+import { contextWithSpan } from '../telemetry/instruments';
 import type { SharedStream } from './shared-stream';
 
 export interface PumpOptions {

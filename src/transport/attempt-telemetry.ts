@@ -1,9 +1,9 @@
 import { SpanKind, SpanStatusCode, context, propagation, type Tracer } from '@opentelemetry/api';
-import { contextWithSpan } from '../telemetry/instruments';
 import type { Logger } from 'pino';
 import type { UpstreamMetrics } from '../telemetry/metrics';
-import { TransportError } from './errors';
 import { chain } from '../lib/chain';
+import { contextWithSpan } from '../telemetry/instruments';
+import { TransportError } from './errors';
 import { headerValue, withRequest, wrapHandler, type ErrorType, type Interceptor } from './types';
 
 export interface AttemptTelemetryOptions {

@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
 import { throwIfAborted } from '../lib/abort';
+import { chain } from '../lib/chain';
 import { TransportError } from './errors';
 import type { BreakerTransition, CircuitStateName, TransportCounters } from './status';
 import { TripRule, type TripRuleOptions } from './trip-rule';
-import { chain } from '../lib/chain';
-import { type Interceptor } from './types';
+import type { Interceptor } from './types';
 
 const MAX_TRANSITIONS = 50;
 

@@ -1,7 +1,7 @@
 import { abortReason } from '../lib/abort';
+import { chain } from '../lib/chain';
 import { TransportError } from './errors';
 import type { TransportCounters } from './status';
-import { chain } from '../lib/chain';
 import { wrapHandler, type Interceptor } from './types';
 
 export type Release = () => void;

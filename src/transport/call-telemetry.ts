@@ -1,8 +1,8 @@
 import { SpanKind, SpanStatusCode, context, type Tracer } from '@opentelemetry/api';
-import { contextWithSpan } from '../telemetry/instruments';
 import type { UpstreamMetrics } from '../telemetry/metrics';
-import { TransportError } from './errors';
 import { chain } from '../lib/chain';
+import { contextWithSpan } from '../telemetry/instruments';
+import { TransportError } from './errors';
 import { withRequest, wrapHandler, type ErrorType, type Interceptor } from './types';
 
 export interface CallTelemetryOptions {

@@ -1,6 +1,6 @@
 import { abortReason, onAbort } from '../lib/abort';
-import { TransportError } from './errors';
 import { chain } from '../lib/chain';
+import { TransportError } from './errors';
 import { withRequest, wrapHandler, type Interceptor } from './types';
 
 export interface DeadlineOptions {

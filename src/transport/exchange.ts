@@ -1,10 +1,10 @@
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { abortReason } from '../lib/abort';
+import { chain } from '../lib/chain';
 import { TransportError } from './errors';
 import { deliver } from './handler';
 import { parseRetryAfter } from './retry-after';
-import { chain } from '../lib/chain';
 import { headerValue, type Dispatch, type ResponseHeaders } from './types';
 
 const ERROR_BODY_LIMIT = 64 * 1024;

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
+import { chain } from '../lib/chain';
 import { TransportError } from './errors';
 import type { KeyDisableReason, KeyStatus } from './status';
-import { chain } from '../lib/chain';
 import { withHeader, withRequest, type Interceptor, type UpstreamHandler, type UpstreamRequest } from './types';
 
 /** `key_` + the first 8 hex characters of sha256(key). Reveals nothing usable about the key. */

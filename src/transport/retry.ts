@@ -1,9 +1,9 @@
 import type { Logger } from 'pino';
 import { sleep } from '../lib/abort';
+import { chain } from '../lib/chain';
 import { TransportError } from './errors';
 import type { RetryBudget } from './retry-budget';
 import type { TransportCounters } from './status';
-import { chain } from '../lib/chain';
 import { withRequest, type ErrorType, type Interceptor, type UpstreamHandler, type UpstreamRequest } from './types';
 
 export interface RetryOptions {

@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config';
-import { chain } from '../lib/chain';
 import { noopInstruments, type Instruments } from '../telemetry/instruments';
 import { upstreamMetrics } from '../telemetry/metrics';
+import { chain } from '../lib/chain';
 import { attemptTelemetry } from './attempt-telemetry';
 import { Breaker, breakerInterceptor } from './breaker';
 import { Bulkhead, bulkheadInterceptor } from './bulkhead';
