@@ -2,7 +2,7 @@ import type { Context } from '@opentelemetry/api';
 import type { ClusterLeases } from '../cluster/leases';
 import type { CompletionResult, DeepSeekApi } from '../deepseek/types';
 import { QuotaExceededError } from '../errors';
-import { abortError, abortReason, toError } from '../lib/abort';
+import { abortError, abortReason, LightAbortController, toError } from '../lib/abort';
 import { chain } from '../lib/chain';
 import { Singleflight } from '../lib/singleflight';
 import type { Flight, Waiter } from './request-scope';
@@ -85,7 +85,7 @@ export class Flights {
    * usage, or released if it fails.
    */
   start(waiter: Waiter, traceContext: Context): Flight {
-    const controller = new AbortController();
+    const controller = new LightAbortController();
     const upstream = this.upstream;
     const payer = waiter.scope.operation.quota;
     const cluster = this.cluster;

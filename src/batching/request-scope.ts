@@ -3,11 +3,12 @@ import type { OwnerClaim } from '../cluster/leases';
 import type { CompletionRequest, CompletionResult } from '../deepseek/types';
 import type { EndWait, RequestLedger } from '../telemetry/ledger';
 import type { CachePolicy, CompletionView, JoinedCompletion, QuotaPayer } from './types';
+import type { AbortSignalLike, LightAbortController } from '../lib/abort';
 
 /** What an operation hands the coalescer with its loads. */
 export interface OperationScope {
   /** Aborted when the operation's client goes away. */
-  readonly signal?: AbortSignal;
+  readonly signal?: AbortSignalLike;
   /** Where the operation's cost is recorded. */
   readonly ledger?: RequestLedger;
   /** The operation span's context: parent of the upstream calls its loads start. */
@@ -28,7 +29,7 @@ export interface OperationScope {
 export interface Flight {
   /** The store key (`cacheKey`): the completion id in its cache scope. */
   readonly key: string;
-  readonly controller: AbortController;
+  readonly controller: LightAbortController;
   readonly call: Promise<CompletionResult>;
   /** Settles as soon as the call does: each waiter is answered as its own call ends. */
   readonly done: Promise<CompletionResult>;
@@ -87,7 +88,7 @@ export class RequestScope {
     private readonly abandon: (waiter: Waiter) => void,
   ) {}
 
-  get signal(): AbortSignal | undefined {
+  get signal(): AbortSignalLike | undefined {
     return this.operation.signal;
   }
 

@@ -3,7 +3,7 @@ import { attempt, StoreBreaker, type StoreCircuit } from '../lib/store-breaker';
 import type { RedisClient } from '../lib/redis-client';
 import type { CompletionResult, StreamEvent } from '../deepseek/types';
 import { ErrorCode, GatewayError } from '../errors';
-import { abortReason } from '../lib/abort';
+import { abortReason, type AbortSignalLike } from '../lib/abort';
 import type { Logger } from '../telemetry/logger';
 import { MIRROR_MAX_ENTRIES, MIRROR_TTL_AFTER_END_MS, RemoteStreams } from './remote-streams';
 
@@ -40,7 +40,7 @@ export type StreamClaim = OwnerClaim | { kind: 'follow'; events: AsyncIterableIt
 
 export interface ClaimOptions {
   /** The waiting call's signal: aborted when every local waiter has gone. */
-  signal: AbortSignal;
+  signal: AbortSignalLike;
   /** USE loads may take the answer from the cache; REFRESH and BYPASS wait for a fresh one. */
   readCache: boolean;
 }

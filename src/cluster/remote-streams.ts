@@ -1,7 +1,7 @@
 import type { RedisClient } from '../lib/redis-client';
 import type { CompletionResult, StreamEvent } from '../deepseek/types';
 import { ErrorCode, GatewayError } from '../errors';
-import { abortReason } from '../lib/abort';
+import { abortReason, type AbortSignalLike } from '../lib/abort';
 import type { Logger } from '../telemetry/logger';
 
 /** Most entries a mirrored stream keeps (approximate trim): far beyond any completion's chunks. */
@@ -77,7 +77,7 @@ export class RemoteStreams {
    * `leaseKey`): every delta from the start, then the finish, or the failure. Stops, and
    * withdraws this replica's presence, when `signal` aborts or the consumer returns.
    */
-  follow(key: string, leaseKey: string, signal: AbortSignal): AsyncIterableIterator<StreamEvent> {
+  follow(key: string, leaseKey: string, signal: AbortSignalLike): AsyncIterableIterator<StreamEvent> {
     const queue: Array<StreamEvent | Error | null> = [];
     let wake: (() => void) | undefined;
     const notify = (): void => {

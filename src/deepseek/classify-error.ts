@@ -1,5 +1,5 @@
 import { ErrorCode, OverloadedError, UpstreamError, type UpstreamErrorDetails } from '../errors';
-import { abortReason } from '../lib/abort';
+import { abortReason, type AbortSignalLike } from '../lib/abort';
 import { TransportError, type TransportFailure } from '../transport';
 
 /**
@@ -160,7 +160,7 @@ export function errorTypeOf(error: unknown): string {
  * stream lifetime's timeout and socket failures with the call's attempt count; a problem the
  * client found in the stream (never retried) as it is.
  */
-export function streamBodyFailure(error: unknown, signal: AbortSignal | undefined, attempts: number): Error {
+export function streamBodyFailure(error: unknown, signal: AbortSignalLike | undefined, attempts: number): Error {
   if (signal?.aborted) return abortReason(signal);
   if (!(error instanceof TransportError)) return TransportError.network(error).with({ attempts });
   return error.kind === 'timeout' ? error.with({ attempts }) : error;

@@ -1,4 +1,5 @@
 import type { Context } from '@opentelemetry/api';
+import type { AbortSignalLike } from '../lib/abort';
 
 /**
  * Provider-neutral shapes the rest of the service uses. The DeepSeek wire format
@@ -102,7 +103,7 @@ export interface Balance {
 /** Per-call options every client method accepts. */
 export interface CallOptions {
   /** Aborts the upstream request (all waiters gone, client disconnected, shutdown). */
-  signal?: AbortSignal;
+  signal?: AbortSignalLike;
   /**
    * Parent of the call's spans and source of its `traceparent` (the operation that asked);
    * default: the active context. Explicit because a call started by a shared batch must

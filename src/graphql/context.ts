@@ -14,6 +14,7 @@ import type { QuotaAccount, Quotas } from '../quotas';
 import type { CacheHints } from './direct-operations';
 import type { HotAnswerNotes, HotAnswers } from './hot-answers';
 import type { ByteBudget } from '../lib/byte-budget';
+import type { AbortSignalLike } from '../lib/abort';
 
 /** Process-wide services, built once at start-up and shared by every operation. */
 export interface GatewayServices {
@@ -55,7 +56,7 @@ export interface GraphQLContext {
   loaders: RequestLoaders;
   logger: Logger;
   /** Aborted when the client goes away, so shared upstream calls can be released. */
-  signal: AbortSignal;
+  signal: AbortSignalLike;
   /** The caller's quota account (QUOTAS_FILE); undefined when no policy applies. */
   quota: QuotaAccount | undefined;
   /** Completions this operation may still ask for (MAX_COMPLETIONS_PER_OPERATION). */

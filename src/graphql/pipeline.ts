@@ -20,6 +20,7 @@ import { OperationObserver, type HeaderReader, type ObservedOperation, type Oper
 import type { GatewayServices, GraphQLContext } from './context';
 import { CompletionBudget, checkRawOperation, parseOptions, queryLimitRules, queryLimits, type QueryLimits, type RawOperation } from './limits';
 import { formatErrors, prepareSubscription, ValidDocuments, type DocumentChecks, type FormatError, type SubscribePayload } from './prepare-operation';
+import type { AbortSignalLike } from '../lib/abort';
 
 /** How one transport hands an operation to the pipeline. */
 export interface OperationInit {
@@ -27,7 +28,7 @@ export interface OperationInit {
   /** The operation's logger, already carrying the transport's request or subscription id. */
   logger: Logger;
   /** Aborted when the client goes away (see src/http/disconnect.ts). */
-  signal: AbortSignal;
+  signal: AbortSignalLike;
   /** Request headers (W3C `traceparent`); for WebSocket, those the subscribe message's `extensions` or the `connection_init` payload carry. */
   headers?: HeaderReader;
   /** The operation as received (document, name, variables, extensions), checked before anything is parsed. */

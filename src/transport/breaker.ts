@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { throwIfAborted } from '../lib/abort';
+import { throwIfAborted, type AbortSignalLike } from '../lib/abort';
 import { chain } from '../lib/chain';
 import { TransportError } from './errors';
 import type { BreakerTransition, CircuitStateName, TransportCounters } from './status';
@@ -23,7 +23,7 @@ const CALLER_FAULT_STATUSES: ReadonlySet<number> = new Set([400, 401, 402, 403, 
 export type BreakerVerdict = 'success' | 'failure' | 'answer' | 'none';
 
 /** The verdict of a call that failed with `error`; `signal` is the caller's. */
-export function verdictOf(error: unknown, signal?: AbortSignal): BreakerVerdict {
+export function verdictOf(error: unknown, signal?: AbortSignalLike): BreakerVerdict {
   // A caller who gave up learned nothing about the upstream, whatever the error on the way.
   if (signal?.aborted || !(error instanceof TransportError)) return 'none';
   const { failure } = error;

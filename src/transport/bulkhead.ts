@@ -1,4 +1,4 @@
-import { abortReason } from '../lib/abort';
+import { abortReason, type AbortSignalLike } from '../lib/abort';
 import { chain } from '../lib/chain';
 import { TransportError } from './errors';
 import type { TransportCounters } from './status';
@@ -8,7 +8,7 @@ export type Release = () => void;
 
 interface Waiter {
   grant(release: Release): void;
-  signal?: AbortSignal;
+  signal?: AbortSignalLike;
   onAbort?: () => void;
 }
 
@@ -37,7 +37,7 @@ export class Bulkhead {
   }
 
   /** Resolves with a release function once a slot is free. */
-  acquire(signal?: AbortSignal): Promise<Release> {
+  acquire(signal?: AbortSignalLike): Promise<Release> {
     if (signal?.aborted) return Promise.reject(abortReason(signal));
     if (this.#active < this.capacity) {
       this.#active += 1;

@@ -1,4 +1,4 @@
-import { abortReason, onAbort } from '../lib/abort';
+import { abortReason, LightAbortController, onAbort } from '../lib/abort';
 import { chain } from '../lib/chain';
 import { TransportError } from './errors';
 import { withRequest, wrapHandler, type Interceptor } from './types';
@@ -13,7 +13,7 @@ export interface DeadlineOptions {
    * included), so the transport's `close()` can abort them; the exchange and every policy
    * in between see that abort in `request.signal`.
    */
-  calls?: Set<AbortController>;
+  calls?: Set<LightAbortController>;
 }
 
 /**
@@ -33,7 +33,7 @@ export function deadlineInterceptor(options: DeadlineOptions): Interceptor {
     // One controller per call, aborted by whichever comes first: the caller's signal, the
     // call deadline or the stream lifetime, each with its own reason (no controller per
     // deadline linked into a third: this runs on every upstream call).
-    const controller = new AbortController();
+    const controller = new LightAbortController();
     options.calls?.add(controller);
     const at = Date.now() + options.timeoutMs;
     let callTimer: NodeJS.Timeout | undefined = setTimeout(() => controller.abort(timeout('call', options.timeoutMs)), options.timeoutMs);

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { errors } from 'undici';
-import { abortReason } from '../lib/abort';
+import { abortReason, type AbortSignalLike } from '../lib/abort';
 import type { UpstreamHandler, UpstreamRequest, UpstreamResponse } from './types';
 
 /**
@@ -17,7 +17,7 @@ function closedByReader(error: Error): boolean {
  * shutdown), the error it failed or was destroyed with (a socket error, a problem its reader
  * reported), or nothing when it was read to the end or its reader closed it.
  */
-function endReason(body: Readable, signal: AbortSignal | undefined): Error | undefined {
+function endReason(body: Readable, signal: AbortSignalLike | undefined): Error | undefined {
   if (signal?.aborted) return abortReason(signal);
   const error = body.errored;
   return error && !closedByReader(error) ? error : undefined;
@@ -25,7 +25,7 @@ function endReason(body: Readable, signal: AbortSignal | undefined): Error | und
 
 export interface DeliverOptions {
   /** The exchange's abort signal, to name what cut a stream. */
-  signal?: AbortSignal;
+  signal?: AbortSignalLike;
   /** The exchange's own bookkeeping, run first when it is over. */
   onEnd?: () => void;
 }

@@ -3,6 +3,7 @@ import type { Config } from '../config';
 import { noopInstruments, type Instruments } from '../telemetry/instruments';
 import { upstreamMetrics } from '../telemetry/metrics';
 import { chain } from '../lib/chain';
+import type { LightAbortController } from '../lib/abort';
 import { attemptTelemetry } from './attempt-telemetry';
 import { Breaker, breakerInterceptor } from './breaker';
 import { Bulkhead, bulkheadInterceptor } from './bulkhead';
@@ -82,7 +83,7 @@ export class Transport {
   readonly #breaker: Breaker;
   readonly #bulkhead: Bulkhead;
   readonly #counters = new TransportCounters();
-  readonly #inFlight = new Set<AbortController>();
+  readonly #inFlight = new Set<LightAbortController>();
   readonly #dispatch: Dispatch;
   #closed = false;
 

@@ -1,5 +1,6 @@
 import type { Attributes, Context } from '@opentelemetry/api';
 import type { Readable } from 'node:stream';
+import type { AbortSignalLike } from '../lib/abort';
 
 /**
  * The transport's contract, after undici's dispatcher: a dispatch takes an immutable
@@ -24,7 +25,7 @@ export interface UpstreamRequest {
    * The one abort signal: the caller's. The deadline policy hands inner policies a copy
    * whose signal also fires at the deadline; nothing else replaces it.
    */
-  readonly signal?: AbortSignal;
+  readonly signal?: AbortSignalLike;
   /**
    * true: the handler returns while the body still flows (SSE). The call deadline then stops
    * at the response headers and the stream lifetime bounds the body; the exchange is over

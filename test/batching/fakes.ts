@@ -3,6 +3,7 @@ import type { CallOptions, ChatRequest, CompletionRequest, CompletionResult, Dee
 import type { Instruments } from '../../src/telemetry/instruments';
 import { silentLogger } from '../../src/telemetry/logger';
 import { cacheConfig, completionResult } from '../cache/fixtures';
+import type { AbortSignalLike } from '../../src/lib/abort';
 
 export function chatRequest(prompt: string, extra: Partial<ChatRequest> = {}): ChatRequest {
   return { kind: 'chat', model: 'deepseek-flash', messages: [{ role: 'user', content: prompt }], ...extra };
@@ -18,7 +19,7 @@ function promptOf(request: CompletionRequest): string {
  * finish reason. A held call rejects with the signal's reason when its signal aborts.
  */
 export class FakeUpstream implements Pick<DeepSeekApi, 'complete'> {
-  readonly calls: Array<{ request: CompletionRequest; signal: AbortSignal | undefined }> = [];
+  readonly calls: Array<{ request: CompletionRequest; signal: AbortSignalLike | undefined }> = [];
   active = 0;
   maxActive = 0;
   failFor = new Map<string, Error>();
@@ -53,7 +54,7 @@ export class FakeUpstream implements Pick<DeepSeekApi, 'complete'> {
     }
   }
 
-  private async wait(signal: AbortSignal | undefined): Promise<void> {
+  private async wait(signal: AbortSignalLike | undefined): Promise<void> {
     const gate = this.gate;
     if (!gate) return;
     await new Promise<void>((resolve, reject) => {

@@ -1,6 +1,7 @@
 import type { StreamChunk } from '../../src/streaming/stream-hub';
 import type { CallOptions, CompletionRequest, CompletionResult, DeepSeekApi, StreamEvent } from '../../src/deepseek/types';
 import { completionResult } from '../cache/fixtures';
+import type { AbortSignalLike } from '../../src/lib/abort';
 
 /** One upstream stream the test drives by hand: `delta`, `finish`, `fail`, or leave it silent. */
 export class FakeStream {
@@ -11,7 +12,7 @@ export class FakeStream {
 
   constructor(
     readonly request: CompletionRequest,
-    readonly signal: AbortSignal | undefined,
+    readonly signal: AbortSignalLike | undefined,
   ) {}
 
   delta(content: string, reasoningContent = ''): void {
