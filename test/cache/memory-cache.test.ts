@@ -1,4 +1,5 @@
 import { createCompletionCache, type CompletionCache } from '../../src/cache/completion-cache';
+import { frozenCopy } from '../../src/cache/memory-store';
 import { silentLogger } from '../../src/telemetry/logger';
 import { cacheConfig, completionResult } from './fixtures';
 
@@ -31,6 +32,33 @@ describe('memory completion cache', () => {
     first!.content = 'changed after read';
 
     expect((await cache.getMany(['a']))[0]?.content).toBe('original');
+  });
+
+  it('keeps a deep copy: changing a nested field of a stored or read answer changes nothing stored', async () => {
+    cache = createCompletionCache({ config: cacheConfig(), logger: silentLogger() });
+    const value = completionResult('original');
+    const promptTokens = value.usage.promptTokens;
+    await cache.setMany([{ id: 'a', value }]);
+    value.usage.promptTokens += 1000;
+    const [first] = await cache.getMany(['a']);
+
+    expect(first?.usage.promptTokens).toBe(promptTokens);
+    // A read shares the stored nested objects, which are frozen: no caller can change them.
+    expect(() => {
+      first!.usage.promptTokens = 0;
+    }).toThrow(TypeError);
+    expect((await cache.getMany(['a']))[0]?.usage.promptTokens).toBe(promptTokens);
+  });
+
+  it("stores an own __proto__ key as data, not as the copy's prototype", () => {
+    const value = JSON.parse('{"__proto__": {"polluted": true}, "a": [1, {"b": 2}]}') as Record<string, unknown>;
+    const copy = frozenCopy(value);
+
+    expect(Object.getPrototypeOf(copy)).toBe(Object.prototype);
+    expect(Object.keys(copy)).toEqual(['__proto__', 'a']);
+    expect((copy as { polluted?: boolean }).polluted).toBeUndefined();
+    expect(Object.isFrozen((copy.a as unknown[])[1])).toBe(true);
+    expect(copy).not.toBe(value);
   });
 
   describe('on a fake clock', () => {
