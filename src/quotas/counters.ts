@@ -236,18 +236,51 @@ export class Counter {
 
   /** The limiter key: the account, plus the calendar window's date for `day` and `month`. */
   private keyOf(account: string, now: number): string {
-    if (this.window === 'day') return `${account}:${new Date(now).toISOString().slice(0, 10)}`;
-    if (this.window === 'month') return `${account}:${new Date(now).toISOString().slice(0, 7)}`;
+    if (this.window === 'day') return `${account}:${calendarOf(now).day}`;
+    if (this.window === 'month') return `${account}:${calendarOf(now).month}`;
     return account;
   }
 
   /** Milliseconds until the window renews: the calendar's for `day` and `month`, the limiter's otherwise. */
   private renewsInMs(now: number, msBeforeNext: number): number {
-    const at = new Date(now);
-    if (this.window === 'day') return Date.UTC(at.getUTCFullYear(), at.getUTCMonth(), at.getUTCDate() + 1) - now;
-    if (this.window === 'month') return Date.UTC(at.getUTCFullYear(), at.getUTCMonth() + 1, 1) - now;
+    if (this.window === 'day') return calendarOf(now).dayEndsAt - now;
+    if (this.window === 'month') return calendarOf(now).monthEndsAt - now;
     return Math.max(0, msBeforeNext);
   }
+}
+
+/** The UTC calendar day and month of a moment: their key labels and when each ends (epoch ms). */
+interface Calendar {
+  readonly dayStartsAt: number;
+  readonly dayEndsAt: number;
+  readonly monthEndsAt: number;
+  /** `YYYY-MM-DD` */
+  readonly day: string;
+  /** `YYYY-MM` */
+  readonly month: string;
+}
+
+let lastCalendar: Calendar | undefined;
+
+/**
+ * `now`'s calendar day and month, worked out again only when `now` is outside the day last
+ * asked about. A call that reserves its spend counts in three day or month windows and
+ * settles in them again, and each used to build a `Date` and an ISO string.
+ */
+function calendarOf(now: number): Calendar {
+  const last = lastCalendar;
+  if (last && now >= last.dayStartsAt && now < last.dayEndsAt) return last;
+  const at = new Date(now);
+  const iso = at.toISOString();
+  const [year, month, day] = [at.getUTCFullYear(), at.getUTCMonth(), at.getUTCDate()];
+  lastCalendar = {
+    dayStartsAt: Date.UTC(year, month, day),
+    dayEndsAt: Date.UTC(year, month, day + 1),
+    monthEndsAt: Date.UTC(year, month + 1, 1),
+    day: iso.slice(0, 10),
+    month: iso.slice(0, 7),
+  };
+  return lastCalendar;
 }
 
 /** A moment in the calendar month before the one of `now` (UTC). */

@@ -43,6 +43,20 @@ describe('quota counters in this process', () => {
     expect((await counter.take('acct', 1, true)).ok).toBe(false);
   });
 
+  it('keys each count by the day of its own moment, whichever order the moments come in', async () => {
+    let now = Date.UTC(2026, 11, 1, 0, 0, 0);
+    const counter = localStore(() => now).counter('tokensPerDay', 10, 'day');
+    expect((await counter.take('acct', 10, true)).ok).toBe(true);
+    // The last millisecond of the day before (another replica's clock, say) is another day.
+    now = Date.UTC(2026, 11, 1) - 1;
+    expect(await counter.take('acct', 10, true)).toMatchObject({ ok: true, windowEndsAt: Date.UTC(2026, 11, 1) });
+    expect(await counter.take('acct', 1, true)).toEqual({ ok: false, retryAfterMs: 1 });
+    now = Date.UTC(2026, 11, 1, 23, 59, 59, 999);
+    expect(await counter.take('acct', 1, true)).toEqual({ ok: false, retryAfterMs: 1 });
+    now = Date.UTC(2027, 0, 1, 0, 0, 0);
+    expect(await counter.take('acct', 10, true)).toMatchObject({ ok: true, windowEndsAt: Date.UTC(2027, 0, 2) });
+  });
+
   it('renews a month budget on the first of the next month', async () => {
     const now = Date.UTC(2026, 10, 30, 12, 0, 0);
     const counter = localStore(() => now).counter('usdPerMonth', 5, 'month');
