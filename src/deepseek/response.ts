@@ -32,8 +32,21 @@ export function toFinishReason(value: string): FinishReason {
   return (FINISH_REASONS as readonly string[]).includes(value) ? (value as FinishReason) : 'stop';
 }
 
+/** The last `created` second seen and its ISO form: answers in the same second share it. */
+let lastCreated: { seconds: number; iso: string } | undefined;
+
+/**
+ * `created` (Unix seconds) as an ISO-8601 time. Missing, malformed or out of the range a
+ * `Date` holds, it is the time of reading (not a failed answer).
+ */
 export function toCreatedAt(created: unknown): string {
-  return isCount(created) ? new Date(created * 1000).toISOString() : new Date().toISOString();
+  if (!isCount(created)) return new Date().toISOString();
+  if (lastCreated?.seconds !== created) {
+    const at = new Date(created * 1000);
+    if (Number.isNaN(at.getTime())) return new Date().toISOString();
+    lastCreated = { seconds: created, iso: at.toISOString() };
+  }
+  return lastCreated.iso;
 }
 
 /** Maps `usage`; undefined when it is missing or malformed. */

@@ -46,6 +46,16 @@ describe('response mapping', () => {
     });
   });
 
+  it('gives each answer the time of its own created second, and a created no Date can hold the time of reading', () => {
+    expect(fromWireChatCompletion({ ...official, created: 1793084843 }, undefined).createdAt).toBe('2026-10-27T07:07:23.000Z');
+    expect(fromWireChatCompletion(official, undefined).createdAt).toBe('2026-10-27T07:07:22.000Z');
+    expect(fromWireChatCompletion(official, undefined).createdAt).toBe('2026-10-27T07:07:22.000Z');
+    const before = Date.now();
+    const far = Date.parse(fromWireChatCompletion({ ...official, created: 1e20 }, undefined).createdAt);
+    expect(far).toBeGreaterThanOrEqual(before);
+    expect(far).toBeLessThanOrEqual(Date.now());
+  });
+
   it('passes finish_reason insufficient_system_resource through on a 200 (the caller must not cache it)', () => {
     const cut = { ...official, choices: [{ ...official.choices[0], finish_reason: 'insufficient_system_resource' }] };
     expect(fromWireChatCompletion(cut, undefined).finishReason).toBe('insufficient_system_resource');
