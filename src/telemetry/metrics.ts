@@ -1,6 +1,7 @@
 import { ValueType, type Attributes, type Meter } from '@opentelemetry/api';
 import type { PriceTable } from '../config';
 import { estimateCostUsd, type TokenUsage } from './cost';
+import { createSeriesHistogram, SeriesCache, type HistogramSeries } from './histograms';
 
 /**
  * Every instrument the gateway records on the request path, defined in this one file
@@ -29,16 +30,19 @@ export interface HttpServerMetrics {
 }
 
 export function httpServerMetrics(meter: Meter): HttpServerMetrics {
-  const duration = meter.createHistogram('http.server.request.duration', {
-    description: 'Duration of HTTP server requests.',
-    unit: 's',
-    advice: { explicitBucketBoundaries: SERVER_SECONDS },
-  });
+  const duration = new SeriesCache(
+    createSeriesHistogram(meter, 'http.server.request.duration', { description: 'Duration of HTTP server requests.', unit: 's', boundaries: SERVER_SECONDS }),
+  );
   return {
     request({ method, route, status, seconds }) {
-      const attributes: Attributes = { 'http.request.method': method, 'http.response.status_code': status };
-      if (route) attributes['http.route'] = route;
-      duration.record(seconds, attributes);
+      const key = `${method}\u0000${status}\u0000${route ?? ''}`;
+      let series = duration.get(key);
+      if (!series) {
+        const attributes: Attributes = { 'http.request.method': method, 'http.response.status_code': status };
+        if (route) attributes['http.route'] = route;
+        series = duration.bind(key, attributes);
+      }
+      series.record(seconds);
     },
   };
 }
@@ -103,7 +107,7 @@ export function graphqlMetrics(meter: Meter): GraphQLMetrics {
   // Counted here and read at collection time (an asynchronous counter, the same series on
   // /metrics): one synchronous record fewer per operation, whose attribute hashing was a
   // third of the metrics' cost on a cache hit. Bounded like the labels it is keyed by.
-  const counts = new Map<string, { attributes: Attributes; count: number }>();
+  const counts = new Map<string, { attributes: Attributes; count: number; duration: HistogramSeries }>();
   const requests = meter.createObservableCounter('graphql.server.requests', {
     description: 'GraphQL operations answered, by operation and outcome (ok; client_closed when the client went away; error when the response has any other error).',
     unit: '{request}',
@@ -117,10 +121,10 @@ export function graphqlMetrics(meter: Meter): GraphQLMetrics {
     unit: '{error}',
     valueType: ValueType.INT,
   });
-  const duration = meter.createHistogram('graphql.server.operation.duration', {
+  const duration = createSeriesHistogram(meter, 'graphql.server.operation.duration', {
     description: 'Time from the start of a GraphQL request to its response, by operation and outcome.',
     unit: 's',
-    advice: { explicitBucketBoundaries: SERVER_SECONDS },
+    boundaries: SERVER_SECONDS,
   });
   // Owned by this instance: bounds the label values a client can create.
   const boundedName = labelLimiter(MAX_OPERATION_NAMES, MAX_OPERATION_NAME_LABEL);
@@ -140,11 +144,11 @@ export function graphqlMetrics(meter: Meter): GraphQLMetrics {
           'gateway.tenant': tenantLabel,
           outcome,
         };
-        entry = { attributes, count: 0 };
+        entry = { attributes, count: 0, duration: duration.series(attributes) };
         counts.set(key, entry);
       }
       entry.count += 1;
-      duration.record(seconds, entry.attributes);
+      entry.duration.record(seconds);
       for (const code of errorCodes) {
         const errorType = /^[A-Z_]+$/.test(code) && code.length <= MAX_ERROR_CODE_LABEL ? code : '(other)';
         errors.add(1, { 'graphql.operation.type': operationType, 'graphql.operation.name': operationName, 'error.type': errorType });
@@ -184,26 +188,36 @@ export interface UpstreamMetrics {
 }
 
 export function upstreamMetrics(meter: Meter): UpstreamMetrics {
-  const calls = meter.createHistogram('gateway.upstream.call.duration', {
-    description: 'Duration of upstream (DeepSeek) calls including retries and waits, by path and outcome (ok or error code).',
-    unit: 's',
-    advice: { explicitBucketBoundaries: UPSTREAM_SECONDS },
-  });
-  const attempts = meter.createHistogram('http.client.request.duration', {
-    description: 'Duration of each HTTP exchange with DeepSeek (one per attempt), by status or error.',
-    unit: 's',
-    advice: { explicitBucketBoundaries: UPSTREAM_SECONDS },
-  });
+  const calls = new SeriesCache(
+    createSeriesHistogram(meter, 'gateway.upstream.call.duration', {
+      description: 'Duration of upstream (DeepSeek) calls including retries and waits, by path and outcome (ok or error code).',
+      unit: 's',
+      boundaries: UPSTREAM_SECONDS,
+    }),
+  );
+  const attempts = new SeriesCache(
+    createSeriesHistogram(meter, 'http.client.request.duration', {
+      description: 'Duration of each HTTP exchange with DeepSeek (one per attempt), by status or error.',
+      unit: 's',
+      boundaries: UPSTREAM_SECONDS,
+    }),
+  );
   return {
     call({ method, path, outcome, seconds }) {
-      calls.record(seconds, { 'http.request.method': method, 'url.path': path, outcome });
+      const key = `${method}\u0000${path}\u0000${outcome}`;
+      (calls.get(key) ?? calls.bind(key, { 'http.request.method': method, 'url.path': path, outcome })).record(seconds);
     },
     attempt({ method, path, serverAddress, serverPort, status, errorType, seconds }) {
-      const attributes: Attributes = { 'http.request.method': method, 'url.path': path, 'server.address': serverAddress };
-      if (serverPort !== undefined) attributes['server.port'] = serverPort;
-      if (status !== undefined) attributes['http.response.status_code'] = status;
-      if (errorType) attributes['error.type'] = errorType;
-      attempts.record(seconds, attributes);
+      const key = `${method}\u0000${path}\u0000${serverAddress}\u0000${serverPort ?? ''}\u0000${status ?? ''}\u0000${errorType ?? ''}`;
+      let series = attempts.get(key);
+      if (!series) {
+        const attributes: Attributes = { 'http.request.method': method, 'url.path': path, 'server.address': serverAddress };
+        if (serverPort !== undefined) attributes['server.port'] = serverPort;
+        if (status !== undefined) attributes['http.response.status_code'] = status;
+        if (errorType) attributes['error.type'] = errorType;
+        series = attempts.bind(key, attributes);
+      }
+      series.record(seconds);
     },
   };
 }
@@ -241,12 +255,14 @@ function addTotal(totals: Map<string, Total>, model: string, name: string, label
 }
 
 export function usageMetrics(prices: PriceTable, meter: Meter): UsageMetrics {
-  const tokenUsage = meter.createHistogram('gen_ai.client.token.usage', {
-    description: 'Tokens per DeepSeek completion, input and output (GenAI semantic conventions).',
-    unit: '{token}',
-    valueType: ValueType.INT,
-    advice: { explicitBucketBoundaries: TOKEN_BUCKETS },
-  });
+  const tokenUsage = new SeriesCache(
+    createSeriesHistogram(meter, 'gen_ai.client.token.usage', {
+      description: 'Tokens per DeepSeek completion, input and output (GenAI semantic conventions).',
+      unit: '{token}',
+      valueType: ValueType.INT,
+      boundaries: TOKEN_BUCKETS,
+    }),
+  );
   // Summed here and read at collection time (asynchronous counters, the same series on
   // /metrics): five synchronous records fewer per upstream call. Keyed by the model's label
   // (bounded: `MAX_MODELS`) and type or price period.
@@ -272,14 +288,15 @@ export function usageMetrics(prices: PriceTable, meter: Meter): UsageMetrics {
     record({ operation, model: responseModel, usage, at = new Date() }) {
       const model = boundedModel(responseModel);
       // Literals, not `{ ...genAi, type }`: that spread is slow on Node 20 (see withRequest in src/transport/types.ts).
-      const genAi = (type: 'input' | 'output'): Attributes => ({
-        'gen_ai.operation.name': operation,
-        'gen_ai.provider.name': 'deepseek',
-        'gen_ai.response.model': model,
-        'gen_ai.token.type': type,
-      });
-      tokenUsage.record(usage.promptTokens, genAi('input'));
-      tokenUsage.record(usage.completionTokens, genAi('output'));
+      const genAi = (type: 'input' | 'output'): HistogramSeries => {
+        const key = `${operation}\u0000${model}\u0000${type}`;
+        return (
+          tokenUsage.get(key) ??
+          tokenUsage.bind(key, { 'gen_ai.operation.name': operation, 'gen_ai.provider.name': 'deepseek', 'gen_ai.response.model': model, 'gen_ai.token.type': type })
+        );
+      };
+      genAi('input').record(usage.promptTokens);
+      genAi('output').record(usage.completionTokens);
       addTotal(tokenTotals, model, 'token.type', 'prompt', usage.promptTokens);
       addTotal(tokenTotals, model, 'token.type', 'completion', usage.completionTokens);
       addTotal(tokenTotals, model, 'token.type', 'cache_hit', usage.cacheHitTokens);
@@ -298,12 +315,12 @@ export interface CoalescerMetrics {
 }
 
 export function coalescerMetrics(meter: Meter): CoalescerMetrics {
-  const sizes = meter.createHistogram('gateway.coalescer.batch.size', {
+  const sizes = createSeriesHistogram(meter, 'gateway.coalescer.batch.size', {
     description: 'Loads per coalescer batch (each batch costs at most one cache read and one cache write).',
     unit: '{load}',
     valueType: ValueType.INT,
-    advice: { explicitBucketBoundaries: BATCH_SIZES },
-  });
+    boundaries: BATCH_SIZES,
+  }).series({});
   return { batch: (size) => sizes.record(size) };
 }
 

@@ -15,6 +15,7 @@ import {
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace-node';
 import type { TelemetryConfig } from '../config';
+import { aggregateHistograms, HistogramProducer } from './histograms';
 import { INSTRUMENTATION_SCOPE, noopInstruments, type Instruments } from './instruments';
 import type { Logger } from './logger';
 
@@ -85,9 +86,12 @@ export function startTelemetry(config: TelemetryConfig, options: TelemetryOption
 
   let meterProvider: MeterProvider | undefined;
   let scrapeMetrics: (() => Promise<string>) | undefined;
+  // The gateway's histograms are aggregated with their series bound once (src/telemetry/histograms.ts)
+  // and read by the exporter with the SDK's own metrics.
+  const histograms = new HistogramProducer(resource);
   if (config.metrics.exporter === 'prometheus') {
     // Served by our own Fastify route (GET /metrics), not by the exporter's own server.
-    const reader = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true });
+    const reader = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true, metricProducers: [histograms] });
     const serializer = new PrometheusSerializer(undefined, false, undefined, false, true);
     meterProvider = new MeterProvider({ resource, readers: [reader] });
     metrics.setGlobalMeterProvider(meterProvider);
@@ -104,6 +108,7 @@ export function startTelemetry(config: TelemetryConfig, options: TelemetryOption
     tracer: tracerProvider?.getTracer(INSTRUMENTATION_SCOPE) ?? noop.tracer,
     meter: meterProvider?.getMeter(INSTRUMENTATION_SCOPE) ?? noop.meter,
   };
+  if (meterProvider) aggregateHistograms(instruments.meter, histograms);
 
   let stopping: Promise<void> | undefined;
   return {
@@ -111,10 +116,12 @@ export function startTelemetry(config: TelemetryConfig, options: TelemetryOption
     tracing: tracerProvider !== undefined,
     instruments,
     // Neither provider is registered, read or exported: what they record is dropped.
-    shadowInstruments: () => ({
-      tracer: tracerProvider ? new NodeTracerProvider({ resource, sampler }).getTracer(INSTRUMENTATION_SCOPE) : noop.tracer,
-      meter: meterProvider ? new MeterProvider({ resource }).getMeter(INSTRUMENTATION_SCOPE) : noop.meter,
-    }),
+    shadowInstruments: () => {
+      const meter = meterProvider ? new MeterProvider({ resource }).getMeter(INSTRUMENTATION_SCOPE) : noop.meter;
+      // Its histograms take the same path as the real ones, into a producer nobody reads.
+      if (meterProvider) aggregateHistograms(meter, new HistogramProducer(resource));
+      return { tracer: tracerProvider ? new NodeTracerProvider({ resource, sampler }).getTracer(INSTRUMENTATION_SCOPE) : noop.tracer, meter };
+    },
     scrapeMetrics,
     shutdown: () => {
       stopping ??= (async () => {
