@@ -284,19 +284,18 @@ export function usageMetrics(prices: PriceTable, meter: Meter): UsageMetrics {
     for (const { attributes, value } of costTotals.values()) result.observe(value, attributes);
   });
   const boundedModel = labelLimiter(MAX_MODELS, MAX_MODEL_LABEL);
+  const tokenSeries = (operation: UsageFigures['operation'], model: string, type: 'input' | 'output'): HistogramSeries => {
+    const key = `${operation}\u0000${model}\u0000${type}`;
+    return (
+      tokenUsage.get(key) ??
+      tokenUsage.bind(key, { 'gen_ai.operation.name': operation, 'gen_ai.provider.name': 'deepseek', 'gen_ai.response.model': model, 'gen_ai.token.type': type })
+    );
+  };
   return {
     record({ operation, model: responseModel, usage, at = new Date() }) {
       const model = boundedModel(responseModel);
-      // Literals, not `{ ...genAi, type }`: that spread is slow on Node 20 (see withRequest in src/transport/types.ts).
-      const genAi = (type: 'input' | 'output'): HistogramSeries => {
-        const key = `${operation}\u0000${model}\u0000${type}`;
-        return (
-          tokenUsage.get(key) ??
-          tokenUsage.bind(key, { 'gen_ai.operation.name': operation, 'gen_ai.provider.name': 'deepseek', 'gen_ai.response.model': model, 'gen_ai.token.type': type })
-        );
-      };
-      genAi('input').record(usage.promptTokens);
-      genAi('output').record(usage.completionTokens);
+      tokenSeries(operation, model, 'input').record(usage.promptTokens);
+      tokenSeries(operation, model, 'output').record(usage.completionTokens);
       addTotal(tokenTotals, model, 'token.type', 'prompt', usage.promptTokens);
       addTotal(tokenTotals, model, 'token.type', 'completion', usage.completionTokens);
       addTotal(tokenTotals, model, 'token.type', 'cache_hit', usage.cacheHitTokens);
