@@ -185,25 +185,39 @@ export class Counter {
    * Counts `points` for `account` unless that would cross the limit. A refused count is
    * given back when `refund` (a spend reservation or a stream slot must not block smaller
    * ones); a refused request is left counted (one round trip fewer; it is a fixed window).
+   * A promise chain, as `outcomeOf` (a cache miss takes five counts).
    */
-  async take(account: string, points: number, refund: boolean): Promise<Taken | Refused> {
+  take(account: string, points: number, refund: boolean): Promise<Taken | Refused> {
     const now = this.store.now();
     const key = this.keyOf(account, now);
-    let backend: Backend = 'local';
-    let outcome: Outcome | undefined;
-    if (this.shared) {
-      const shared = this.shared;
-      outcome = await this.store.viaShared(() => outcomeOf(shared.consume(key, points)));
-      if (outcome) backend = 'shared';
-    }
-    if (!outcome) {
-      outcome = await outcomeOf(this.local.consume(key, points));
+    const shared = this.shared;
+    if (!shared) return this.takeLocally(account, key, points, refund, now);
+    return this.store
+      .viaShared(() => outcomeOf(shared.consume(key, points)))
+      .then((outcome) => (outcome ? this.verdict('shared', key, points, refund, now, outcome) : this.takeLocally(account, key, points, refund, now)));
+  }
+
+  private takeLocally(account: string, key: string, points: number, refund: boolean, now: number): Promise<Taken | Refused> {
+    const settle = (outcome: Outcome): Taken | Refused | Promise<Refused> => {
       if (this.window === 'month' && outcome.res.isFirstInDuration) void this.local.delete(this.keyOf(account, previousMonth(now))).catch(() => undefined);
-    }
+      return this.verdict('local', key, points, refund, now, outcome);
+    };
+    return this.local.consume(key, points).then(
+      (res) => settle({ refused: false, res }),
+      (error: unknown) => {
+        // rate-limiter-flexible rejects with a RateLimiterRes when the points would cross the limit.
+        if (error instanceof RateLimiterRes) return settle({ refused: true, res: error });
+        throw error;
+      },
+    );
+  }
+
+  /** A count's outcome as `take` answers it: refused counts given back first when `refund`. */
+  private verdict(backend: Backend, key: string, points: number, refund: boolean, now: number, outcome: Outcome): Taken | Refused | Promise<Refused> {
     const retryAfterMs = this.renewsInMs(now, outcome.res.msBeforeNext);
     if (!outcome.refused) return { ok: true, backend, key, points, windowEndsAt: now + retryAfterMs };
-    if (refund) await this.adjust(backend, key, -points);
-    return { ok: false, retryAfterMs };
+    const refused: Refused = { ok: false, retryAfterMs };
+    return refund ? this.adjust(backend, key, -points).then(() => refused) : refused;
   }
 
   /**

@@ -127,6 +127,9 @@ export class Quotas {
   }
 }
 
+const ADMITTED: Promise<void> = Promise.resolve();
+const NOTHING_RESERVED: Promise<undefined> = Promise.resolve(undefined);
+
 /**
  * The limits of ONE operation's caller (or of its tenant, for a `per: tenant` policy):
  * admits the operation, reserves each upstream call's worst case before it is made, and
@@ -161,17 +164,17 @@ export class QuotaAccount {
   }
 
   /** One GraphQL operation starts: counts it against `requestsPerMinute`. */
-  async admitOperation(): Promise<void> {
+  admitOperation(): Promise<void> {
     const counter = this.counters.requests;
-    if (!counter) return;
-    const taken = await counter.take(this.key, 1, false);
-    if (!taken.ok) {
+    if (!counter) return ADMITTED;
+    return counter.take(this.key, 1, false).then((taken) => {
+      if (taken.ok) return;
       throw this.refuse(
         counter,
         taken.retryAfterMs,
         `${this.whose()} may start ${counter.limit} operations per minute (requestsPerMinute); retry in ${seconds(taken.retryAfterMs)}.`,
       );
-    }
+    });
   }
 
   /**
@@ -180,9 +183,10 @@ export class QuotaAccount {
    * against `tokensPerDay`, `usdPerDay` and `usdPerMonth`, all at once. If any would be
    * crossed, nothing stays counted and the call is refused before it is made. The
    * reservation is settled with the call's real usage, or released if it fails.
+   * A promise chain, as the counts are (one of these runs before every upstream call).
    */
-  async reserve(request: CompletionRequest): Promise<Reservation | undefined> {
-    if (!this.limitsCalls) return undefined;
+  reserve(request: CompletionRequest): Promise<Reservation | undefined> {
+    if (!this.limitsCalls) return NOTHING_RESERVED;
     const { prices, defaultMaxOutputTokens } = this.options;
     const at = new Date(this.quotas.store.now());
     const worst = worstCase(request, prices, defaultMaxOutputTokens, at);
@@ -192,16 +196,19 @@ export class QuotaAccount {
     if (c.tokens) parts.push({ counter: c.tokens, points: worst.tokens });
     if (c.usdPerDay) parts.push({ counter: c.usdPerDay, points: worst.microUsd });
     if (c.usdPerMonth) parts.push({ counter: c.usdPerMonth, points: worst.microUsd });
-    const outcomes = await Promise.all(parts.map(({ counter, points }) => counter.take(this.key, points, true)));
-    let refusedBy: { counter: Counter; retryAfterMs: number } | undefined;
-    outcomes.forEach((outcome, index) => {
-      if (outcome.ok) return;
-      if (!refusedBy || outcome.retryAfterMs > refusedBy.retryAfterMs) refusedBy = { counter: parts[index].counter, retryAfterMs: outcome.retryAfterMs };
+    return Promise.all(parts.map(({ counter, points }) => counter.take(this.key, points, true))).then((outcomes) => {
+      let refusedBy: { counter: Counter; retryAfterMs: number } | undefined;
+      outcomes.forEach((outcome, index) => {
+        if (outcome.ok) return;
+        if (!refusedBy || outcome.retryAfterMs > refusedBy.retryAfterMs) refusedBy = { counter: parts[index].counter, retryAfterMs: outcome.retryAfterMs };
+      });
+      if (!refusedBy) return new Reservation(this.options, request, worst, at, parts.map(({ counter }, index) => ({ counter, taken: outcomes[index] as Taken })));
+      // Give back what was counted: no call is made.
+      const by = refusedBy;
+      return Promise.all(outcomes.map((outcome, index) => (outcome.ok ? parts[index].counter.correct(outcome, -outcome.points) : undefined))).then(() => {
+        throw this.refuse(by.counter, by.retryAfterMs, this.refusalMessage(by.counter, worst, request, by.retryAfterMs));
+      });
     });
-    if (!refusedBy) return new Reservation(this.options, request, worst, at, parts.map(({ counter }, index) => ({ counter, taken: outcomes[index] as Taken })));
-    // Give back what was counted: no call is made.
-    await Promise.all(outcomes.map((outcome, index) => (outcome.ok ? parts[index].counter.correct(outcome, -outcome.points) : undefined)));
-    throw this.refuse(refusedBy.counter, refusedBy.retryAfterMs, this.refusalMessage(refusedBy.counter, worst, request, refusedBy.retryAfterMs));
   }
 
   /** A subscription opens: takes one of `maxConcurrentStreams`; `close` gives it back (idempotent). */
