@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { abortReason } from '../lib/abort';
 import { chain } from '../lib/chain';
+import { readBody } from '../lib/read-body';
 import { TransportError } from './errors';
 import { deliver } from './handler';
 import { parseRetryAfter } from './retry-after';
@@ -28,16 +29,8 @@ export interface ExchangeOptions {
 }
 
 /** Reads at most `limit` bytes of a body as text, then drops the rest. */
-async function readLimited(body: Readable, limit: number): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
-    chunks.push(buffer);
-    size += buffer.length;
-    if (size >= limit) break;
-  }
-  return Buffer.concat(chunks).subarray(0, limit).toString('utf8');
+function readLimited(body: Readable, limit: number): Promise<string> {
+  return readBody(body, limit, { cut: true }).then((bytes) => bytes.toString('utf8'));
 }
 
 /**
