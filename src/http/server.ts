@@ -104,8 +104,11 @@ export async function createHttpServer(options: {
   // While draining, every response closes its connection, so a keep-alive socket whose
   // request finishes during the drain does not hold the shutdown open.
   let draining = false;
-  app.addHook('onSend', async (_request, reply) => {
-    if (draining) reply.header('connection', 'close');
+  // A callback hook, not an async one: it runs on every response, and Fastify chains a
+  // promise hook's result through a promise of its own.
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (draining) void reply.header('connection', 'close');
+    done(null, payload);
   });
   const schema = buildSchema({ maxRepresentations: services.config.graphql.maxListItems });
   const pipeline = new OperationPipeline(schema, services, createFormatError(logger, { hideSchemaDetails: production }), options.instruments);

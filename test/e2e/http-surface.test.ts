@@ -169,6 +169,8 @@ describe('readiness while draining', () => {
     const answered = await inFlight;
     expect(answered.status).toBe(200);
     expect((answered.data as { completion: { content: string } }).completion.content.length).toBeGreaterThan(0);
+    // Answered during the drain: its keep-alive connection is closed with it.
+    expect(answered.headers.get('connection')).toBe('close');
     await closing;
     await expect(fetch(`${gateway.url}/healthz`)).rejects.toThrow();
   });
