@@ -33,7 +33,7 @@ import {
   upstreamStatus,
   type CompletionData,
 } from './lib/gql';
-import { measure, perSecond, perSecondLoad, type Second, type LoadResult } from './lib/load';
+import { measure, measureInterleaved, perSecond, perSecondLoad, type Second, type LoadResult } from './lib/load';
 import { buildServers, childEnv, REPO_ROOT, referenceNodeArgs, cpuTimeMs, GATEWAY_NODE_ARGS, installCleanup, pinningAvailable, pinSelf, startCommand, startService, stopAll, type Service } from './lib/proc';
 import { memoryMb, resetPeakRss } from './lib/procfs';
 import { writeResults } from './lib/results';
@@ -224,6 +224,12 @@ interface RowK {
   result: LoadResult;
 }
 
+/**
+ * Row k measures the hop and the gateway in this many alternating slices of each concurrency's
+ * duration (`measureInterleaved`), so the machine's drift falls on both alike.
+ */
+const K_SLICES = 4;
+
 const MISS_QUERY = 'query Ask($prompt: String!) { completion(input: { prompt: $prompt, thinking: false }) { id content cached } }';
 
 /**
@@ -231,7 +237,8 @@ const MISS_QUERY = 'query Ask($prompt: String!) { completion(input: { prompt: $p
  * with one token, every quota counted), and bench/bare-hop.ts (node:http → undici Pool, the
  * thinnest hop there is) on the same CPU, both in front of the simulator at 20 ms; closed
  * loops of c=10 and c=100, a distinct prompt per request (so every gateway request is a miss
- * and an upstream call, stored afterwards), hop and gateway alternating.
+ * and an upstream call, stored afterwards), hop and gateway measured in alternating slices
+ * after a warm-up each (`measureInterleaved`).
  */
 async function rowK(ctx: Ctx): Promise<RowK[]> {
   const { sim, settings, pin } = ctx;
@@ -250,22 +257,21 @@ async function rowK(ctx: Ctx): Promise<RowK[]> {
   const rows: RowK[] = [];
   try {
     for (const connections of [10, 100]) {
-      for (const path of ['bare hop', 'gateway'] as const) {
-        log(`k: ${path} c=${connections} misses (${settings.warmupFreshS}s warm-up + ${settings.durationS}s)`);
-        const result = await measure({
-          url: path === 'gateway' ? gateway.url : hop.url,
-          bodies:
-            path === 'gateway'
-              ? () => JSON.stringify({ query: MISS_QUERY, variables: { prompt: `k ${tag} ${(n += 1)}` } })
-              : () => JSON.stringify({ prompt: `k ${tag} ${(n += 1)}` }),
-          headers: path === 'gateway' ? auth.headers : {},
-          connections,
-          durationS: settings.durationS,
-          warmupS: settings.warmupFreshS,
-          serverPid: path === 'gateway' ? gateway.pid : hop.pid,
-        });
-        rows.push({ path, connections, result });
-      }
+      log(`k: bare hop and gateway c=${connections} misses (${settings.warmupFreshS}s warm-up each, then ${settings.durationS}s each in ${K_SLICES} alternating slices)`);
+      const sides = (['bare hop', 'gateway'] as const).map((path) => ({
+        url: path === 'gateway' ? gateway.url : hop.url,
+        bodies:
+          path === 'gateway'
+            ? () => JSON.stringify({ query: MISS_QUERY, variables: { prompt: `k ${tag} ${(n += 1)}` } })
+            : () => JSON.stringify({ prompt: `k ${tag} ${(n += 1)}` }),
+        headers: path === 'gateway' ? auth.headers : {},
+        connections,
+        durationS: settings.durationS,
+        warmupS: settings.warmupFreshS,
+        serverPid: path === 'gateway' ? gateway.pid : hop.pid,
+      }));
+      const [hopResult, gatewayResult] = await measureInterleaved(sides, K_SLICES);
+      rows.push({ path: 'bare hop', connections, result: hopResult }, { path: 'gateway', connections, result: gatewayResult });
     }
   } finally {
     await Promise.all([hop.stop(), gateway.stop()]);
@@ -1426,7 +1432,7 @@ async function main(): Promise<void> {
       output.k = k;
       tables.push(
         renderTable(
-          `k. cache miss under load: distinct prompts, simulator latency ${SIM_LATENCY_MS} ms, a fresh gateway (auth + quotas) and the bare hop, ${settings.durationS}s after ${settings.warmupFreshS}s warm-up`,
+          `k. cache miss under load: distinct prompts, simulator latency ${SIM_LATENCY_MS} ms, a fresh gateway (auth + quotas) and the bare hop, ${settings.durationS}s each in ${K_SLICES} alternating slices after ${settings.warmupFreshS}s warm-up`,
           ['path', 'c', ...LOAD_COLUMNS],
           k.map((r) => [
             r.path,

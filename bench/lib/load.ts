@@ -36,6 +36,8 @@ export interface LoadResult {
   serverCpuShare?: number;
   /** Response bytes (headers and body) per request, from autocannon's throughput. */
   bytesPerResponse: number;
+  /** `measureInterleaved` only: each slice's responses, p50 (ms) and server CPU per response (µs), in order. */
+  slices?: Array<{ responses: number; p50Ms: number; cpuUsPerResponse?: number }>;
 }
 
 function run(options: autocannon.Options, onResponse?: (ms: number) => void): Promise<autocannon.Result> {
@@ -46,9 +48,9 @@ function run(options: autocannon.Options, onResponse?: (ms: number) => void): Pr
   return new Promise((resolve, reject) => instance.then(resolve, reject));
 }
 
-/** A warm-up run (discarded), then the measured run of `durationS` seconds. */
-export async function measure(options: LoadOptions): Promise<LoadResult> {
-  const base: autocannon.Options = {
+/** autocannon's options for a load (without its duration). */
+function autocannonOptions(options: LoadOptions): autocannon.Options {
+  return {
     url: options.url,
     method: options.method ?? 'POST',
     headers: options.method === 'GET' ? { ...options.headers } : { 'content-type': 'application/json', ...options.headers },
@@ -60,17 +62,14 @@ export async function measure(options: LoadOptions): Promise<LoadResult> {
       ? { requests: [{ setupRequest: (request: autocannon.Request) => ({ ...request, body: options.bodies!() }) }] }
       : {}),
   };
-  if (options.warmupS > 0) await run({ ...base, duration: options.warmupS });
+}
 
+/** A warm-up run (discarded), then the measured run of `durationS` seconds. */
+export async function measure(options: LoadOptions): Promise<LoadResult> {
+  if (options.warmupS > 0) await run({ ...autocannonOptions(options), duration: options.warmupS });
   const samples = new Samples();
-  const cpuBefore = options.serverPid ? cpuTimeMs(options.serverPid) : undefined;
-  const started = process.hrtime.bigint();
-  const result = await run({ ...base, duration: options.durationS }, (ms) => samples.push(ms));
-  const wallMs = Number(process.hrtime.bigint() - started) / 1e6;
-  const cpuAfter = options.serverPid ? cpuTimeMs(options.serverPid) : undefined;
-
+  const { result, wallMs, cpuMs } = await measureSlice(options, options.durationS, (ms) => samples.push(ms));
   const requests = samples.length;
-  const cpuMs = cpuBefore !== undefined && cpuAfter !== undefined ? cpuAfter - cpuBefore : undefined;
   return {
     connections: options.connections,
     durationS: options.durationS,
@@ -85,6 +84,104 @@ export async function measure(options: LoadOptions): Promise<LoadResult> {
     serverCpuShare: cpuMs !== undefined ? cpuMs / wallMs : undefined,
     bytesPerResponse: requests > 0 ? result.throughput.total / requests : 0,
   };
+}
+
+/**
+ * `measure` for two or more servers at once, in alternating slices: each is warmed up on its
+ * own, then each measured for `durationS / slices` seconds in turn, `slices` times, the order
+ * reversed every other round (A B, B A, A B, …). What a shared machine does to one slice it
+ * does to its neighbours, so a ratio between the servers drifts far less with the machine's
+ * load than one between two blocks measured a minute apart. Latency percentiles are over
+ * all of a server's samples; CPU per request over all its slices; `autocannon`'s own figures
+ * (and its error counts) are the means (sums) of its slices', settling time included. Each
+ * slice first runs `SLICE_SETTLE_S` unmeasured: its connections are new and its server was
+ * idle, and at c=100 the first request of each of 4 × 100 connections would otherwise make
+ * the p99 a measure of connection set-up.
+ */
+/** The unmeasured start of each slice of `measureInterleaved` (seconds). */
+const SLICE_SETTLE_S = 0.5;
+
+export async function measureInterleaved(sides: readonly LoadOptions[], slices: number): Promise<LoadResult[]> {
+  const totals = sides.map(() => ({ samples: new Samples(), cpuMs: 0, cpuKnown: true, wallMs: 0, non2xx: 0, errors: 0, timeouts: 0, bytes: 0, responses: 0, slices: [] as NonNullable<LoadResult['slices']>, autocannon: { reqPerSecAvg: 0, p50: 0, p99: 0 } }));
+  for (const side of sides) {
+    if (side.warmupS > 0) await run({ ...autocannonOptions(side), duration: side.warmupS });
+  }
+  for (let round = 0; round < slices; round += 1) {
+    const order = sides.map((_, index) => index);
+    if (round % 2 === 1) order.reverse();
+    for (const index of order) {
+      const side = sides[index];
+      const total = totals[index];
+      const sliceSamples = new Samples();
+      const slice = await measureSlice(side, side.durationS / slices, (ms) => {
+        total.samples.push(ms);
+        sliceSamples.push(ms);
+      }, SLICE_SETTLE_S);
+      const sliceLatency = summarize(sliceSamples.values());
+      total.slices.push({
+        responses: sliceSamples.length,
+        p50Ms: sliceLatency.p50,
+        cpuUsPerResponse: slice.cpuMs !== undefined && sliceSamples.length > 0 ? (slice.cpuMs * 1000) / sliceSamples.length : undefined,
+      });
+      if (slice.cpuMs === undefined) total.cpuKnown = false;
+      else total.cpuMs += slice.cpuMs;
+      total.wallMs += slice.wallMs;
+      total.non2xx += slice.result.non2xx;
+      total.errors += slice.result.errors;
+      total.timeouts += slice.result.timeouts;
+      total.bytes += slice.result.throughput.total;
+      total.responses += slice.result.requests.total;
+      total.autocannon.reqPerSecAvg += slice.result.requests.average / slices;
+      total.autocannon.p50 += slice.result.latency.p50 / slices;
+      total.autocannon.p99 += slice.result.latency.p99 / slices;
+    }
+  }
+  return sides.map((side, index) => {
+    const total = totals[index];
+    const requests = total.samples.length;
+    const latency = summarize(total.samples.values());
+    return {
+      connections: side.connections,
+      durationS: side.durationS,
+      requests,
+      reqPerSec: requests / (total.wallMs / 1000),
+      latency,
+      autocannon: total.autocannon,
+      non2xx: total.non2xx,
+      errors: total.errors,
+      timeouts: total.timeouts,
+      serverCpuUsPerReq: total.cpuKnown && side.serverPid && requests > 0 ? (total.cpuMs * 1000) / requests : undefined,
+      serverCpuShare: total.cpuKnown && side.serverPid ? total.cpuMs / total.wallMs : undefined,
+      bytesPerResponse: total.responses > 0 ? total.bytes / total.responses : 0,
+      slices: total.slices,
+    };
+  });
+}
+
+/**
+ * One measured autocannon run of `durationS`: its result, wall time and the server's CPU time.
+ * With `settleS`, the run lasts that much longer and its first `settleS` seconds are not
+ * measured (no responses, no CPU): a slice of `measureInterleaved` opens its connections
+ * anew and finds its server idle since its previous slice.
+ */
+async function measureSlice(options: LoadOptions, durationS: number, onResponse: (ms: number) => void, settleS = 0): Promise<{ result: autocannon.Result; wallMs: number; cpuMs?: number }> {
+  let measuring = settleS === 0;
+  let cpuBefore: number | undefined;
+  let started = process.hrtime.bigint();
+  const begin = (): void => {
+    cpuBefore = options.serverPid ? cpuTimeMs(options.serverPid) : undefined;
+    started = process.hrtime.bigint();
+    measuring = true;
+  };
+  if (measuring) begin();
+  const settled = measuring ? undefined : setTimeout(begin, settleS * 1000);
+  const result = await run({ ...autocannonOptions(options), duration: durationS + settleS }, (ms) => {
+    if (measuring) onResponse(ms);
+  });
+  clearTimeout(settled);
+  const wallMs = Number(process.hrtime.bigint() - started) / 1e6;
+  const cpuAfter = options.serverPid ? cpuTimeMs(options.serverPid) : undefined;
+  return { result, wallMs, cpuMs: cpuBefore !== undefined && cpuAfter !== undefined ? cpuAfter - cpuBefore : undefined };
 }
 
 /** One second of `perSecondLoad`. */
