@@ -36,8 +36,8 @@ export interface LoadResult {
   serverCpuShare?: number;
   /** Response bytes (headers and body) per request, from autocannon's throughput. */
   bytesPerResponse: number;
-  /** `measureInterleaved` only: each slice's responses, p50 (ms) and server CPU per response (µs), in order. */
-  slices?: Array<{ responses: number; p50Ms: number; cpuUsPerResponse?: number }>;
+  /** `measureInterleaved` only: each slice's responses, p50 and p99 (ms) and server CPU per response (µs), in order. */
+  slices?: Array<{ responses: number; p50Ms: number; p99Ms: number; cpuUsPerResponse?: number }>;
 }
 
 function run(options: autocannon.Options, onResponse?: (ms: number) => void): Promise<autocannon.Result> {
@@ -121,6 +121,7 @@ export async function measureInterleaved(sides: readonly LoadOptions[], slices: 
       total.slices.push({
         responses: sliceSamples.length,
         p50Ms: sliceLatency.p50,
+        p99Ms: sliceLatency.p99,
         cpuUsPerResponse: slice.cpuMs !== undefined && sliceSamples.length > 0 ? (slice.cpuMs * 1000) / sliceSamples.length : undefined,
       });
       if (slice.cpuMs === undefined) total.cpuKnown = false;
