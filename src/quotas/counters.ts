@@ -1,7 +1,8 @@
-import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { QuotaLimit } from '../errors';
 import { attempt, StoreBreaker, type StoreCircuit } from '../lib/store-breaker';
 import type { Logger } from '../telemetry/logger';
+import { LocalWindows } from './local-windows';
 
 /**
  * How a limit's counts renew: `minute`, a fixed one-minute window from the account's first
@@ -31,6 +32,9 @@ export interface Refused {
   /** Milliseconds until the window renews. */
   readonly retryAfterMs: number;
 }
+
+/** A count's outcome: at once when counted in this process, a promise when counted in Redis. */
+export type Counted = Taken | Refused | Promise<Taken | Refused>;
 
 /** An account's figure in the current window. */
 export interface CounterReading {
@@ -67,9 +71,10 @@ export interface CounterStoreOptions {
 }
 
 /**
- * The counters of every limit, counted with rate-limiter-flexible: in Redis (`RateLimiterRedis`,
- * one atomic Lua `INCRBY` per count, so every replica together admits exactly the limit)
- * when there is one, else in this process (`RateLimiterMemory`).
+ * The counters of every limit: in Redis with rate-limiter-flexible (`RateLimiterRedis`, one
+ * atomic Lua `INCRBY` per count, so every replica together admits exactly the limit) when
+ * there is one, else in this process (`LocalWindows`: the same fixed windows as the library's
+ * `RateLimiterMemory`, counted synchronously).
  *
  * When Redis fails or does not answer within `timeoutMs`, the count is taken by the local
  * limiter instead, whose limit is this replica's share (`ceil(limit / replicas)`): never
@@ -125,11 +130,11 @@ export class CounterStore {
             duration: durationSec,
           });
     const localPoints = shared ? Math.max(1, Math.ceil(points / this.options.replicas)) : points;
-    // Node's timers hold at most 2^31 - 1 ms (24.8 days): the in-memory limiter's expiry timer
-    // for a month key would fire at once. Month keys in memory never expire instead, and each
-    // account's previous month is deleted when it counts in a new one (see `Counter.take`).
-    const local = new RateLimiterMemory({ keyPrefix, points: localPoints, duration: window === 'month' ? 0 : durationSec });
-    return new Counter(this, name, points, window, shared, local);
+    // Node's timers hold at most 2^31 - 1 ms (24.8 days): a month window's expiry timer would
+    // fire at once. Month windows in memory never end instead, and each account's previous
+    // month is deleted when it counts in a new one (see `Counter.take`).
+    const local = new LocalWindows(window === 'month' ? 0 : durationSec * 1000);
+    return new Counter(this, name, points, window, shared, local, localPoints);
   }
 
   /**
@@ -148,13 +153,13 @@ export class CounterStore {
   }
 }
 
-/** What a limiter call answers: RateLimiterRes either way, refused when the limit would be crossed. */
+/** What a Redis count answers: refused when the limit would be crossed, and when its window renews. */
 type Outcome = { refused: boolean; res: RateLimiterRes };
 
 /**
- * `call`'s outcome. This and `correct` / `adjust` are promise chains, not async functions:
- * a reserved upstream call counts in five windows and settles in three, and each async
- * layer allocated about 400 B (sampling heap profile).
+ * A Redis count's outcome. This and `correct` / `adjust` are promise chains, not async
+ * functions: a reserved upstream call counts in five windows and settles in three, and each
+ * async layer allocated about 400 B (sampling heap profile).
  */
 function outcomeOf(call: Promise<RateLimiterRes>): Promise<Outcome> {
   return call.then(
@@ -167,7 +172,6 @@ function outcomeOf(call: Promise<RateLimiterRes>): Promise<Outcome> {
   );
 }
 
-const SETTLED: Promise<void> = Promise.resolve();
 const ignore = (): void => undefined;
 
 /** One limit of one policy, counted per account (see `CounterStore`). */
@@ -178,55 +182,53 @@ export class Counter {
     readonly limit: number,
     readonly window: CounterWindow,
     private readonly shared: RateLimiterAbstract | undefined,
-    private readonly local: RateLimiterAbstract,
+    private readonly local: LocalWindows,
+    /** The local windows' limit: this replica's share when the counters are shared. */
+    private readonly localLimit: number,
   ) {}
 
   /**
    * Counts `points` for `account` unless that would cross the limit. A refused count is
    * given back when `refund` (a spend reservation or a stream slot must not block smaller
    * ones); a refused request is left counted (one round trip fewer; it is a fixed window).
-   * A promise chain, as `outcomeOf` (a cache miss takes five counts).
+   * Counted in this process, the outcome comes at once (a cache miss takes five counts);
+   * in Redis, as a promise chain (see `outcomeOf`).
    */
-  take(account: string, points: number, refund: boolean): Promise<Taken | Refused> {
+  take(account: string, points: number, refund: boolean): Counted {
     const now = this.store.now();
     const key = this.keyOf(account, now);
     const shared = this.shared;
     if (!shared) return this.takeLocally(account, key, points, refund, now);
     return this.store
       .viaShared(() => outcomeOf(shared.consume(key, points)))
-      .then((outcome) => (outcome ? this.verdict('shared', key, points, refund, now, outcome) : this.takeLocally(account, key, points, refund, now)));
+      .then((outcome) => (outcome ? this.verdict(key, points, refund, now, outcome) : this.takeLocally(account, key, points, refund, now)));
   }
 
-  private takeLocally(account: string, key: string, points: number, refund: boolean, now: number): Promise<Taken | Refused> {
-    const settle = (outcome: Outcome): Taken | Refused | Promise<Refused> => {
-      if (this.window === 'month' && outcome.res.isFirstInDuration) void this.local.delete(this.keyOf(account, previousMonth(now))).catch(() => undefined);
-      return this.verdict('local', key, points, refund, now, outcome);
-    };
-    return this.local.consume(key, points).then(
-      (res) => settle({ refused: false, res }),
-      (error: unknown) => {
-        // rate-limiter-flexible rejects with a RateLimiterRes when the points would cross the limit.
-        if (error instanceof RateLimiterRes) return settle({ refused: true, res: error });
-        throw error;
-      },
-    );
+  private takeLocally(account: string, key: string, points: number, refund: boolean, now: number): Taken | Refused {
+    const count = this.local.add(key, points);
+    if (this.window === 'month' && count.first) this.local.delete(this.keyOf(account, previousMonth(now)));
+    const retryAfterMs = this.renewsInMs(now, count.msBeforeNext);
+    if (count.value <= this.localLimit) return { ok: true, backend: 'local', key, points, windowEndsAt: now + retryAfterMs };
+    if (refund) this.local.add(key, -points);
+    return { ok: false, retryAfterMs };
   }
 
-  /** A count's outcome as `take` answers it: refused counts given back first when `refund`. */
-  private verdict(backend: Backend, key: string, points: number, refund: boolean, now: number, outcome: Outcome): Taken | Refused | Promise<Refused> {
+  /** A shared count's outcome as `take` answers it: refused counts given back first when `refund`. */
+  private verdict(key: string, points: number, refund: boolean, now: number, outcome: Outcome): Taken | Refused | Promise<Refused> {
     const retryAfterMs = this.renewsInMs(now, outcome.res.msBeforeNext);
-    if (!outcome.refused) return { ok: true, backend, key, points, windowEndsAt: now + retryAfterMs };
+    if (!outcome.refused) return { ok: true, backend: 'shared', key, points, windowEndsAt: now + retryAfterMs };
     const refused: Refused = { ok: false, retryAfterMs };
-    return refund ? this.adjust(backend, key, -points).then(() => refused) : refused;
+    return refund ? this.adjust('shared', key, -points)!.then(() => refused) : refused;
   }
 
   /**
    * Corrects a count: `delta` < 0 gives points back (a reservation's unused part, a stream
    * that closed), > 0 charges more (usage above the estimate). Skipped once the window the
    * count was taken in has ended: its key is gone, and writing would credit the next one.
+   * A local count is corrected at once (undefined); a shared one answers a promise.
    */
-  correct(taken: Taken, delta: number): Promise<void> {
-    if (delta === 0 || this.store.now() >= taken.windowEndsAt) return SETTLED;
+  correct(taken: Taken, delta: number): Promise<void> | undefined {
+    if (delta === 0 || this.store.now() >= taken.windowEndsAt) return undefined;
     return this.adjust(taken.backend, taken.key, delta);
   }
 
@@ -234,26 +236,29 @@ export class Counter {
   async read(account: string): Promise<CounterReading> {
     const now = this.store.now();
     const key = this.keyOf(account, now);
-    let res: RateLimiterRes | null | undefined;
+    let read: { used: number; msBeforeNext: number } | null | undefined;
     if (this.shared) {
       const shared = this.shared;
-      const read = await this.store.viaShared(async () => ({ res: await shared.get(key) }));
-      if (read) res = read.res;
+      const outcome = await this.store.viaShared(async () => ({ res: await shared.get(key) }));
+      if (outcome) read = outcome.res && { used: outcome.res.consumedPoints, msBeforeNext: outcome.res.msBeforeNext };
     }
-    if (res === undefined) res = await this.local.get(key);
-    if (!res) return { used: 0 };
-    return { used: Math.max(0, res.consumedPoints), resetsInMs: this.renewsInMs(now, res.msBeforeNext) };
+    if (read === undefined) {
+      const local = this.local.get(key);
+      read = local && { used: local.value, msBeforeNext: local.msBeforeNext };
+    }
+    if (!read) return { used: 0 };
+    return { used: Math.max(0, read.used), resetsInMs: this.renewsInMs(now, read.msBeforeNext) };
   }
 
-  private adjust(backend: Backend, key: string, delta: number): Promise<void> {
-    const change = (limiter: RateLimiterAbstract): Promise<RateLimiterRes> =>
-      delta < 0 ? limiter.reward(key, -delta) : limiter.penalty(key, delta);
+  /** Changes a count by `delta`: at once in this process (undefined), as a promise in Redis. */
+  private adjust(backend: Backend, key: string, delta: number): Promise<void> | undefined {
     if (backend === 'shared' && this.shared) {
       const shared = this.shared;
       // Lost if Redis is away: the shared count then errs high, until its window ends.
-      return this.store.viaShared(() => change(shared)).then(ignore);
+      return this.store.viaShared(() => (delta < 0 ? shared.reward(key, -delta) : shared.penalty(key, delta))).then(ignore);
     }
-    return change(this.local).then(ignore, ignore);
+    this.local.add(key, delta);
+    return undefined;
   }
 
   /** The limiter key: the account, plus the calendar window's date for `day` and `month`. */

@@ -7,7 +7,7 @@ import type { CompletionRequest, CompletionResult } from '../deepseek/types';
 import { QuotaExceededError, type QuotaLimit } from '../errors';
 import { quotaMetrics, type QuotaMetrics } from '../telemetry/metrics';
 import type { Logger } from '../telemetry/logger';
-import { CounterStore, type Counter, type CounterReading, type Taken } from './counters';
+import { CounterStore, type Counter, type CounterReading, type Refused, type Taken } from './counters';
 import { actualCost, partialCost, worstCase, type WorstCase } from './estimate';
 import { policyFor, type QuotaPolicies, type QuotaPolicy } from './policy';
 
@@ -167,14 +167,14 @@ export class QuotaAccount {
   admitOperation(): Promise<void> {
     const counter = this.counters.requests;
     if (!counter) return ADMITTED;
-    return counter.take(this.key, 1, false).then((taken) => {
-      if (taken.ok) return;
-      throw this.refuse(
-        counter,
-        taken.retryAfterMs,
-        `${this.whose()} may start ${counter.limit} operations per minute (requestsPerMinute); retry in ${seconds(taken.retryAfterMs)}.`,
-      );
-    });
+    const counted = counter.take(this.key, 1, false);
+    if (counted instanceof Promise) {
+      return counted.then((taken) => {
+        if (!taken.ok) throw this.operationRefusal(counter, taken.retryAfterMs);
+      });
+    }
+    // Counted in this process: no promise of its own but the one the caller awaits.
+    return counted.ok ? ADMITTED : Promise.reject(this.operationRefusal(counter, counted.retryAfterMs));
   }
 
   /**
@@ -196,7 +196,8 @@ export class QuotaAccount {
     if (c.tokens) parts.push({ counter: c.tokens, points: worst.tokens });
     if (c.usdPerDay) parts.push({ counter: c.usdPerDay, points: worst.microUsd });
     if (c.usdPerMonth) parts.push({ counter: c.usdPerMonth, points: worst.microUsd });
-    return Promise.all(parts.map(({ counter, points }) => counter.take(this.key, points, true))).then((outcomes) => {
+    const counted = parts.map(({ counter, points }) => counter.take(this.key, points, true));
+    const decide = (outcomes: ReadonlyArray<Taken | Refused>): Reservation | Promise<never> => {
       let refusedBy: { counter: Counter; retryAfterMs: number } | undefined;
       outcomes.forEach((outcome, index) => {
         if (outcome.ok) return;
@@ -208,7 +209,10 @@ export class QuotaAccount {
       return Promise.all(outcomes.map((outcome, index) => (outcome.ok ? parts[index].counter.correct(outcome, -outcome.points) : undefined))).then(() => {
         throw this.refuse(by.counter, by.retryAfterMs, this.refusalMessage(by.counter, worst, request, by.retryAfterMs));
       });
-    });
+    };
+    // Counted in this process, every outcome is in already: one promise, the one returned.
+    if (counted.some((outcome) => outcome instanceof Promise)) return Promise.all(counted).then(decide);
+    return Promise.resolve(decide(counted as Array<Taken | Refused>));
   }
 
   /** A subscription opens: takes one of `maxConcurrentStreams`; `close` gives it back (idempotent). */
@@ -228,7 +232,7 @@ export class QuotaAccount {
       close: () => {
         if (!open) return;
         open = false;
-        void counter.correct(taken, -1).catch(() => undefined);
+        void counter.correct(taken, -1)?.catch(() => undefined);
       },
     };
   }
@@ -254,6 +258,10 @@ export class QuotaAccount {
       shared: this.quotas.store.shared && this.quotas.store.circuit === 'CLOSED',
       limits: set.map(([counter, unit], index) => reading(counter, unit, readings[index])),
     };
+  }
+
+  private operationRefusal(counter: Counter, retryAfterMs: number): QuotaExceededError {
+    return this.refuse(counter, retryAfterMs, `${this.whose()} may start ${counter.limit} operations per minute (requestsPerMinute); retry in ${seconds(retryAfterMs)}.`);
   }
 
   private refuse(counter: Counter, retryAfterMs: number, message: string): QuotaExceededError {
@@ -314,7 +322,7 @@ export class Reservation {
     for (const { counter, taken } of this.parts) {
       const delta =
         counter.name === 'tokensPerDay' ? actual.tokens - this.reserved.tokens : counter.name === 'upstreamCallsPerMinute' ? 0 : actual.microUsd - this.reserved.microUsd;
-      void counter.correct(taken, delta).catch(() => undefined);
+      void counter.correct(taken, delta)?.catch(() => undefined);
     }
   }
 }

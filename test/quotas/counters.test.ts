@@ -9,6 +9,16 @@ function localStore(now?: () => number): CounterStore {
 }
 
 describe('quota counters in this process', () => {
+  it('answers a count at once, without a promise, when it is counted in this process', () => {
+    const counter = localStore().counter('tokensPerDay', 10, 'day');
+    const taken = counter.take('acct', 6, true);
+    expect(taken).not.toBeInstanceOf(Promise);
+    expect(taken).toMatchObject({ ok: true, backend: 'local', points: 6 });
+    expect(counter.take('acct', 6, true)).toMatchObject({ ok: false });
+    // The refused count was given back at once: 4 points are still free.
+    expect(counter.take('acct', 4, true)).toMatchObject({ ok: true });
+  });
+
   it('admits exactly the limit per window, and a refused count says when the window renews', async () => {
     const counter = localStore().counter('requestsPerMinute', 3, 'minute');
     const outcomes = await Promise.all(Array.from({ length: 5 }, () => counter.take('acct', 1, false)));
