@@ -40,7 +40,7 @@ import type { ChatRequest } from '../src/deepseek/types';
 import { CounterStore, parsePolicies, Quotas, type QuotaAccount } from '../src/quotas';
 import { noopInstruments } from '../src/telemetry/instruments';
 import { silentLogger } from '../src/telemetry/logger';
-import { childEnv, installCleanup, pinningAvailable, pinSelf, startService, stopAll } from './lib/proc';
+import { childEnv, installCleanup, limitRun, pinningAvailable, pinSelf, startService, stopAll } from './lib/proc';
 import { writeResults } from './lib/results';
 import { renderTable } from './lib/table';
 
@@ -95,11 +95,7 @@ async function main(): Promise<void> {
   // The client's concurrency cap (DEEPSEEK_MAX_CONCURRENCY below) must not queue the calls.
   const concurrency = countArg('concurrency', 50, 1, 256);
   installCleanup();
-  const limit = setTimeout(() => {
-    log(`still running after ${RUN_LIMIT_MS / 1000} s: stopping`);
-    void stopAll().finally(() => process.exit(1));
-  }, RUN_LIMIT_MS);
-  limit.unref();
+  limitRun(RUN_LIMIT_MS, log);
 
   const pinning = pinningAvailable();
   const sim = await startService({

@@ -14,7 +14,7 @@
 import { availableParallelism, cpus, loadavg, release } from 'node:os';
 import { parseArgs } from './lib/args';
 import { observe } from './lib/observe';
-import { buildServers, childEnv, GATEWAY_NODE_ARGS, installCleanup, pinningAvailable, pinSelf, startService, stopAll, type Service } from './lib/proc';
+import { buildServers, childEnv, GATEWAY_NODE_ARGS, installCleanup, limitRun, pinningAvailable, pinSelf, startService, stopAll, type Service } from './lib/proc';
 import { connections, documents, errors, metrics, upstream } from './lib/probes';
 import type { Probe, ProbeContext, ProbeLimits, ProbeRow } from './lib/probes/types';
 import { writeResults } from './lib/results';
@@ -217,11 +217,7 @@ async function main(): Promise<void> {
   );
   installCleanup();
   buildServers();
-  const limitTimer = setTimeout(() => {
-    log(`still running after ${RUN_LIMIT_MS / 60_000} minutes: stopping`);
-    void stopAll().finally(() => process.exit(1));
-  }, RUN_LIMIT_MS);
-  limitTimer.unref();
+  limitRun(RUN_LIMIT_MS, log);
 
   const started = process.hrtime.bigint();
   const startedAt = new Date().toISOString();

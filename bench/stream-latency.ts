@@ -24,7 +24,7 @@ import { cpus, loadavg } from 'node:os';
 import { createClient, type Client } from 'graphql-ws';
 import { Pool } from 'undici';
 import WebSocket from 'ws';
-import { buildServers, childEnv, GATEWAY_NODE_ARGS, installCleanup, pinningAvailable, pinSelf, referenceNodeArgs, startService, stopAll } from './lib/proc';
+import { buildServers, childEnv, GATEWAY_NODE_ARGS, installCleanup, limitRun, pinningAvailable, pinSelf, referenceNodeArgs, startService, stopAll } from './lib/proc';
 import { elapsedMs, summarize, type Summary } from './lib/stats';
 
 const API_KEY = 'sk-bench-stream-latency-0000000000000000';
@@ -186,11 +186,7 @@ async function main(): Promise<void> {
   const warmup = countArg('warmup', 20, 0);
   installCleanup();
   buildServers();
-  const limit = setTimeout(() => {
-    log(`still running after ${RUN_LIMIT_MS / 1000} s: stopping`);
-    void stopAll().finally(() => process.exit(1));
-  }, RUN_LIMIT_MS);
-  limit.unref();
+  const cancelLimit = limitRun(RUN_LIMIT_MS, log);
 
   const pinning = pinningAvailable();
   const pin = pinning.ok && pinSelf(0);
@@ -321,7 +317,7 @@ async function main(): Promise<void> {
     await gatewayPool?.close();
     await hopPool?.close();
     await stopAll();
-    clearTimeout(limit);
+    cancelLimit();
   }
 }
 

@@ -246,6 +246,20 @@ export async function stopAll(): Promise<void> {
 }
 
 /**
+ * A bound on the whole run: after `limitMs` the children are stopped and the process exits
+ * with 1, whatever it was waiting for (`report` says so first). The timer does not keep the
+ * process alive; the function returned cancels it.
+ */
+export function limitRun(limitMs: number, report: (message: string) => void): () => void {
+  const timer = setTimeout(() => {
+    report(`still running after ${limitMs / 1000} s: stopping`);
+    void stopAll().finally(() => process.exit(1));
+  }, limitMs);
+  timer.unref();
+  return () => clearTimeout(timer);
+}
+
+/**
  * Stops the children on SIGINT/SIGTERM, and kills any left on exit (last resort), so an
  * interrupted run leaves nothing behind.
  */
