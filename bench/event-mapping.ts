@@ -14,6 +14,7 @@ import { cpus } from 'node:os';
 import { buildSchema, parse, subscribe, type ExecutionArgs } from 'graphql';
 import { subscribeEvents } from '../src/graphql/subscription-events';
 import { writeResults } from './lib/results';
+import { median } from './lib/stats';
 import { renderTable } from './lib/table';
 
 const WARMUP_ROUNDS = 4;
@@ -73,8 +74,7 @@ async function main(): Promise<void> {
     for (const way of order) result[way] = await cpuPerEvent(ways[way], events);
     rows.push({ round: round + 1, ...result, ratio: result.gateway / result.reference });
   }
-  const ratios = rows.map((row) => row.ratio).sort((a, b) => a - b);
-  const median = (ratios[(ratios.length - 1) >> 1] + ratios[ratios.length >> 1]) / 2;
+  const medianRatio = median(rows.map((row) => row.ratio));
   process.stdout.write(
     [
       renderTable(
@@ -82,9 +82,9 @@ async function main(): Promise<void> {
         ['round', 'graphql-js subscribe (reference)', 'subscribeEvents', 'ratio'],
         rows.map((row) => [row.round, row.reference.toFixed(2), row.gateway.toFixed(2), `${row.ratio.toFixed(2)}×`]),
       ),
-      `median ratio: ${median.toFixed(2)}× the reference's CPU per event`,
+      `median ratio: ${medianRatio.toFixed(2)}× the reference's CPU per event`,
       `machine: ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}.`,
-      `results: ${writeResults('event-mapping', { events, rows, medianRatio: median })}`,
+      `results: ${writeResults('event-mapping', { events, rows, medianRatio })}`,
       '',
     ].join('\n'),
   );

@@ -40,8 +40,10 @@ import type { ChatRequest } from '../src/deepseek/types';
 import { CounterStore, parsePolicies, Quotas, type QuotaAccount } from '../src/quotas';
 import { noopInstruments } from '../src/telemetry/instruments';
 import { silentLogger } from '../src/telemetry/logger';
+import { countArg } from './lib/args';
 import { childEnv, installCleanup, limitRun, pinningAvailable, pinSelf, startService, stopAll } from './lib/proc';
 import { writeResults } from './lib/results';
+import { median } from './lib/stats';
 import { renderTable } from './lib/table';
 
 const SIM_LATENCY_MS = 20;
@@ -57,20 +59,8 @@ const QUOTAS_YAML =
 const LAYERS = ['undici', 'client', 'service', 'service + quotas'] as const;
 type Layer = (typeof LAYERS)[number];
 
-function countArg(name: string, fallback: number, min: number, max: number): number {
-  const arg = process.argv.slice(2).find((a) => a.startsWith(`--${name}=`));
-  const n = arg ? Number(arg.slice(name.length + 3)) : fallback;
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer from ${min} to ${max}`);
-  return n;
-}
-
 function log(message: string): void {
   process.stderr.write(`[layers ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return (sorted[(sorted.length - 1) >> 1] + sorted[sorted.length >> 1]) / 2;
 }
 
 /** Garbage-collection time observed while `work` runs, in ms. */

@@ -25,6 +25,7 @@ import { createClient, type Client } from 'graphql-ws';
 import { Pool } from 'undici';
 import WebSocket from 'ws';
 import { buildServers, childEnv, GATEWAY_NODE_ARGS, installCleanup, limitRun, pinningAvailable, pinSelf, referenceNodeArgs, startService, stopAll } from './lib/proc';
+import { countArg } from './lib/args';
 import { elapsedMs, summarize, type Summary } from './lib/stats';
 
 const API_KEY = 'sk-bench-stream-latency-0000000000000000';
@@ -44,14 +45,6 @@ const STREAM = `subscription ($input: CompletionInput!) {
 const MULTIPART_ACCEPT = 'multipart/mixed;subscriptionSpec="1.0", application/json';
 
 const log = (message: string) => process.stderr.write(`[stream-latency ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
-
-/** `--<name>=<n>`: an integer from `min` to 5000, or `fallback`. */
-function countArg(name: string, fallback: number, min: number): number {
-  const arg = process.argv.slice(2).find((a) => a.startsWith(`--${name}=`));
-  const n = arg ? Number(arg.slice(`--${name}=`.length)) : fallback;
-  if (!Number.isInteger(n) || n < min || n > 5000) throw new Error(`--${name} must be an integer from ${min} to 5000`);
-  return n;
-}
 
 /** One subscription: ms until its first chunk, after which it is read to the end. */
 function viaGateway(client: Client, prompt: string): Promise<number> {
@@ -181,9 +174,9 @@ function row(name: string, s: Summary): string {
 }
 
 async function main(): Promise<void> {
-  const samples = countArg('samples', 200, 1);
+  const samples = countArg('samples', 200, 1, 5000);
   // Streams each way before measuring, so the JIT has compiled the path.
-  const warmup = countArg('warmup', 20, 0);
+  const warmup = countArg('warmup', 20, 0, 5000);
   installCleanup();
   buildServers();
   const cancelLimit = limitRun(RUN_LIMIT_MS, log);

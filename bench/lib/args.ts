@@ -14,3 +14,11 @@ export function parseArgs(argv: string[], rows: readonly string[]): { quick: boo
   }
   return { quick, only };
 }
+
+/** `--<name>=<n>` among this process's arguments: an integer from `min` to `max`, or `fallback` when absent. */
+export function countArg(name: string, fallback: number, min: number, max: number): number {
+  const arg = process.argv.slice(2).find((a) => a.startsWith(`--${name}=`));
+  const n = arg ? Number(arg.slice(`--${name}=`.length)) : fallback;
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer from ${min} to ${max}`);
+  return n;
+}
