@@ -86,6 +86,9 @@ export async function measure(options: LoadOptions): Promise<LoadResult> {
   };
 }
 
+/** The unmeasured start of each slice of `measureInterleaved` (seconds). */
+const SLICE_SETTLE_S = 0.5;
+
 /**
  * `measure` for two or more servers at once, in alternating slices: each is warmed up on its
  * own, then each measured for `durationS / slices` seconds in turn, `slices` times, the order
@@ -98,9 +101,6 @@ export async function measure(options: LoadOptions): Promise<LoadResult> {
  * idle, and at c=100 the first request of each of 4 × 100 connections would otherwise make
  * the p99 a measure of connection set-up.
  */
-/** The unmeasured start of each slice of `measureInterleaved` (seconds). */
-const SLICE_SETTLE_S = 0.5;
-
 export async function measureInterleaved(sides: readonly LoadOptions[], slices: number): Promise<LoadResult[]> {
   const totals = sides.map(() => ({ samples: new Samples(), cpuMs: 0, cpuKnown: true, wallMs: 0, non2xx: 0, errors: 0, timeouts: 0, bytes: 0, responses: 0, slices: [] as NonNullable<LoadResult['slices']>, autocannon: { reqPerSecAvg: 0, p50: 0, p99: 0 } }));
   for (const side of sides) {
