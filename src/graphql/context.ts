@@ -12,6 +12,7 @@ import type { CompletionBudget } from './limits';
 import type { PersistedDocuments } from './persisted-documents';
 import type { QuotaAccount, Quotas } from '../quotas';
 import type { CacheHints } from './direct-operations';
+import type { CheckedVariables } from './subscription-events';
 import type { HotAnswerNotes, HotAnswers } from './hot-answers';
 import type { ByteBudget } from '../lib/byte-budget';
 import type { AbortSignalLike } from '../lib/abort';
@@ -66,6 +67,11 @@ export interface GraphQLContext {
    * that ends the stream): that event's payload carries the operation's `extensions.cost`.
    */
   lastEvent?: boolean;
+  /**
+   * Set by `OperationPipeline.subscribe`: the subscription's variables as its payload check
+   * coerced them, which `subscribeEvents` takes instead of coercing them again.
+   */
+  checkedVariables?: CheckedVariables;
   /**
    * Set by the HTTP edge when this request could get a hot answer next time: the resolvers
    * and the operation plugin note whether its answer came from the cache alone.

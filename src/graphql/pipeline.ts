@@ -228,6 +228,8 @@ export class OperationPipeline {
       return { refused, errors };
     }
     const { document, operationName, variableValues } = prepared;
+    // Coerced once: subscribeEvents takes them instead of coercing them twice more.
+    context.checkedVariables = { document, raw: variableValues, coerced: prepared.coercedVariables };
     return { context, args: { schema: this.schema, document, operationName, variableValues, contextValue: context } };
   }
 

@@ -37,6 +37,8 @@ export type PreparedSubscription =
       document: DocumentNode;
       operationName: string | undefined;
       variableValues: Record<string, unknown> | undefined;
+      /** `variableValues` as graphql-js coerced them here (see `CheckedVariables`). */
+      coercedVariables: Record<string, unknown>;
       /** The name of the operation the document resolved to (for telemetry), if it has one. */
       resolvedName: string | undefined;
       /** The subscription's root field (a subscription has exactly one). */
@@ -126,6 +128,7 @@ export function prepareSubscription(
     document,
     operationName: payload.operationName ?? undefined,
     variableValues: payload.variables ?? undefined,
+    coercedVariables: variables.coerced,
     resolvedName: operation.name?.value,
     rootField: rootFieldOf(operation),
   };

@@ -1,6 +1,8 @@
 import {
   Kind,
+  assertValidSchema,
   createSourceEventStream,
+  defaultFieldResolver,
   execute,
   getArgumentValues,
   getNullableType,
@@ -9,6 +11,7 @@ import {
   isLeafType,
   isNonNullType,
   isObjectType,
+  locatedError,
   type DocumentNode,
   type ExecutionArgs,
   type ExecutionResult,
@@ -20,6 +23,7 @@ import {
   type GraphQLResolveInfo,
   type OperationDefinitionNode,
 } from 'graphql';
+import { inspect } from 'graphql/jsutils/inspect';
 
 /**
  * graphql-js's `subscribe`, with a cheaper way to turn each source event into its result.
@@ -39,16 +43,113 @@ import {
  * `execute`, which produces the error result exactly as it always did. Any other selection
  * takes graphql-js's path for every event.
  *
- * The source stream (the root field's `subscribe` resolver) is graphql-js's
- * `createSourceEventStream`; the mapping iterator behaves as graphql-js's own (`return` and
- * `throw` reach the source; a mapping failure closes the source first).
+ * For a simple selection the source stream (the root field's `subscribe` resolver) is
+ * opened here too, as graphql-js's `createSourceEventStream` opens it (same arguments, same
+ * located errors), with the operation's variables coerced once for both: graphql-js would
+ * coerce them for the source stream and again for its first event, and the transports have
+ * coerced them already when they checked the payload (`CheckedVariables`, taken instead when
+ * the context carries them). Variables that do not coerce, and any other selection, take
+ * graphql-js's `createSourceEventStream`. The mapping iterator behaves as graphql-js's own
+ * (`return` and `throw` reach the source; a mapping failure closes the source first).
  */
 export async function subscribeEvents(args: ExecutionArgs): Promise<AsyncGenerator<ExecutionResult, void, void> | ExecutionResult> {
-  const source = await createSourceEventStream(args);
-  if (!isAsyncIterable(source)) return source;
   const viaExecute = (payload: unknown) => execute({ ...args, rootValue: payload });
-  const project = projectionFor(args);
-  return mapEvents(source, project ? (payload) => project(payload) ?? viaExecute(payload) : viaExecute);
+  const plan = planFor(args);
+  const variableValues = plan && (checkedVariables(args) ?? coerceVariables(plan, args));
+  if (!plan || !variableValues) {
+    const source = await createSourceEventStream(args);
+    return isAsyncIterable(source) ? mapEvents(source, viaExecute) : source;
+  }
+  // What createSourceEventStream asserts first (the schema's check is kept on the schema).
+  assertValidSchema(args.schema);
+  // The root field's arguments, for its `subscribe` and, per event, its `resolve`.
+  let rootArgs: Record<string, unknown>;
+  try {
+    rootArgs = getArgumentValues(plan.rootField, plan.rootNode, variableValues);
+  } catch (error) {
+    return { errors: [locatedError(error, [plan.rootNode], [plan.rootKey])] };
+  }
+  const source = await openSource(plan, args, variableValues, rootArgs);
+  if (!isAsyncIterable(source)) return source;
+  const project = projectionFor(plan, args, variableValues, rootArgs);
+  return mapEvents(source, (payload) => project(payload) ?? viaExecute(payload));
+}
+
+/**
+ * A subscription's variables as graphql-js coerced them when its payload was checked
+ * (`OperationPipeline.subscribe`), for the document and the raw variables they were coerced
+ * from. A transport's context carries them as `checkedVariables`.
+ */
+export interface CheckedVariables {
+  document: DocumentNode;
+  raw: ExecutionArgs['variableValues'];
+  coerced: Record<string, unknown>;
+}
+
+/** The context's checked variables, if they belong to this very document and variables object. */
+function checkedVariables(args: ExecutionArgs): Record<string, unknown> | undefined {
+  const checked = (args.contextValue as { checkedVariables?: CheckedVariables } | null | undefined)?.checkedVariables;
+  return checked && checked.document === args.document && checked.raw === args.variableValues ? checked.coerced : undefined;
+}
+
+/** The operation's variables coerced, or undefined when graphql-js would refuse them (it then reports why). */
+function coerceVariables(plan: Plan, args: ExecutionArgs): Record<string, unknown> | undefined {
+  const coerced = getVariableValues(args.schema, plan.operation.variableDefinitions ?? [], args.variableValues ?? {});
+  return coerced.errors ? undefined : coerced.coerced;
+}
+
+/**
+ * graphql-js's `executeSubscription` for a simple selection: the root field's `subscribe`
+ * resolver (else the args' `subscribeFieldResolver`, else the default) called with its
+ * arguments and `info`; a failure is a result with that error located at the root field, a
+ * value that is not an async iterable an error thrown, as graphql-js does.
+ */
+async function openSource(
+  plan: Plan,
+  args: ExecutionArgs,
+  variableValues: Record<string, unknown>,
+  rootArgs: Record<string, unknown>,
+): Promise<AsyncIterable<unknown> | ExecutionResult> {
+  const path = { prev: undefined, key: plan.rootKey, typename: plan.rootType.name };
+  let stream: unknown;
+  try {
+    const resolve = plan.rootField.subscribe ?? args.subscribeFieldResolver ?? defaultFieldResolver;
+    const info = resolveInfo(plan, args.schema, variableValues, plan.rootField, plan.rootNode, plan.rootType, path, args.rootValue);
+    stream = await resolve(args.rootValue, rootArgs, args.contextValue, info);
+    if (stream instanceof Error) throw stream;
+  } catch (error) {
+    return { errors: [locatedError(error, [plan.rootNode], [plan.rootKey])] };
+  }
+  if (!isAsyncIterable(stream)) throw new Error(`Subscription field must return Async Iterable. Received: ${inspect(stream)}.`);
+  return stream;
+}
+
+/**
+ * graphql-js's `info` for one field, field for field (a cast: @graphql-tools/utils, loaded by
+ * the federation tooling, declares helpers on the type that graphql-js 16 never sets).
+ */
+function resolveInfo(
+  plan: Plan,
+  schema: ExecutionArgs['schema'],
+  variableValues: Record<string, unknown>,
+  field: GraphQLField<unknown, unknown>,
+  node: FieldNode,
+  parentType: GraphQLObjectType,
+  path: GraphQLResolveInfo['path'],
+  rootValue: unknown,
+): GraphQLResolveInfo {
+  return {
+    fieldName: field.name,
+    fieldNodes: [node],
+    returnType: field.type,
+    parentType,
+    path,
+    schema,
+    fragments: plan.fragments,
+    rootValue,
+    operation: plan.operation,
+    variableValues,
+  } as unknown as GraphQLResolveInfo;
 }
 
 /** The leaf fields of the chunk a simple subscription selects, as graphql-js would complete them. */
@@ -124,41 +225,21 @@ function makePlan({ schema, document, operationName }: ExecutionArgs): Plan | un
 }
 
 /**
- * The per-event projection of one subscription, or undefined when its selection is not
- * simple. What depends on the variables (coerced values, the root field's arguments, each
- * field's `info`) is computed here once; a projection returns undefined for an event it
- * leaves to graphql-js.
+ * The per-event projection of one subscription with a simple selection. What depends on the
+ * variables (each field's `info`) is built here once; a projection returns undefined for an
+ * event it leaves to graphql-js.
  */
-function projectionFor(args: ExecutionArgs): ((payload: unknown) => ExecutionResult | undefined) | undefined {
-  const plan = planFor(args);
-  if (!plan) return undefined;
+function projectionFor(
+  plan: Plan,
+  args: ExecutionArgs,
+  variableValues: Record<string, unknown>,
+  rootArgs: Record<string, unknown>,
+): (payload: unknown) => ExecutionResult | undefined {
   const { schema, contextValue } = args;
-  const coerced = getVariableValues(schema, plan.operation.variableDefinitions ?? [], args.variableValues ?? {});
-  if (coerced.errors) return undefined;
-  const variableValues = coerced.coerced;
-  let rootArgs: Record<string, unknown>;
-  try {
-    rootArgs = getArgumentValues(plan.rootField, plan.rootNode, variableValues);
-  } catch {
-    return undefined;
-  }
   const resolveRoot = plan.rootField.resolve!;
   const rootPath = { prev: undefined, key: plan.rootKey, typename: plan.rootType.name };
-  // graphql-js's `info`, field for field (a cast: @graphql-tools/utils, loaded by the
-  // federation tooling, declares helpers on the type that graphql-js 16 never sets).
   const info = (field: GraphQLField<unknown, unknown>, node: FieldNode, parentType: GraphQLObjectType, path: GraphQLResolveInfo['path'], rootValue: unknown) =>
-    ({
-      fieldName: field.name,
-      fieldNodes: [node],
-      returnType: field.type,
-      parentType,
-      path,
-      schema,
-      fragments: plan.fragments,
-      rootValue,
-      operation: plan.operation,
-      variableValues,
-    }) as unknown as GraphQLResolveInfo;
+    resolveInfo(plan, schema, variableValues, field, node, parentType, path, rootValue);
   const leaves = plan.leaves.map((leaf) => ({
     ...leaf,
     info: leaf.field ? info(leaf.field, leaf.node, plan.chunkType, { prev: rootPath, key: leaf.responseKey, typename: plan.chunkType.name }, undefined) : undefined,

@@ -36,6 +36,14 @@ describe('prepareSubscription with kept documents', () => {
     expect(documentOf(a)).not.toBe(documentOf(b));
   });
 
+  it('hands back the variables as graphql-js coerced them (defaults in), for subscribeEvents to take instead of coercing them again', () => {
+    const withDefault = 'subscription ($p: String = "fallback") { stream(prompt: $p) { delta } }';
+    const prepared = prepareSubscription(schema, checks(), { query: withDefault, variables: {} }, 'WebSocket');
+    expect(prepared).toMatchObject({ variableValues: {}, coercedVariables: { p: 'fallback' } });
+    const given = prepareSubscription(schema, checks(), { query: withDefault, variables: { p: 'a' } }, 'WebSocket');
+    expect(given).toMatchObject({ variableValues: { p: 'a' }, coercedVariables: { p: 'a' } });
+  });
+
   it('never keeps a document that failed, so it fails the same way every time', () => {
     const documents = new ValidDocuments(10, 1024 * 1024);
     const invalid = 'subscription { stream(prompt: "x") { nope } }';
