@@ -25,9 +25,24 @@ export interface Requirement {
 
 const NONE: Requirement = { authenticated: false, anyOf: [] };
 
+type Directed = { astNode?: { directives?: readonly ConstDirectiveNode[] } | null };
+
+/** Each field's and type's requirement, read once: a subscription asks for its root field's on every subscribe. */
+const requirements = new WeakMap<Directed, Requirement>();
+
 /** The requirement its own directives put on a field or type. */
-export function requirementOf(node: { astNode?: { directives?: readonly ConstDirectiveNode[] } | null } | undefined): Requirement {
-  const directives = node?.astNode?.directives ?? [];
+export function requirementOf(node: Directed | undefined): Requirement {
+  if (!node) return NONE;
+  let requirement = requirements.get(node);
+  if (!requirement) {
+    requirement = readRequirement(node);
+    requirements.set(node, requirement);
+  }
+  return requirement;
+}
+
+function readRequirement(node: Directed): Requirement {
+  const directives = node.astNode?.directives ?? [];
   let authenticated = false;
   const anyOf: string[][] = [];
   for (const directive of directives) {
