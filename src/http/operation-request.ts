@@ -25,12 +25,15 @@ export function acceptsEventStream(request: FastifyRequest): boolean {
  */
 export function acceptsMultipartSubscription(request: FastifyRequest): boolean {
   const accept = request.headers.accept;
-  if (!accept) return false;
+  // Asked of every POST /graphql: most never name multipart/mixed, and are not parsed.
+  if (!accept || !MULTIPART_MIXED.test(accept)) return false;
   return accept.split(',').some((entry) => {
     const [type, ...params] = entry.split(';').map((part) => part.trim().toLowerCase());
     return type === 'multipart/mixed' && params.some((param) => param.replace(/\s+/g, '').replace(/"/g, '') === 'subscriptionspec=1.0');
   });
 }
+
+const MULTIPART_MIXED = /multipart\/mixed/i;
 
 /** An operation as a streaming transport receives it, checked for shape only. */
 export interface RequestedOperation {
