@@ -26,7 +26,7 @@ import { Pool } from 'undici';
 import WebSocket from 'ws';
 import { buildServers, childEnv, GATEWAY_NODE_ARGS, installCleanup, limitRun, pinningAvailable, pinSelf, referenceNodeArgs, startService, stopAll } from './lib/proc';
 import { countArg } from './lib/args';
-import { elapsedMs, summarize, type Summary } from './lib/stats';
+import { elapsedMs, median, summarize, type Summary } from './lib/stats';
 
 const API_KEY = 'sk-bench-stream-latency-0000000000000000';
 /** Queue time before the first token, and the time between tokens, in the simulator. */
@@ -46,8 +46,14 @@ const MULTIPART_ACCEPT = 'multipart/mixed;subscriptionSpec="1.0", application/js
 
 const log = (message: string) => process.stderr.write(`[stream-latency ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
 
+/** One stream's time to first chunk (ms), and when it was sent (the monotonic clock, ns). */
+interface FirstChunk {
+  ms: number;
+  start: bigint;
+}
+
 /** One subscription: ms until its first chunk, after which it is read to the end. */
-function viaGateway(client: Client, prompt: string): Promise<number> {
+function viaGateway(client: Client, prompt: string): Promise<FirstChunk> {
   return new Promise((resolve, reject) => {
     const start = process.hrtime.bigint();
     let first: number | undefined;
@@ -67,7 +73,7 @@ function viaGateway(client: Client, prompt: string): Promise<number> {
         error: (error) => reject(error instanceof Error ? error : new Error(JSON.stringify(error))),
         complete: () => {
           if (first === undefined || !finished) reject(new Error('gateway stream ended without chunks or finish reason'));
-          else resolve(first);
+          else resolve({ ms: first, start });
         },
       },
     );
@@ -84,7 +90,7 @@ function variables(prompt: string): Record<string, unknown> {
  * `accept`) on a keep-alive connection: ms until the first part or event carrying a chunk,
  * after which it is read to the end.
  */
-async function viaHttp(pool: Pool, accept: string, prompt: string): Promise<number> {
+async function viaHttp(pool: Pool, accept: string, prompt: string): Promise<FirstChunk> {
   const start = process.hrtime.bigint();
   const response = await pool.request({
     method: 'POST',
@@ -102,14 +108,14 @@ async function viaHttp(pool: Pool, accept: string, prompt: string): Promise<numb
   }
   if (first === undefined || !/"finishReason":"[A-Z_]+"/.test(text)) throw new Error(`gateway stream (${accept}) ended without chunks or finish reason`);
   if (text.includes('"errors"')) throw new Error(`gateway stream (${accept}) failed: ${text.slice(0, 500)}`);
-  return first;
+  return { ms: first, start };
 }
 
 /**
  * The same request straight to the simulator: ms until the first SSE event carrying text
  * (the gateway's first chunk is also the first delta with text), then read to `[DONE]`.
  */
-function direct(pool: Pool, prompt: string): Promise<number> {
+function direct(pool: Pool, prompt: string): Promise<FirstChunk> {
   return firstToken(pool, {
     path: '/chat/completions',
     headers: { 'content-type': 'application/json', accept: 'text/event-stream', authorization: `Bearer ${API_KEY}` },
@@ -129,7 +135,7 @@ function direct(pool: Pool, prompt: string): Promise<number> {
  * unparsed: what any hop adds on this machine (an extra loopback connection, two more
  * processes' wake-ups), the reference the gateway's own share is read against.
  */
-function viaBareHop(pool: Pool, prompt: string): Promise<number> {
+function viaBareHop(pool: Pool, prompt: string): Promise<FirstChunk> {
   return firstToken(pool, {
     path: '/',
     headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
@@ -138,7 +144,7 @@ function viaBareHop(pool: Pool, prompt: string): Promise<number> {
 }
 
 /** ms until the first DeepSeek SSE event carrying text, then the stream read to `[DONE]`. */
-async function firstToken(pool: Pool, request: { path: string; headers: Record<string, string>; body: string }): Promise<number> {
+async function firstToken(pool: Pool, request: { path: string; headers: Record<string, string>; body: string }): Promise<FirstChunk> {
   const start = process.hrtime.bigint();
   const response = await pool.request({ method: 'POST', ...request });
   if (response.statusCode !== 200) throw new Error(`${request.path} answered ${response.statusCode}: ${await response.body.text()}`);
@@ -165,7 +171,7 @@ async function firstToken(pool: Pool, request: { path: string; headers: Record<s
     }
   }
   if (first === undefined || !done) throw new Error(`${request.path} stream ended without text or [DONE]`);
-  return first;
+  return { ms: first, start };
 }
 
 function row(name: string, s: Summary): string {
@@ -200,6 +206,7 @@ async function main(): Promise<void> {
         SIMULATOR_PORT: '0',
         SIMULATOR_LATENCY_MS: String(SIM_LATENCY_MS),
         SIMULATOR_TOKEN_DELAY_MS: String(SIM_TOKEN_DELAY_MS),
+        SIMULATOR_TIMINGS: '1',
       }),
       cpu: 0,
       pin,
@@ -249,13 +256,16 @@ async function main(): Promise<void> {
     gatewayPool = new Pool(new URL(gateway.url).origin, { connections: 1 });
     hopPool = new Pool(new URL(hop.url).origin, { connections: 1 });
 
-    type Way = { name: string; run: (prompt: string) => Promise<number>; samples: number[] };
+    // Per sample also the two halves of the time to first chunk, from the simulator's timings:
+    // until the upstream request arrived, and from the first text leaving the simulator.
+    type Way = { name: string; run: (prompt: string) => Promise<FirstChunk>; samples: number[]; before: number[]; after: number[] };
+    const way = (name: string, run: Way['run']): Way => ({ name, run, samples: [], before: [], after: [] });
     const ways: Way[] = [
-      { name: 'via gateway, graphql-ws', run: (prompt) => viaGateway(client!, prompt), samples: [] },
-      { name: 'via gateway, multipart (POST /graphql)', run: (prompt) => viaHttp(gatewayPool!, MULTIPART_ACCEPT, prompt), samples: [] },
-      { name: 'via gateway, SSE (POST /graphql)', run: (prompt) => viaHttp(gatewayPool!, 'text/event-stream', prompt), samples: [] },
-      { name: 'bare hop (SSE bytes passed on)', run: (prompt) => viaBareHop(hopPool!, prompt), samples: [] },
-      { name: 'simulator first token (undici SSE)', run: (prompt) => direct(pool!, prompt), samples: [] },
+      way('via gateway, graphql-ws', (prompt) => viaGateway(client!, prompt)),
+      way('via gateway, multipart (POST /graphql)', (prompt) => viaHttp(gatewayPool!, MULTIPART_ACCEPT, prompt)),
+      way('via gateway, SSE (POST /graphql)', (prompt) => viaHttp(gatewayPool!, 'text/event-stream', prompt)),
+      way('bare hop (SSE bytes passed on)', (prompt) => viaBareHop(hopPool!, prompt)),
+      way('simulator first token (undici SSE)', (prompt) => direct(pool!, prompt)),
     ];
     const gatewayWays = ways.slice(0, 3);
 
@@ -270,7 +280,14 @@ async function main(): Promise<void> {
       for (let k = 0; k < ways.length; k += 1) {
         const w = (i + k) % ways.length;
         const way = ways[w]!;
-        way.samples.push(await way.run(`ttfc ${tag} ${w} ${i}`));
+        const prompt = `ttfc ${tag} ${w} ${i}`;
+        const sample = await way.run(prompt);
+        way.samples.push(sample.ms);
+        const timing = await sim.ask<{ receivedUs: number; firstTextUs?: number } | null>({ cmd: 'timing', prompt });
+        if (!timing?.firstTextUs) throw new Error(`the simulator has no timing for "${prompt}"`);
+        const startUs = Number(sample.start / 1000n);
+        way.before.push((timing.receivedUs - startUs) / 1000);
+        way.after.push(sample.ms - (timing.firstTextUs - startUs) / 1000);
       }
     }
     const direct_ = summarize(ways.at(-1)!.samples);
@@ -291,6 +308,22 @@ async function main(): Promise<void> {
     for (const way of ways.slice(0, -1)) lines.push(row(`  ${way.name.replace('via gateway, ', '')}`, minus(summarize(way.samples), direct_)));
     lines.push('', "the gateway's own share (way − bare hop):");
     for (const way of gatewayWays) lines.push(row(`  ${way.name.replace('via gateway, ', '')}`, minus(summarize(way.samples), hop_)));
+    // Each way's two halves at p50; the simulator's own (the direct way) is what any client pays.
+    const halves = (w: Way) => ({ before: median(w.before), after: median(w.after) });
+    const direct50 = halves(ways.at(-1)!);
+    const hop50 = halves(ways.at(-2)!);
+    const ms = (n: number) => n.toFixed(2).padStart(8);
+    lines.push(
+      '',
+      'where it is added, p50 (ms): until the upstream request arrives | after the first text leaves the simulator',
+      `${''.padEnd(40)} ${'before'.padStart(8)} ${'after'.padStart(8)} ${'+before'.padStart(8)} ${'+after'.padStart(8)}   (+: over the bare hop)`,
+    );
+    for (const w of ways) {
+      const h = halves(w);
+      const over = gatewayWays.includes(w) ? `${ms(h.before - hop50.before)} ${ms(h.after - hop50.after)}` : '';
+      lines.push(`  ${w.name.replace('via gateway, ', '').padEnd(38)} ${ms(h.before)} ${ms(h.after)} ${over}`);
+    }
+    lines.push(`  (the simulator itself: ${direct50.before.toFixed(2)} ms to receive a request, ${direct50.after.toFixed(2)} ms from its first text to undici's reader)`);
     lines.push('', `target (issue 14): time to first chunk within +${TARGET_ADDED_MS} ms of the upstream's first token, at p50 (a bare hop adds +${(hop_.p50 - direct_.p50).toFixed(2)} ms):`);
     for (const way of gatewayWays) {
       const added = summarize(way.samples).p50 - direct_.p50;
