@@ -20,6 +20,13 @@ export class Cursor implements AsyncIterableIterator<StreamChunk> {
   private failure: Error | undefined;
   private readonly endHooks: Array<() => void> = [];
   private ended = false;
+  /**
+   * Pending while the hub holds this subscription's set-up (`holdSetUp`): the caller waits
+   * for it before the rest of its work, so the upstream request of a stream this
+   * subscription starts is written first. Undefined when nothing is held.
+   */
+  setUp: Promise<void> | undefined;
+  private releaseHeld: (() => void) | undefined;
 
   get isClosed(): boolean {
     return this.closed;
@@ -33,6 +40,20 @@ export class Cursor implements AsyncIterableIterator<StreamChunk> {
   onEnd(hook: () => void): void {
     if (this.ended) hook();
     else this.endHooks.push(hook);
+  }
+
+  /** Holds this subscription's set-up until `releaseSetUp` (or its end); see `setUp`. */
+  holdSetUp(): void {
+    if (this.setUp || this.ended) return;
+    this.setUp = new Promise((resolve) => {
+      this.releaseHeld = resolve;
+    });
+  }
+
+  /** Lets a held set-up go on; any number of times. */
+  releaseSetUp(): void {
+    this.releaseHeld?.();
+    this.releaseHeld = undefined;
   }
 
   /** Starts reading `source` from its first chunk. */
@@ -123,6 +144,7 @@ export class Cursor implements AsyncIterableIterator<StreamChunk> {
   private end(): void {
     if (this.ended) return;
     this.ended = true;
+    this.releaseSetUp();
     for (const hook of this.endHooks.splice(0)) hook();
   }
 }

@@ -16,6 +16,12 @@ export interface PumpOptions {
   store(result: CompletionResult): Promise<void>;
   /** Called once the stream is over, whatever its outcome (the hub forgets it then). */
   over(): void;
+  /**
+   * Called once the stream's source is opened: the upstream call is started (its request is
+   * handed to undici within this turn of the event loop), or another replica's stream or
+   * answer is followed.
+   */
+  opened?(): void;
   /** Reserves the stream's worst case with its payer's quota first; throws a refusal. */
   reserve?(): Promise<QuotaHold | undefined>;
   /**
@@ -62,6 +68,7 @@ export async function pump(stream: SharedStream, request: CompletionRequest, opt
       const callOptions = { signal: stream.controller.signal, traceContext: contextWithSpan(parent, span) };
       events = options.upstream.completeStream(request, callOptions);
     }
+    options.opened?.();
     for await (const event of events) {
       owner?.mirror(event);
       if (event.type === 'delta') {

@@ -6,6 +6,7 @@ import { ErrorCode, GatewayError, QuotaExceededError } from '../errors';
 import { noopInstruments } from '../telemetry/instruments';
 import type { EndWait, RequestLedger } from '../telemetry/ledger';
 import { abortError, toError } from '../lib/abort';
+import { afterRequestsWritten } from '../lib/after-writes';
 import { Singleflight } from '../lib/singleflight';
 import type { CachePolicy, JoinedCompletion, JoinRunning, QuotaHold, QuotaPayer } from '../batching/types';
 import type { ClusterLeases } from '../cluster/leases';
@@ -14,7 +15,7 @@ import { pump } from './pump';
 import { replayStream } from './replay';
 import { CHUNK_OVERHEAD_BYTES, SharedStream, type BufferCost } from './shared-stream';
 import { StreamCache } from './stream-cache';
-import type { StreamChunk, StreamHubOptions, StreamHubStats, SubscribeOptions } from './types';
+import type { StreamHubOptions, StreamHubStats, SubscribeOptions } from './types';
 
 export type { StreamChunk, StreamHubOptions, StreamHubStats, SubscribeOptions } from './types';
 
@@ -121,8 +122,14 @@ export class StreamHub {
    * `SubscribeOptions` for the trace context, the cache scope and the cost ledger (recorded
    * like a query's: a replay is a cache hit, a joined stream or call a joined call, a
    * started stream an upstream call with its usage; the wait is upstream time).
+   *
+   * The subscriber's `setUp` is pending while this subscription may start the upstream
+   * stream itself (its cache read, then the start): its caller waits for it before the rest
+   * of its set-up (for the transports, the response's headers and their own bookkeeping),
+   * which then runs while the upstream works, instead of before the upstream request is
+   * written (see `afterRequestsWritten`). A subscription that joins or replays holds nothing.
    */
-  subscribe(request: CompletionRequest, policy: CachePolicy, options: SubscribeOptions = {}): AsyncIterableIterator<StreamChunk> {
+  subscribe(request: CompletionRequest, policy: CachePolicy, options: SubscribeOptions = {}): Cursor {
     const id = completionId(request);
     const cursor = new Cursor();
     if (this.closed) {
@@ -159,6 +166,7 @@ export class StreamHub {
       this.start(sub);
       return cursor;
     }
+    cursor.holdSetUp();
     void this.cache.lookup(sub.key).then((hit) => {
       if (cursor.isClosed) return;
       if (this.closed) {
@@ -169,11 +177,13 @@ export class StreamHub {
         this.cacheReplays += 1;
         sub.ledger?.recordCacheHits();
         cursor.attach(replayStream(id, hit, this.replayChunkChars));
+        cursor.releaseSetUp();
         return;
       }
       // Checked again after the read: a stream or a query's call may have started meanwhile.
-      if (!this.joinRunning(sub)) this.start(sub);
-    });
+      if (this.joinRunning(sub)) cursor.releaseSetUp();
+      else this.start(sub);
+    }).catch((error: unknown) => cursor.fail(toError(error)));
     return cursor;
   }
 
@@ -275,8 +285,12 @@ export class StreamHub {
     );
   }
 
-  /** Starts the upstream stream for `sub`, which pays for it. */
+  /**
+   * Starts the upstream stream for `sub`, which pays for it; `sub`'s set-up is held until
+   * the upstream request is written (or the stream is over first: refused, failed).
+   */
   private start(sub: Subscriber): void {
+    sub.cursor.holdSetUp();
     const stream = new SharedStream(sub.id, sub.request.model, false, this.bufferCost, {
       onSpill: (s) => this.forget(s),
       onEmpty: (s) => this.abandon(s),
@@ -337,10 +351,12 @@ export class StreamHub {
       store: async (result) => {
         if (stream.store && isStorable(result)) await this.cache.write(this.keyOf(stream), result);
       },
+      opened: () => afterRequestsWritten(() => sub.cursor.releaseSetUp()),
       over: () => {
         this.forget(stream);
         this.upstreams.forget(sub.key, stream);
         this.open.delete(stream);
+        sub.cursor.releaseSetUp();
       },
     });
     this.attach(stream, sub);

@@ -1,6 +1,6 @@
 import { StreamHub } from '../../src/streaming/stream-hub';
 import { completionId } from '../../src/cache/key';
-import { ErrorCode, UpstreamError } from '../../src/errors';
+import { ErrorCode, QuotaExceededError, UpstreamError } from '../../src/errors';
 import { silentLogger } from '../../src/telemetry/logger';
 import { chatRequest, RecordingCache, settle } from '../batching/fakes';
 import { FakeStreamingUpstream, reader, result } from './fakes';
@@ -292,5 +292,84 @@ describe('StreamHub', () => {
     await refused.done;
     expect(refused.error).toMatchObject({ code: ErrorCode.OVERLOADED });
     expect(upstream.streams).toHaveLength(1);
+  });
+
+  describe('the set-up of a subscription that may start the upstream stream (Cursor.setUp)', () => {
+    /** Whether `promise` has settled by now (after pending microtasks). */
+    async function isSettled(promise: Promise<unknown>): Promise<boolean> {
+      let settled = false;
+      void promise.then(() => {
+        settled = true;
+      });
+      await Promise.resolve();
+      await Promise.resolve();
+      return settled;
+    }
+
+    it('is held until the stream it starts has handed its request over, then two check phases more', async () => {
+      const request = chatRequest('held');
+      const cursor = hub.subscribe(request, 'BYPASS');
+      expect(cursor.setUp).toBeDefined();
+      expect(await isSettled(cursor.setUp!)).toBe(false);
+      // The upstream call is started, its request handed over this turn: still held...
+      expect(upstream.streams).toHaveLength(1);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(await isSettled(cursor.setUp!)).toBe(false);
+      // ...until the check phase after the one where undici writes an idle socket's request.
+      await cursor.setUp;
+      const r = reader(cursor);
+      upstream.last.delta('held');
+      upstream.last.finish(result('held'));
+      await r.done;
+      expect(r.text()).toBe('held');
+    });
+
+    it('holds a USE subscription through its cache read, then as long as the stream it starts', async () => {
+      const cursor = hub.subscribe(chatRequest('use'), 'USE');
+      expect(cursor.setUp).toBeDefined();
+      await cursor.setUp;
+      expect(upstream.streams).toHaveLength(1);
+      void cursor.return();
+    });
+
+    it('holds nothing for a subscription that joins a running stream', async () => {
+      const request = chatRequest('joined');
+      const first = hub.subscribe(request, 'BYPASS');
+      const joiner = hub.subscribe(request, 'BYPASS');
+      expect(joiner.setUp).toBeUndefined();
+      await first.setUp;
+      expect(upstream.streams).toHaveLength(1);
+      void first.return();
+      void joiner.return();
+    });
+
+    it('lets a replayed answer go at once after the cache read, with no upstream call', async () => {
+      const request = chatRequest('stored');
+      await cache.setMany([{ id: completionId(request), value: result('stored') }]);
+      const cursor = hub.subscribe(request, 'USE');
+      await cursor.setUp;
+      expect(upstream.streams).toHaveLength(0);
+      const r = reader(cursor);
+      await r.done;
+      expect(r.text()).toBe('stored');
+    });
+
+    it('lets go of a stream that ends before any upstream request: a quota refusal, which the subscriber then reads', async () => {
+      const refusal = new QuotaExceededError('tokensPerDay', 'Token quota used up', 30_000, 'acct');
+      const quota = { key: 'acct', reserve: () => Promise.reject(refusal) };
+      const cursor = hub.subscribe(chatRequest('refused'), 'BYPASS', { quota });
+      await cursor.setUp;
+      expect(upstream.streams).toHaveLength(0);
+      const r = reader(cursor);
+      await r.done;
+      expect(r.error).toBe(refusal);
+    });
+
+    it('lets go when the subscriber leaves before its stream starts', async () => {
+      const cursor = hub.subscribe(chatRequest('gone'), 'USE');
+      void cursor.return();
+      await cursor.setUp;
+      expect(cursor.isClosed).toBe(true);
+    });
   });
 });

@@ -45,10 +45,22 @@ function stream(context: GraphQLContext, key: CompletionLoadKey): AsyncIterableI
   return quota.openStream().then((slot) => open(context, key, () => slot?.close()));
 }
 
-function open(context: GraphQLContext, { request, policy }: CompletionLoadKey, onEnd?: () => void): AsyncIterableIterator<StreamEvent> {
+/**
+ * The subscription's events. When it may start the upstream stream itself, they are handed
+ * over once the hub lets its set-up go on (`Cursor.setUp`): the rest of the set-up (graphql-js
+ * and the transport's, the response's headers) then runs while the upstream works on a
+ * request already written.
+ */
+function open(
+  context: GraphQLContext,
+  { request, policy }: CompletionLoadKey,
+  onEnd?: () => void,
+): AsyncIterableIterator<StreamEvent> | Promise<AsyncIterableIterator<StreamEvent>> {
   const { services, operation, cacheScope, quota } = context;
   const options = { traceContext: operation.traceContext, cacheScope, ledger: operation.ledger, quota };
-  return errorsAsEvents(services.streams.subscribe(request, policy, options), onEnd);
+  const cursor = services.streams.subscribe(request, policy, options);
+  const events = errorsAsEvents(cursor, onEnd);
+  return cursor.setUp ? cursor.setUp.then(() => events) : events;
 }
 
 /**
