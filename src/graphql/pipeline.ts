@@ -132,10 +132,10 @@ export class OperationPipeline {
    * token; WebSocket passes the caller its connection authenticated), resolves a trusted
    * document. A refusal ends the operation at once and is thrown as a GraphQLError with
    * its code and HTTP status (401 with `WWW-Authenticate` for bad credentials), which
-   * Apollo sends as is.
+   * Apollo sends as is. `raw` is the operation as received (default `init.raw`).
    */
-  async begin(init: OperationInit): Promise<GraphQLContext> {
-    return this.open(await this.admit(init), init);
+  async begin(init: OperationInit, raw: RawOperation | undefined = init.raw): Promise<GraphQLContext> {
+    return this.open(await this.admit(init, raw), init);
   }
 
   /**
@@ -144,11 +144,11 @@ export class OperationPipeline {
    * HTTP edge admits a request this way before it knows whether a hot answer
    * (src/graphql/hot-answers.ts) will serve it, and opens its context only if not.
    */
-  async admit(init: Omit<OperationInit, 'signal'>): Promise<Admitted> {
+  async admit(init: Omit<OperationInit, 'signal'>, raw: RawOperation | undefined = init.raw): Promise<Admitted> {
     const { services } = this;
     const operation = this.#observer.start({ transport: init.transport, headers: init.headers, logger: init.logger, silent: init.warmup });
     try {
-      const limitRefusal = init.raw && checkRawOperation(init.raw, this.limits);
+      const limitRefusal = raw && checkRawOperation(raw, this.limits);
       if (limitRefusal) throw limitRefusal;
       const caller = init.caller ?? (await services.authenticator.authenticate({ authorization: init.authorization, address: init.address }));
       operation.identify(caller.tenant);
@@ -157,7 +157,7 @@ export class OperationPipeline {
       // AUTH_MODE=none everyone holds every scope, and the safelist must still hold), and
       // the in-process warm-up, whose documents are the gateway's own.
       const trusted = init.warmup === true || (caller.kind === 'token' && hasScope(caller, SCOPES.admin));
-      const documentRefusal = init.raw && services.persistedDocuments?.resolve(init.raw, trusted);
+      const documentRefusal = raw && services.persistedDocuments?.resolve(raw, trusted);
       if (documentRefusal) throw documentRefusal;
       // Counted once the operation is known to be well-formed and allowed: a refused
       // document never uses up the caller's requestsPerMinute.
@@ -208,7 +208,9 @@ export class OperationPipeline {
   async subscribe(init: OperationInit, payload: SubscribePayload): Promise<Subscribed | Refused> {
     let context: GraphQLContext;
     try {
-      context = await this.begin({ ...init, raw: payload });
+      // The payload as the operation's raw form, passed beside `init` rather than in a spread
+      // copy of it, which Node 20's V8 makes slowly (see `withRequest` in src/transport).
+      context = await this.begin(init, payload);
     } catch (error) {
       if (!(error instanceof GraphQLError)) throw error;
       return { refused: [error], errors: this.format([error]) };
