@@ -36,6 +36,8 @@ interface Subscriber {
   readonly traceContext: Context | undefined;
   readonly ledger: RequestLedger | undefined;
   readonly quota: QuotaPayer | undefined;
+  /** Set when this subscription starts the upstream stream (its set-up is then held for it). */
+  started: boolean;
 }
 
 function shuttingDown(): GatewayError {
@@ -124,10 +126,11 @@ export class StreamHub {
    * started stream an upstream call with its usage; the wait is upstream time).
    *
    * The subscriber's `setUp` is pending while this subscription may start the upstream
-   * stream itself (its cache read, then the start): its caller waits for it before the rest
-   * of its set-up (for the transports, the response's headers and their own bookkeeping),
-   * which then runs while the upstream works, instead of before the upstream request is
-   * written (see `afterRequestsWritten`). A subscription that joins or replays holds nothing.
+   * stream itself (its cache read if answered within this turn, then the start): its caller
+   * waits for it before the rest of its set-up (for the transports, the response's headers
+   * and their own bookkeeping), which then runs while the upstream works, instead of before
+   * the upstream request is written (see `afterRequestsWritten`). A subscription that joins
+   * or replays holds nothing, nor does one whose cache read waits on I/O, past this turn.
    */
   subscribe(request: CompletionRequest, policy: CachePolicy, options: SubscribeOptions = {}): Cursor {
     const id = completionId(request);
@@ -160,6 +163,7 @@ export class StreamHub {
       traceContext: options.traceContext,
       ledger: options.ledger,
       quota: options.quota,
+      started: false,
     };
     if (this.joinRunning(sub)) return cursor;
     if (policy !== 'USE') {
@@ -167,6 +171,11 @@ export class StreamHub {
       return cursor;
     }
     cursor.holdSetUp();
+    // Held through a cache read answered within this turn (the memory store), for the stream
+    // it may start; a read that waits on I/O (Redis) lets the set-up go on meanwhile.
+    setImmediate(() => {
+      if (!sub.started) cursor.releaseSetUp();
+    });
     void this.cache.lookup(sub.key).then((hit) => {
       if (cursor.isClosed) return;
       if (this.closed) {
@@ -290,6 +299,7 @@ export class StreamHub {
    * the upstream request is written (or the stream is over first: refused, failed).
    */
   private start(sub: Subscriber): void {
+    sub.started = true;
     sub.cursor.holdSetUp();
     const stream = new SharedStream(sub.id, sub.request.model, false, this.bufferCost, {
       onSpill: (s) => this.forget(s),

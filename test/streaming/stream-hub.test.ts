@@ -327,7 +327,28 @@ describe('StreamHub', () => {
     it('holds a USE subscription through its cache read, then as long as the stream it starts', async () => {
       const cursor = hub.subscribe(chatRequest('use'), 'USE');
       expect(cursor.setUp).toBeDefined();
+      // The read (the memory store) is answered within this turn and the stream started:
+      // still held a check phase later, for the stream's request.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(await isSettled(cursor.setUp!)).toBe(false);
       await cursor.setUp;
+      expect(upstream.streams).toHaveLength(1);
+      void cursor.return();
+    });
+
+    it('lets the set-up go on while a cache read waits on I/O, past the turn it started in', async () => {
+      let answer: (values: undefined[]) => void = () => undefined;
+      const slowRead = new Promise<undefined[]>((resolve) => {
+        answer = resolve;
+      });
+      jest.spyOn(cache, 'getMany').mockReturnValueOnce(slowRead);
+      const cursor = hub.subscribe(chatRequest('slow read'), 'USE');
+      expect(cursor.setUp).toBeDefined();
+      await cursor.setUp;
+      // Released with the read still out: nothing started yet.
+      expect(upstream.streams).toHaveLength(0);
+      answer([undefined]);
+      await settle();
       expect(upstream.streams).toHaveLength(1);
       void cursor.return();
     });
