@@ -201,7 +201,7 @@ export class Counter {
     if (!shared) return this.takeLocally(account, key, points, refund, now);
     return this.store
       .viaShared(() => outcomeOf(shared.consume(key, points)))
-      .then((outcome) => (outcome ? this.verdict(key, points, refund, now, outcome) : this.takeLocally(account, key, points, refund, now)));
+      .then((outcome) => (outcome ? this.verdict(shared, key, points, refund, now, outcome) : this.takeLocally(account, key, points, refund, now)));
   }
 
   private takeLocally(account: string, key: string, points: number, refund: boolean, now: number): Taken | Refused {
@@ -214,11 +214,11 @@ export class Counter {
   }
 
   /** A shared count's outcome as `take` answers it: refused counts given back first when `refund`. */
-  private verdict(key: string, points: number, refund: boolean, now: number, outcome: Outcome): Taken | Refused | Promise<Refused> {
+  private verdict(shared: RateLimiterAbstract, key: string, points: number, refund: boolean, now: number, outcome: Outcome): Taken | Refused | Promise<Refused> {
     const retryAfterMs = this.renewsInMs(now, outcome.res.msBeforeNext);
     if (!outcome.refused) return { ok: true, backend: 'shared', key, points, windowEndsAt: now + retryAfterMs };
     const refused: Refused = { ok: false, retryAfterMs };
-    return refund ? this.adjust('shared', key, -points)!.then(() => refused) : refused;
+    return refund ? this.adjustShared(shared, key, -points).then(() => refused) : refused;
   }
 
   /**
@@ -236,29 +236,30 @@ export class Counter {
   async read(account: string): Promise<CounterReading> {
     const now = this.store.now();
     const key = this.keyOf(account, now);
-    let read: { used: number; msBeforeNext: number } | null | undefined;
+    let reading: { used: number; msBeforeNext: number } | null | undefined;
     if (this.shared) {
       const shared = this.shared;
       const outcome = await this.store.viaShared(async () => ({ res: await shared.get(key) }));
-      if (outcome) read = outcome.res && { used: outcome.res.consumedPoints, msBeforeNext: outcome.res.msBeforeNext };
+      if (outcome) reading = outcome.res && { used: outcome.res.consumedPoints, msBeforeNext: outcome.res.msBeforeNext };
     }
-    if (read === undefined) {
+    if (reading === undefined) {
       const local = this.local.get(key);
-      read = local && { used: local.value, msBeforeNext: local.msBeforeNext };
+      reading = local && { used: local.value, msBeforeNext: local.msBeforeNext };
     }
-    if (!read) return { used: 0 };
-    return { used: Math.max(0, read.used), resetsInMs: this.renewsInMs(now, read.msBeforeNext) };
+    if (!reading) return { used: 0 };
+    return { used: Math.max(0, reading.used), resetsInMs: this.renewsInMs(now, reading.msBeforeNext) };
   }
 
   /** Changes a count by `delta`: at once in this process (undefined), as a promise in Redis. */
   private adjust(backend: Backend, key: string, delta: number): Promise<void> | undefined {
-    if (backend === 'shared' && this.shared) {
-      const shared = this.shared;
-      // Lost if Redis is away: the shared count then errs high, until its window ends.
-      return this.store.viaShared(() => (delta < 0 ? shared.reward(key, -delta) : shared.penalty(key, delta))).then(ignore);
-    }
+    if (backend === 'shared' && this.shared) return this.adjustShared(this.shared, key, delta);
     this.local.add(key, delta);
     return undefined;
+  }
+
+  /** Changes a count in Redis. Lost if Redis is away: the shared count then errs high, until its window ends. */
+  private adjustShared(shared: RateLimiterAbstract, key: string, delta: number): Promise<void> {
+    return this.store.viaShared(() => (delta < 0 ? shared.reward(key, -delta) : shared.penalty(key, delta))).then(ignore);
   }
 
   /** The limiter key: the account, plus the calendar window's date for `day` and `month`. */
