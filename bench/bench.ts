@@ -12,6 +12,7 @@
  *   i. a fresh replica's first seconds under load, without and with the warm-up before ready
  *   j. memory of 10,000 idle graphql-ws connections, and of 5,000 requests waiting on upstream calls
  *   k. a cache miss under load (c=10, c=100, distinct prompts) vs a bare node:http → undici hop
+ *      and the stack's floor (Fastify + graphql-js + DataLoader + undici)
  *
  * Every server is a child process (pinned to CPU 1 with taskset when available; this
  * process and autocannon on CPU 0). Talks to 127.0.0.1 only; bounded; stops by itself.
@@ -92,6 +93,18 @@ async function startGateway(name: string, simUrl: string, pin: boolean, extra: R
   });
   log(`${name} listening at ${gateway.url} (pid ${gateway.pid})`);
   return gateway;
+}
+
+/** bench/bare-graphql-hop.ts (row k's stack floor: Fastify, graphql-js, DataLoader, undici) in front of the simulator, on the gateway's CPU. */
+function startBareGraphqlHop(simUrl: string, pin: boolean): Promise<Service> {
+  return startService({
+    name: 'bare graphql hop',
+    args: referenceNodeArgs('bare-graphql-hop'),
+    env: childEnv({ NODE_ENV: 'production', HOST: '127.0.0.1', PORT: '0', UPSTREAM_URL: simUrl, UPSTREAM_KEY: API_KEY }),
+    cpu: 1,
+    pin,
+    readyMsg: 'bare graphql hop listening',
+  });
 }
 
 /** bench/bare-hop.ts (the reference of rows i, j and k) in front of the simulator, on the gateway's CPU. */
@@ -230,21 +243,28 @@ interface RowK {
  */
 const K_SLICES = 4;
 
+/** Row k's second reference: bench/bare-graphql-hop.ts. */
+const K_FLOOR = 'stack floor';
+const K_PATHS = ['bare hop', K_FLOOR, 'gateway'] as const;
+
 const MISS_QUERY = 'query Ask($prompt: String!) { completion(input: { prompt: $prompt, thinking: false }) { id content cached } }';
 
 /**
  * Row k: a cache miss under load. A fresh gateway in the issue's configuration (AUTH_MODE=jwt
- * with one token, every quota counted), and bench/bare-hop.ts (node:http → undici Pool, the
- * thinnest hop there is) on the same CPU, both in front of the simulator at 20 ms; closed
- * loops of c=10 and c=100, a distinct prompt per request (so every gateway request is a miss
- * and an upstream call, stored afterwards), hop and gateway measured in alternating slices
- * after a warm-up each (`measureInterleaved`).
+ * with one token, every quota counted), bench/bare-hop.ts (node:http → undici Pool, the
+ * thinnest hop there is) and bench/bare-graphql-hop.ts (the stack's floor: Fastify,
+ * graphql-js, a per-request DataLoader and undici, nothing of the gateway's own) on the same
+ * CPU, all in front of the simulator at 20 ms; closed loops of c=10 and c=100, a distinct
+ * prompt per request (so every gateway request is a miss and an upstream call, stored
+ * afterwards), the three measured in alternating slices after a warm-up each
+ * (`measureInterleaved`).
  */
 async function rowK(ctx: Ctx): Promise<RowK[]> {
   const { sim, settings, pin } = ctx;
   await sim.ask({ cmd: 'setLatency', latencyMs: SIM_LATENCY_MS });
   const auth = await benchAuth();
   const hop = await startBareHop('bare hop', sim.url, pin);
+  const floor = await startBareGraphqlHop(sim.url, pin);
   // As many upstream calls in flight as the hop's pool has connections (the default 64 would
   // queue calls at c=100: the cap protects DeepSeek's rate limits, it is not overhead).
   const gateway = await startGateway('gateway, auth + quotas (misses)', sim.url, pin, {
@@ -257,24 +277,22 @@ async function rowK(ctx: Ctx): Promise<RowK[]> {
   const rows: RowK[] = [];
   try {
     for (const connections of [10, 100]) {
-      log(`k: bare hop and gateway c=${connections} misses (${settings.warmupFreshS}s warm-up each, then ${settings.durationS}s each in ${K_SLICES} alternating slices)`);
-      const sides = (['bare hop', 'gateway'] as const).map((path) => ({
-        url: path === 'gateway' ? gateway.url : hop.url,
-        bodies:
-          path === 'gateway'
-            ? () => JSON.stringify({ query: MISS_QUERY, variables: { prompt: `k ${tag} ${(n += 1)}` } })
-            : () => JSON.stringify({ prompt: `k ${tag} ${(n += 1)}` }),
+      log(`k: bare hop, stack floor and gateway c=${connections} misses (${settings.warmupFreshS}s warm-up each, then ${settings.durationS}s each in ${K_SLICES} alternating slices)`);
+      const servers = { 'bare hop': hop, [K_FLOOR]: floor, gateway } as const;
+      const sides = K_PATHS.map((path) => ({
+        url: servers[path].url,
+        bodies: path === 'bare hop' ? () => JSON.stringify({ prompt: `k ${tag} ${(n += 1)}` }) : () => JSON.stringify({ query: MISS_QUERY, variables: { prompt: `k ${tag} ${(n += 1)}` } }),
         headers: path === 'gateway' ? auth.headers : {},
         connections,
         durationS: settings.durationS,
         warmupS: settings.warmupFreshS,
-        serverPid: path === 'gateway' ? gateway.pid : hop.pid,
+        serverPid: servers[path].pid,
       }));
-      const [hopResult, gatewayResult] = await measureInterleaved(sides, K_SLICES);
-      rows.push({ path: 'bare hop', connections, result: hopResult }, { path: 'gateway', connections, result: gatewayResult });
+      const results = await measureInterleaved(sides, K_SLICES);
+      K_PATHS.forEach((path, index) => rows.push({ path, connections, result: results[index]! }));
     }
   } finally {
-    await Promise.all([hop.stop(), gateway.stop()]);
+    await Promise.all([hop.stop(), floor.stop(), gateway.stop()]);
   }
   return rows;
 }
@@ -1432,7 +1450,7 @@ async function main(): Promise<void> {
       output.k = k;
       tables.push(
         renderTable(
-          `k. cache miss under load: distinct prompts, simulator latency ${SIM_LATENCY_MS} ms, a fresh gateway (auth + quotas) and the bare hop, ${settings.durationS}s each in ${K_SLICES} alternating slices after ${settings.warmupFreshS}s warm-up`,
+          `k. cache miss under load: distinct prompts, simulator latency ${SIM_LATENCY_MS} ms, a fresh gateway (auth + quotas), the bare hop and the stack floor, ${settings.durationS}s each in ${K_SLICES} alternating slices after ${settings.warmupFreshS}s warm-up`,
           ['path', 'c', ...LOAD_COLUMNS],
           k.map((r) => [
             r.path,
@@ -1449,6 +1467,14 @@ async function main(): Promise<void> {
         return `  c=${c}: p50 ${round(gw.latency.p50 - hop.latency.p50)} ms over the hop (target ≤ +1), p99 ${round(gw.latency.p99 - hop.latency.p99)} ms (target ≤ +3)${cpu}`;
       });
       tables.push(['gateway miss vs the bare node:http → undici hop:', ...lines].join('\n'));
+      // Not a target: how much of the gap the given stack itself takes.
+      const floorLines = [10, 100].map((c) => {
+        const cpu = (path: string) => k.find((r) => r.connections === c && r.path === path)?.result.serverCpuUsPerReq;
+        const [hopCpu, floorCpu, gwCpu] = K_PATHS.map(cpu);
+        if (hopCpu === undefined || floorCpu === undefined || gwCpu === undefined) return '';
+        return `  c=${c}: the floor ${(floorCpu / hopCpu).toFixed(2)}× the hop's CPU per miss, the gateway ${(gwCpu / floorCpu).toFixed(2)}× the floor's (${Math.round(gwCpu - floorCpu)} µs over it)`;
+      });
+      tables.push([`the stack floor (Fastify + graphql-js + DataLoader + undici, nothing of the gateway's own: bench/bare-graphql-hop.ts):`, ...floorLines].join('\n'));
     });
 
     await sim.stop();

@@ -302,12 +302,12 @@ export const GATEWAY_NODE_FLAGS = process.env.BENCH_GATEWAY_NODE_FLAGS?.trim() ?
 export const GATEWAY_NODE_ARGS = [...GATEWAY_NODE_FLAGS, 'dist/src/main.js'];
 
 /**
- * How a bench starts a reference server (bench/bare-server.ts, bench/bare-hop.ts): compiled
+ * How a bench starts a reference server (bench/bare-server.ts, bench/bare-hop.ts, bench/bare-graphql-hop.ts): compiled
  * too (tsconfig.bench.json → dist-bench/), so the gateway and its references run the same
  * way and a ratio between them measures their code, not tsx's loader hooks (Apollo resolves
  * `require('crypto')` on every request, through them when run by tsx).
  */
-export function referenceNodeArgs(name: 'bare-server' | 'bare-hop'): string[] {
+export function referenceNodeArgs(name: 'bare-server' | 'bare-hop' | 'bare-graphql-hop'): string[] {
   return [`dist-bench/bench/${name}.js`];
 }
 
