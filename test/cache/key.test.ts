@@ -124,3 +124,48 @@ describe('canonicalJson', () => {
     }
   });
 });
+
+describe('completionId memo', () => {
+  const request = (content: string): ChatRequest => ({ kind: 'chat', model: 'deepseek-flash', messages: [{ role: 'user', content }] });
+  // The module object itself (src/cache/key.ts calls its `hash`), not an import's namespace copy.
+  const crypto = jest.requireActual<typeof import('node:crypto')>('node:crypto');
+  let hashes: jest.SpyInstance;
+
+  beforeEach(() => {
+    hashes = jest.spyOn(crypto, 'hash');
+  });
+
+  afterEach(() => {
+    hashes.mockRestore();
+  });
+
+  it('hashes an equal request (another object) once, and keeps the 4,096 most recently used forms', () => {
+    const tag = `memo ${Date.now()} ${Math.random()}`;
+    const first = completionId(request(`${tag} first`));
+    expect(hashes).toHaveBeenCalledTimes(1);
+    // Another object with the same content: remembered, not hashed again.
+    expect(completionId(request(`${tag} first`))).toBe(first);
+    expect(hashes).toHaveBeenCalledTimes(1);
+
+    const kept = completionId(request(`${tag} kept`));
+    for (let index = 0; index < 5000; index += 1) {
+      completionId(request(`${tag} ${index}`));
+      // Used again now and then: the least recently used go first, not the oldest.
+      if (index % 1000 === 0) completionId(request(`${tag} kept`));
+    }
+    hashes.mockClear();
+    expect(completionId(request(`${tag} kept`))).toBe(kept);
+    expect(hashes).not.toHaveBeenCalled();
+    // 5,000 other forms later, the first is forgotten: hashed again, to the same id.
+    expect(completionId(request(`${tag} first`))).toBe(first);
+    expect(hashes).toHaveBeenCalledTimes(1);
+  });
+
+  it('does not remember a long canonical form', () => {
+    const long = request(`memo long ${Math.random()} ${'x'.repeat(3000)}`);
+    const id = completionId(long);
+    hashes.mockClear();
+    expect(completionId({ ...long, messages: [...long.messages] })).toBe(id);
+    expect(hashes).toHaveBeenCalledTimes(1);
+  });
+});
