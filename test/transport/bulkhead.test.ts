@@ -109,6 +109,36 @@ describe('the slot queue', () => {
     release();
     expect(bulkhead.inFlight).toBe(0);
   });
+
+  it('keeps the FIFO order of the rest when waiters at the head, in the middle and at the tail abort', async () => {
+    const bulkhead = new Bulkhead(1, 10);
+    const first = await bulkhead.acquire();
+    const controllers = [0, 1, 2, 3, 4, 5].map(() => new AbortController());
+    const order: number[] = [];
+    const waiting = controllers.map((controller, n) =>
+      bulkhead.acquire(controller.signal).then(
+        (release) => {
+          order.push(n);
+          release();
+        },
+        () => undefined,
+      ),
+    );
+    expect(bulkhead.queued).toBe(6);
+    for (const n of [0, 3, 5]) controllers[n]!.abort(new Error(`gone ${n}`));
+    expect(bulkhead.queued).toBe(3);
+    // The queue still works at both ends: one more joins behind the survivors.
+    const last = bulkhead.acquire().then((release) => {
+      order.push(6);
+      release();
+    });
+    expect(bulkhead.queued).toBe(4);
+    first();
+    await Promise.all([...waiting, last]);
+    expect(order).toEqual([1, 2, 4, 6]);
+    expect(bulkhead.queued).toBe(0);
+    expect(bulkhead.inFlight).toBe(0);
+  });
 });
 
 describe('bulkhead against the simulator', () => {
