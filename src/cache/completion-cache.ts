@@ -98,7 +98,9 @@ class KeyvCompletionCache implements CompletionCache {
     const span = this.startSpan('getMany', ids.length);
     const answer = await this.roundTrip('getMany', span, async () => {
       await this.store.ready;
-      return this.store.keyv.getMany<unknown>([...ids]);
+      // One id (most batches): keyv's get, one round trip as its getMany is, at about half
+      // its cost in memory (keyv answers getMany with a get per key and Promise.allSettled).
+      return ids.length === 1 ? [await this.store.keyv.get<unknown>(ids[0]!)] : this.store.keyv.getMany<unknown>([...ids]);
     });
     const results = ids.map((_, index) => {
       const value = answer.ok ? answer.value[index] : undefined;
@@ -122,6 +124,11 @@ class KeyvCompletionCache implements CompletionCache {
     const envelopes = entries.map(({ id, value }) => ({ key: id, value: { v: 1, result: value } satisfies Envelope, ttl: this.ttlMs }));
     const answer = await this.roundTrip('setMany', span, async (): Promise<unknown> => {
       await this.store.ready;
+      // One entry: keyv's set (see getMany), its boolean answered as setMany's list.
+      if (envelopes.length === 1) {
+        const [only] = envelopes as [(typeof envelopes)[number]];
+        return [await this.store.keyv.set(only.key, only.value, only.ttl)];
+      }
       return this.store.keyv.setMany(envelopes);
     });
     if (answer.ok) {
