@@ -160,8 +160,13 @@ export class Coalescer {
     this.metrics.batch(batch.length);
     // The batch belongs to the trace of its first load; the other operations are linked.
     const parent = batchParent(batch, context.active());
-    const span = this.tracer.startSpan('coalescer batch', { attributes: { 'coalescer.batch_size': batch.length } }, parent);
-    if (span.isRecording()) span.addLinks(linksToOthers(batch, parent));
+    const span = this.tracer.startSpan('coalescer batch', {}, parent);
+    // Attributes and links only for a span that records (traces are off by default).
+    const recording = span.isRecording();
+    if (recording) {
+      span.setAttribute('coalescer.batch_size', batch.length);
+      span.addLinks(linksToOthers(batch, parent));
+    }
     const batchContext = contextWithSpan(parent, span);
     const started: Flight[] = [];
     let hits = 0;
@@ -214,11 +219,13 @@ export class Coalescer {
         }
       }
       this.joinedInFlight += joined;
-      span.setAttributes({
-        'coalescer.cache_hits': hits,
-        'coalescer.joined_in_flight': joined,
-        'coalescer.upstream_calls': started.length,
-      });
+      if (recording) {
+        span.setAttributes({
+          'coalescer.cache_hits': hits,
+          'coalescer.joined_in_flight': joined,
+          'coalescer.upstream_calls': started.length,
+        });
+      }
       if (started.length === 0) {
         span.end();
         return;

@@ -74,6 +74,8 @@ function isEnvelope(value: unknown): value is Envelope {
 
 type Operation = 'getMany' | 'setMany' | 'delete';
 
+const SPAN_NAMES: Record<Operation, string> = { getMany: 'cache getMany', setMany: 'cache setMany', delete: 'cache delete' };
+
 type Outcome<T> = { ok: true; value: T } | { ok: false };
 
 class KeyvCompletionCache implements CompletionCache {
@@ -195,9 +197,11 @@ class KeyvCompletionCache implements CompletionCache {
   }
 
   private startSpan(operation: Operation, keys: number): Span {
-    return this.tracer.startSpan(`cache ${operation}`, {
-      attributes: { 'cache.store': this.store.kind, 'cache.operation': operation, 'cache.keys': keys },
-    });
+    const span = this.tracer.startSpan(SPAN_NAMES[operation]);
+    // Attributes only for a span that records: with traces off (the default) each read and
+    // write would make and drop them.
+    if (span.isRecording()) span.setAttributes({ 'cache.store': this.store.kind, 'cache.operation': operation, 'cache.keys': keys });
+    return span;
   }
 
   /**

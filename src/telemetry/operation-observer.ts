@@ -182,7 +182,7 @@ export class ObservedOperation {
     this.#ended = true;
     this.#codes.push(...(outcome.codes ?? []));
     const codes = this.#codes;
-    const distinct = [...new Set(codes)];
+    const distinct = codes.length === 0 ? codes : [...new Set(codes)];
     if (distinct.length > 0) {
       this.span.setAttribute('graphql.error.codes', distinct);
       this.span.setStatus({ code: SpanStatusCode.ERROR, message: distinct.join(',') });
@@ -203,27 +203,28 @@ export class ObservedOperation {
     const access = accessLogOf(this.logger);
     const level = levelOf(codes);
     if (access && !access.enabled(level)) return cost;
-    const fields = {
-        operationName: this.name ?? null,
-        operationType: this.type ?? null,
-        transport: this.transport,
-        ...(this.tenant !== undefined ? { tenant: this.tenant } : {}),
-        ...(outcome.status !== undefined ? { status: outcome.status } : {}),
-        outcome: outcomeOf(codes),
-        ...(codes.length > 0 ? { errorCodes: distinct, errorCount: codes.length } : {}),
-        ...(quotaLimits ? { quotaLimits } : {}),
-        ...(subscription ? { chunks: this.results } : {}),
-        durationMs: cost.totalMs,
-        upstreamCalls: cost.upstreamCalls,
-        cacheHits: cost.cacheHits,
-        joinedInFlight: cost.joinedInFlight,
-        ...(cost.joinedRemote > 0 ? { joinedRemote: cost.joinedRemote } : {}),
-        ...(this.#hot ? { hotAnswer: true } : {}),
-        ...(this.#direct ? { directOperation: true } : {}),
-        upstreamMs: cost.upstreamMs,
-        estimatedCostUsd: cost.estimatedCostUsd,
-        ...(isSpanContextValid(spanContext) ? { traceId: spanContext.traceId } : {}),
-      };
+    // Field by field, in the line's order: conditional spreads would make a small object
+    // for each present field, on every operation.
+    const fields: Record<string, unknown> = { operationName: this.name ?? null, operationType: this.type ?? null, transport: this.transport };
+    if (this.tenant !== undefined) fields.tenant = this.tenant;
+    if (outcome.status !== undefined) fields.status = outcome.status;
+    fields.outcome = outcomeOf(codes);
+    if (codes.length > 0) {
+      fields.errorCodes = distinct;
+      fields.errorCount = codes.length;
+    }
+    if (quotaLimits) fields.quotaLimits = quotaLimits;
+    if (subscription) fields.chunks = this.results;
+    fields.durationMs = cost.totalMs;
+    fields.upstreamCalls = cost.upstreamCalls;
+    fields.cacheHits = cost.cacheHits;
+    fields.joinedInFlight = cost.joinedInFlight;
+    if (cost.joinedRemote > 0) fields.joinedRemote = cost.joinedRemote;
+    if (this.#hot) fields.hotAnswer = true;
+    if (this.#direct) fields.directOperation = true;
+    fields.upstreamMs = cost.upstreamMs;
+    fields.estimatedCostUsd = cost.estimatedCostUsd;
+    if (isSpanContextValid(spanContext)) fields.traceId = spanContext.traceId;
     const msg = subscription ? 'graphql subscription' : 'graphql request';
     if (access) access.write(level, bindingsOf(this.logger), fields, msg);
     else this.logger[level](fields, msg);

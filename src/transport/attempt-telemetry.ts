@@ -39,21 +39,18 @@ export function attemptTelemetry(options: AttemptTelemetryOptions): Interceptor 
     const retryReason = request.retry?.reason;
     const keyFingerprint = request.key?.fingerprint;
     const parent = request.traceContext ?? context.active();
-    const span = tracer.startSpan(
-      `${request.method} ${request.path}`,
-      {
-        kind: SpanKind.CLIENT,
-        attributes: {
-          'http.request.method': request.method,
-          'url.full': `${options.displayUrl}${request.path}`,
-          'http.request.resend_count': attempt - 1,
-          'upstream.attempt': attempt,
-          ...(retryReason ? { 'upstream.retry_reason': retryReason } : {}),
-          ...(keyFingerprint ? { 'upstream.key_fingerprint': keyFingerprint } : {}),
-        },
-      },
-      parent,
-    );
+    const span = tracer.startSpan(`${request.method} ${request.path}`, { kind: SpanKind.CLIENT }, parent);
+    // Built only for a span that records (see callTelemetry).
+    if (span.isRecording()) {
+      span.setAttributes({
+        'http.request.method': request.method,
+        'url.full': `${options.displayUrl}${request.path}`,
+        'http.request.resend_count': attempt - 1,
+        'upstream.attempt': attempt,
+        ...(retryReason ? { 'upstream.retry_reason': retryReason } : {}),
+        ...(keyFingerprint ? { 'upstream.key_fingerprint': keyFingerprint } : {}),
+      });
+    }
     // A copy the propagator may add to (Object.assign: see `withRequest` on spreads).
     const headers: Record<string, string> = Object.assign({}, request.headers);
     // W3C trace context for the upstream (a no-op without an SDK and a propagator).
@@ -83,6 +80,8 @@ export function attemptTelemetry(options: AttemptTelemetryOptions): Interceptor 
         errorType: type,
         seconds: durationMs / 1000,
       });
+      // The line's fields are built only when it is written (the default level is info).
+      if (!logger.isLevelEnabled('debug')) return;
       logger.debug(
         {
           method: request.method,

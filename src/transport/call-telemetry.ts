@@ -31,18 +31,12 @@ export function callTelemetry(options: CallTelemetryOptions): Interceptor {
   return (next) => (request, handler) => {
     const started = now();
     const parent = request.traceContext ?? context.active();
-    const span = tracer.startSpan(
-      `upstream ${request.method} ${request.path}`,
-      {
-        kind: SpanKind.INTERNAL,
-        attributes: {
-          'http.request.method': request.method,
-          'url.full': `${options.displayUrl}${request.path}`,
-          ...request.spanAttributes,
-        },
-      },
-      parent,
-    );
+    const span = tracer.startSpan(`upstream ${request.method} ${request.path}`, { kind: SpanKind.INTERNAL }, parent);
+    // Built only for a span that records: with traces off (the default) every call would
+    // otherwise make and drop them.
+    if (span.isRecording()) {
+      span.setAttributes({ 'http.request.method': request.method, 'url.full': `${options.displayUrl}${request.path}`, ...request.spanAttributes });
+    }
     const traceContext = contextWithSpan(parent, span);
     let attempts = 0;
     let ended = false;
