@@ -46,13 +46,18 @@ export class Bulkhead {
     return this.#queued;
   }
 
+  /** A slot now, when one is free and nobody waits for one (no promise, no turn waited); else undefined. */
+  tryAcquire(): Release | undefined {
+    if (this.#active >= this.capacity) return undefined;
+    this.#active += 1;
+    return this.#releaser();
+  }
+
   /** Resolves with a release function once a slot is free. */
   acquire(signal?: AbortSignalLike): Promise<Release> {
     if (signal?.aborted) return Promise.reject(abortReason(signal));
-    if (this.#active < this.capacity) {
-      this.#active += 1;
-      return Promise.resolve(this.#releaser());
-    }
+    const release = this.tryAcquire();
+    if (release) return Promise.resolve(release);
     if (this.#queued >= this.queueCapacity) return Promise.reject(new TransportError({ kind: 'overloaded' }));
     return new Promise<Release>((resolve, reject) => {
       const waiter: Waiter = { grant: resolve, signal };
@@ -112,30 +117,31 @@ export class Bulkhead {
  * no slot, so a retrying call never blocks fresh calls while it sleeps.
  */
 export function bulkheadInterceptor(bulkhead: Bulkhead, counters: TransportCounters): Interceptor {
-  return (next) => (request, handler) =>
-    chain(
-      () => bulkhead.acquire(request.signal),
-      (release) =>
-        chain(
-          () =>
-            next(
-              request,
-              wrapHandler(handler, {
-                onResponseEnd(error) {
-                  release();
-                  handler.onResponseEnd?.(error);
-                },
-              }),
-            ),
-          undefined,
-          (error) => {
-            release();
-            throw error;
-          },
-        ),
-      (error) => {
-        if (error instanceof TransportError && error.kind === 'overloaded') counters.rejectedOverloaded += 1;
-        throw error;
-      },
-    );
+  return (next) => (request, handler) => {
+    const send = (release: Release) =>
+      chain(
+        () =>
+          next(
+            request,
+            wrapHandler(handler, {
+              onResponseEnd(error) {
+                release();
+                handler.onResponseEnd?.(error);
+              },
+            }),
+          ),
+        undefined,
+        (error) => {
+          release();
+          throw error;
+        },
+      );
+    // A free slot is taken at once: the exchange starts in this turn, not after a promise's.
+    const release = request.signal?.aborted ? undefined : bulkhead.tryAcquire();
+    if (release) return send(release);
+    return chain(() => bulkhead.acquire(request.signal), send, (error) => {
+      if (error instanceof TransportError && error.kind === 'overloaded') counters.rejectedOverloaded += 1;
+      throw error;
+    });
+  };
 }

@@ -89,8 +89,9 @@ export class KeyPool {
    * attempt that has tried nothing always gets a key.
    */
   pick(tried: ReadonlySet<ApiKey> = new Set(), refusedAllowed = true): PickedKey | undefined {
-    const usable = this.#keys.filter((key) => key.state === 'active');
-    if (refusedAllowed && usable.length > 0) {
+    // Whether any key is in rotation, without a filtered copy of the keys on every exchange.
+    const usable = this.#keys.some((key) => key.state === 'active');
+    if (refusedAllowed && usable) {
       const due = this.#dueForProbe(tried);
       if (due) {
         due.probing = true;
@@ -108,7 +109,7 @@ export class KeyPool {
         return { key, refused: false };
       }
     }
-    if (!refusedAllowed || usable.length > 0) return undefined;
+    if (!refusedAllowed || usable) return undefined;
     const lastResort = this.#keys
       .filter((key) => !tried.has(key))
       .reduce<ApiKey | undefined>((oldest, key) => (oldest && oldest.refusedAt <= key.refusedAt ? oldest : key), undefined);

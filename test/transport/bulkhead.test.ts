@@ -21,6 +21,30 @@ describe('bulkhead policy (fake next)', () => {
     expect(bulkhead.inFlight).toBe(0);
   });
 
+  it('starts the exchange in the same turn when a slot is free, and queues it when none is', async () => {
+    const { bulkhead, next, dispatch } = bulkheaded(1, 10, okResponse(), okResponse());
+    const first = dispatch(upstreamRequest(), textHandler());
+    // No promise waited on: the request has reached the next policy already.
+    expect(next.requests).toHaveLength(1);
+    expect(bulkhead.inFlight).toBe(1);
+    const second = dispatch(upstreamRequest(), textHandler());
+    expect(next.requests).toHaveLength(1);
+    expect(bulkhead.queued).toBe(1);
+    await expect(Promise.all([first, second])).resolves.toEqual(['{"ok":true}', '{"ok":true}']);
+    expect(next.requests).toHaveLength(2);
+    expect(bulkhead.inFlight).toBe(0);
+  });
+
+  it('does not take a slot for a caller who already left', async () => {
+    const { bulkhead, next, dispatch } = bulkheaded(1, 10, okResponse());
+    const controller = new AbortController();
+    const reason = new Error('gone');
+    controller.abort(reason);
+    expect(await rejectionOf(dispatch(upstreamRequest({ signal: controller.signal }), textHandler()))).toBe(reason);
+    expect(next.requests).toHaveLength(0);
+    expect(bulkhead.inFlight).toBe(0);
+  });
+
   it("holds a stream's slot until its body closes, not just until its headers are in", async () => {
     const body = openBody();
     const { bulkhead, next, dispatch } = bulkheaded(1, 10, okResponse(body), okResponse());
