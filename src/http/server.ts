@@ -163,7 +163,15 @@ export async function createHttpServer(options: {
   });
   await apollo.start();
 
-  const pendingOf = new WeakMap<FastifyRequest, Pending>();
+  // What the handler learned before Apollo runs, on the request itself (a decorated field,
+  // so every request object keeps one shape), not in a WeakMap keyed by the request: the
+  // young-generation collector treats a WeakMap's values as strong, and this value leads
+  // back to its key (the init's header reader), so each request the map had seen, and
+  // everything hanging off it, survived every scavenge until the next full collection. At
+  // c=10 misses, per scavenge: 1,790 -> 802 KB survived, 1,384 -> 396 KB promoted, the
+  // pause 5.8 -> 3.8 ms (median of 12).
+  app.decorateRequest(PENDING, undefined);
+  const pendingOf = (request: FastifyRequest): Pending | undefined => (request as PendingRequest)[PENDING];
   const initOf = (request: FastifyRequest, authorization: string | undefined): Omit<OperationInit, 'signal'> => {
     return {
       transport: 'http',
@@ -182,7 +190,7 @@ export async function createHttpServer(options: {
   };
   const apolloHandler = fastifyApolloHandler(apollo, {
       context: async (request, reply) => {
-        const pending = pendingOf.get(request);
+        const pending = pendingOf(request);
         let context: GraphQLContext;
         if (pending?.admitted) {
           context = pipeline.open(await pending.admitted.operation, Object.assign({}, pending.admitted.init, { signal: responseSignal(reply.raw) }));
@@ -226,7 +234,7 @@ export async function createHttpServer(options: {
     if (!fast) return viaApollo(request, reply, this);
     const key = hotAnswers && HotAnswers.keyOf(fast.method, fast.raw, fast.accept);
     const pending: Pending = { notes: key !== undefined ? hotAnswers?.notes(key) : undefined };
-    pendingOf.set(request, pending);
+    (request as PendingRequest)[PENDING] = pending;
     const hot = key !== undefined && hotAnswers !== undefined && hotAnswers.has(key);
     const plan = direct?.plan(fast.raw.query, fast.raw.operationName);
     const contentType = plan && direct?.contentType(fast.accept);
@@ -364,6 +372,10 @@ interface Pending {
   notes?: HotAnswerNotes;
   admitted?: { init: Omit<OperationInit, 'signal'>; operation: Promise<Admitted> };
 }
+
+/** The request field that holds its `Pending` (decorated on every request). */
+const PENDING = Symbol('pending');
+type PendingRequest = FastifyRequest & { [PENDING]?: Pending };
 
 /**
  * A query request a hot answer or a direct operation may serve: a POST with a JSON body or
