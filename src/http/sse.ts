@@ -128,6 +128,9 @@ export function createSseHandler(options: SseOptions): (request: FastifyRequest,
       }
     } finally {
       flow.close();
+      // Out of the WeakMap at once: its value leads back to its key (the response to its
+      // request), which the young-generation collector would keep until a full collection.
+      flows.delete(request.raw);
     }
   };
 }
