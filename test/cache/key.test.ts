@@ -105,6 +105,11 @@ describe('canonicalJson', () => {
       { z: 1, a: [1, 2, { y: undefined, x: 'x' }], m: { b: true, a: false } },
       { 'needs "escape"': 1, 'dash-key': 2, '': 3, ünï: 4, 'new\nline': 5, _under: 6, '0': 7, '10': 8, '9': 9 },
       { kind: 'chat', model: 'deepseek-flash', messages: [{ role: 'user', content: 'hi' }], maxTokens: undefined, stop: ['a', 'b'] },
+      // Code unit order, not code point order: U+FFFF sorts after the surrogates of 😀.
+      { '\uffff': 1, '😀': 2, 'é': 3, e: 4 },
+      // Keys in reverse order, below and above the size at which the native sort takes over.
+      Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${String(19 - i).padStart(2, '0')}`, i])),
+      Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`k${String(39 - i).padStart(2, '0')}`, i])),
     ];
     for (const sample of samples) expect(canonicalJson(sample)).toBe(reference(sample));
     // Random nested values too.
